@@ -92,8 +92,13 @@ def read_mcd12c1() -> xr.DataArray:
 def read_etopo5() -> xr.DataArray:
     """ETOPO5 relief (m, positive up) with lat/lon coordinates."""
     ds = xr.open_dataset(etopo5_path())
-    z = ds["ROSE"].rename({"ETOPO05_Y": "lat", "ETOPO05_X": "lon"})
-    return z.load()
+    z = ds["ROSE"].rename({"ETOPO05_Y": "lat", "ETOPO05_X": "lon"}).load()
+    # The file stores its 5-minute axes in float32 (spacing 0.0833341 instead of 1/12,
+    # ~220 m off at 180 E); rebuild them exactly from the documented lattice.
+    lat = -90.0 + np.arange(z.sizes["lat"]) / 12.0
+    lon = np.arange(z.sizes["lon"]) / 12.0
+    assert np.allclose(lat, z.lat, atol=0.01) and np.allclose(lon, z.lon, atol=0.01)
+    return z.assign_coords(lat=lat, lon=lon)
 
 
 def build_static(grid: _grid.Grid = _grid.UCRB) -> xr.Dataset:
@@ -103,7 +108,8 @@ def build_static(grid: _grid.Grid = _grid.UCRB) -> xr.Dataset:
         raise SourceMissing("cannot rebuild the static fields:\n  " + "\n  ".join(missing))
     classes = np.array(sorted(IGBP_CLASSES))
     lc = regrid_landcover(read_mcd12c1(), grid, classes)
-    elev = _grid.regrid_mean(read_etopo5(), grid)
+    etopo5 = read_etopo5()
+    elev = _grid.regrid_mean(etopo5, grid)
     ds = grid.template()
     ds["landcover"] = lc["majority"].astype("int16").assign_attrs(
         cf_attrs("landcover"),
@@ -119,13 +125,18 @@ def build_static(grid: _grid.Grid = _grid.UCRB) -> xr.Dataset:
     ds["lc_class"].attrs.update(long_name="IGBP land cover class code")
     ds["elevation"] = elev.astype("float32").assign_attrs(cf_attrs("elevation"))
     ds["cell_area"] = grid.cell_area().astype("float32")
-    from .basin import basin_mask
+    from .basin import basin_fraction, basin_mask
 
-    ds["mask"] = basin_mask(ds).astype("int8").assign_attrs(cf_attrs("mask"))
+    ds["basin_fraction"] = basin_fraction(grid, dem=etopo5).astype("float32")
+    ds["mask"] = basin_mask(ds).astype("int8").assign_attrs(
+        cf_attrs("mask"),
+        comment="catchment of Lees Ferry (Colorado River, USGS 09380000) delineated with D8 on the "
+        "breached and Priority-Flood+epsilon filled ETOPO5 DEM; basin fraction >= 0.5 and not water",
+    )
     ds.attrs.update(
         title="Static fields of the Upper Colorado River Basin on the NLDAS-2 1/8 degree grid",
         source="MODIS MCD12C1 v006 2019 (IGBP, 0.05 deg; doi:10.5067/MODIS/MCD12C1.006); "
-        "ETOPO5 5-minute relief (NOAA NGDC 1988)",
+        "ETOPO5 5-minute relief (NOAA NGDC 1988); basin mask delineated from ETOPO5 (vegviz.data.basin)",
         synthetic=0,
         history=f"{datetime.now(timezone.utc):%Y-%m-%d} built by vegviz.data.static.build_static: "
         "area-weighted class fractions and majority; area-weighted mean elevation",
