@@ -1,0 +1,37 @@
+"""Evaluation: per-cell skill (NSE, KGE, RMSE), reference baselines, summaries and the study's panels.
+
+    from vegviz import evaluation as ev
+    scores = ev.score(predictions, observations, period="test")   # dims (model, lat, lon)
+    ev.summarize(scores)                                          # median, mean, quartiles per model
+    ev.by_vegetation(scores, observations["landcover"])           # median NSE per IGBP type
+    ev.nse_map_and_density(scores, "convlstm")                    # panel (a), HoloViews
+
+The panels import HoloViews on first use only, so metrics and tables stay light.
+"""
+from .baselines import climatology_baseline, noise_ceiling, noleap_dayofyear
+from .periods import PERIODS, period_label, resolve_period, select_period
+from .scoring import CLIMATOLOGY, NOISE_CEILING, PROCESS, REFERENCES, is_synthetic, model_variables, score
+from .skill import METRICS, MIN_OBS, REASONS, explain, kge, metrics, nse, rmse
+from .summary import by_vegetation, comparison_table, markdown_table, summarize, vegetation_groups
+
+_PANELS = (
+    "cell_timeseries", "lai_map_comparison", "nearest_composite_date", "nse_boxplots", "nse_density",
+    "nse_map", "nse_map_and_density", "vegetation_timeseries",
+)
+
+
+def __getattr__(name):
+    if name in _PANELS:
+        from . import panels
+
+        return getattr(panels, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "CLIMATOLOGY", "METRICS", "MIN_OBS", "NOISE_CEILING", "PERIODS", "PROCESS", "REASONS", "REFERENCES",
+    "by_vegetation", "climatology_baseline", "comparison_table", "explain", "is_synthetic", "kge",
+    "markdown_table", "metrics", "model_variables", "noise_ceiling", "noleap_dayofyear", "nse",
+    "period_label", "resolve_period", "rmse", "score", "select_period", "summarize", "vegetation_groups",
+    *_PANELS,
+]

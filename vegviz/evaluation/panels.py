@@ -1,0 +1,383 @@
+"""The study's four panels as HoloViews objects (bokeh), for notebooks, dashboards and the README.
+
+(a) :func:`nse_map_and_density` - a skill map next to its probability density;
+(b) :func:`nse_boxplots` - skill per dominant vegetation type and model;
+(c) :func:`lai_map_comparison` - simulated vs satellite LAI on one composite date, and their difference;
+(d) :func:`vegetation_timeseries` - models vs satellite LAI for one vegetation type
+    (default open shrublands, as in the study); :func:`cell_timeseries` for one cell.
+
+Maps are in longitude/latitude with the offline :func:`vegviz.basemap.basemap`
+overlaid (``basemap=False`` leaves it out). Titles say "[synthetic]" when the data
+are labelled synthetic.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Sequence
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options used below)
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import grid as _grid
+from ..contract import IGBP_CLASSES
+from .periods import period_label, select_period
+from .scoring import PROCESS, is_synthetic, model_variables
+from .summary import _landcover, _models, vegetation_groups
+
+#: fixed colours, so a model looks the same in every panel (Dark2 palette)
+MODEL_COLORS = {
+    "convlstm": "#1b9e77",
+    "convlstm_physics": "#d95f02",
+    "lstm": "#7570b3",
+    "process": "#666666",
+    "climatology": "#e6ab02",
+    "noise_ceiling": "#000000",
+    "satellite": "#e7298a",
+    "truth": "#a6761d",
+}
+_FALLBACK = ("#66a61e", "#1f78b4", "#b15928", "#6a3d9a", "#b2df8a", "#fb9a99")
+#: default range and colour map per metric (NSE below 0 shows in the lowest colour)
+METRIC_STYLE = {"nse": ((0.0, 1.0), "RdYlBu"), "kge": ((0.0, 1.0), "RdYlBu"), "rmse": (None, "viridis")}
+LAI_CMAP = "YlGn"
+DIFF_CMAP = "BrBG"
+OPEN_SHRUBLANDS = 7
+
+
+def model_color(model: str, models: Sequence[str] = ()) -> str:
+    if model in MODEL_COLORS:
+        return MODEL_COLORS[model]
+    """The colour of ``model``: fixed for the study's names, else by its place among ``models``."""
+    others = [m for m in models if m not in MODEL_COLORS]
+    # crc32, not hash(): str hashes change between Python sessions
+    k = others.index(model) if model in others else zlib.crc32(model.encode())
+    return _FALLBACK[k % len(_FALLBACK)]
+
+
+def _tag(*objs) -> str:
+    return " [synthetic]" if any(is_synthetic(o) for o in objs) else ""
+
+
+def _map_grid(da) -> _grid.Grid:
+    try:
+        return _grid.nldas_window(da["lat"].values, da["lon"].values)
+    except ValueError:
+        return _grid.UCRB
+
+
+def _map(da: xr.DataArray, *, title: str, cmap: str, clim, label: str, width: int, basemap: bool):
+    da = da.transpose("lat", "lon")
+    img = hv.Image(da.rename(label), kdims=["lon", "lat"], vdims=[label]).opts(
+        cmap=cmap, clim=tuple(clim), colorbar=True, tools=["hover"], title=title, frame_width=width,
+        data_aspect=1.0 / np.cos(np.deg2rad(float(da["lat"].mean()))), xlabel="longitude", ylabel="latitude",
+    )
+    if not basemap:
+        return img
+    from ..basemap import basemap as _basemap
+
+    return img * _basemap(_map_grid(da))
+
+
+def _period_text(scores: xr.Dataset) -> str:
+    a = scores.attrs
+    if "period_start" in a:
+        return f"{a.get('period', '')} {a['period_start'][:4]}-{a['period_end'][:4]}".strip()
+    return ""
+
+
+def _metric_clim(scores, metric, clim):
+    if clim is not None:
+        return clim
+    default, _ = METRIC_STYLE.get(metric, (None, "viridis"))
+    if default is not None:
+        return default
+    v = np.asarray(scores[metric].values, dtype=float)
+    v = v[np.isfinite(v)]
+    return (0.0, float(np.percentile(v, 98)) if v.size else 1.0)
+
+
+def _check_model(scores: xr.Dataset, model: str, metric: str) -> xr.DataArray:
+    if metric not in scores:
+        raise ValueError(f"scores have no {metric!r}. Fix: score(..., metrics=[{metric!r}, ...])")
+    _models(scores, [model])
+    return scores[metric].sel(model=model)
+
+
+# ----------------------------------------------------------------------------- (a)
+
+def nse_map(scores: xr.Dataset, model: str, *, metric: str = "nse", clim=None, cmap: str | None = None,
+            basemap: bool = True, width: int = 420):
+    """Map of one model's per-cell skill (default NSE, colours 0..1, lower values in the lowest colour)."""
+    da = _check_model(scores, model, metric)
+    clim = _metric_clim(scores, metric, clim)
+    cmap = cmap or METRIC_STYLE.get(metric, (None, "viridis"))[1]
+    med = float(da.median())
+    title = f"{model}: {metric.upper()} {_period_text(scores)} (median {med:.3f}){_tag(scores)}"
+    return _map(da, title=title, cmap=cmap, clim=clim, label=metric.upper(), width=width, basemap=basemap)
+
+
+def nse_density(scores: xr.Dataset, models: Sequence[str] | None = None, *, metric: str = "nse",
+                xlim=None, width: int = 360):
+    """Probability density (Gaussian KDE) of the per-cell skill of each model, overlaid.
+
+    Cells below the lower end of ``xlim`` (default: the map's colour range) are
+    left out of the density; the legend says how many.
+    """
+    models = _models(scores, models)
+    lo, hi = _metric_clim(scores, metric, xlim)
+    curves = []
+    for m in models:
+        v = np.asarray(_check_model(scores, m, metric).values, dtype=float).ravel()
+        v = v[np.isfinite(v)]
+        below = int((v < lo).sum())
+        label = m + (f" ({below} of {v.size} cells < {lo:g} not shown)" if below else "")
+        curves.append(hv.Distribution(v[v >= lo], kdims=[metric.upper()], label=label).opts(
+            color=model_color(m, models), fill_alpha=0.25, line_width=2))
+    return hv.Overlay(curves).opts(
+        xlim=(lo, hi), frame_width=width, legend_position="top_left", ylabel="density",
+        title=f"{metric.upper()} density over cells{_tag(scores)}",
+    )
+
+
+def nse_map_and_density(scores: xr.Dataset, model: str, *, metric: str = "nse", clim=None,
+                        basemap: bool = True, density_models: Sequence[str] | None = None):
+    """Panel (a): the skill map of ``model`` next to the density of its values over cells.
+
+    ``density_models`` overlays more models' densities (default: ``model`` only).
+    """
+    left = nse_map(scores, model, metric=metric, clim=clim, basemap=basemap)
+    right = nse_density(scores, density_models or [model], metric=metric, xlim=clim)
+    return (left + right).cols(2)
+
+
+# ----------------------------------------------------------------------------- (b)
+
+def _default_models(scores: xr.Dataset) -> list[str]:
+    if "model_kind" in scores.coords:
+        models = [str(m) for m, k in zip(scores["model"].values, scores["model_kind"].values) if k == "model"]
+        if models:
+            return models
+    return [str(m) for m in scores["model"].values]
+
+
+def nse_boxplots(scores: xr.Dataset, landcover, models: Sequence[str] | None = None, *,
+                 metric: str = "nse", min_cells: int = 5, ylim=(-1.0, 1.0), width: int = 700):
+    """Panel (b): boxplots of per-cell skill per dominant vegetation type (x) and model (colour).
+
+    One box per (vegetation type, model); types need ``min_cells`` scored cells.
+    ``models`` defaults to the trained models (not the references).
+    """
+    models = _models(scores, models) if models is not None else _default_models(scores)
+    groups = vegetation_groups(scores, landcover, metric=metric, min_cells=min_cells)
+    if not groups:
+        raise ValueError(f"no vegetation type has {min_cells} or more scored cells. Fix: lower min_cells")
+    field = scores[metric].transpose("model", "lat", "lon")
+    frames = []
+    for code, sel in groups.items():
+        name = f"{IGBP_CLASSES.get(code, str(code))} ({int(sel.sum())})"
+        for m in models:
+            v = np.asarray(field.sel(model=m).values, dtype=float)[sel]
+            v = v[np.isfinite(v)]
+            frames.append(pd.DataFrame({"vegetation": name, "model": m, metric.upper(): v}))
+    df = pd.concat(frames, ignore_index=True)
+    colors = {m: model_color(m, models) for m in models}
+    return hv.BoxWhisker(df, kdims=["vegetation", "model"], vdims=[metric.upper()]).opts(
+        box_fill_color=hv.dim("model").categorize(colors), ylim=ylim, frame_width=width,
+        xrotation=30, tools=["hover"],
+        title=f"{metric.upper()} per dominant vegetation type (cells) {_period_text(scores)}{_tag(scores)}",
+    )
+
+
+# ----------------------------------------------------------------------------- (c)
+
+def _observed_dates(lai: xr.DataArray, mask: xr.DataArray) -> pd.DatetimeIndex:
+    has = lai.where(mask == 1).notnull().any(("lat", "lon"))
+    has = np.asarray(has.values)
+    return pd.DatetimeIndex(lai["time"].values[has])
+
+
+def nearest_composite_date(observations: xr.Dataset, date, window_days: int = 30) -> pd.Timestamp:
+    """The satellite composite date nearest to ``date`` (searching ``window_days`` around it first)."""
+    day = pd.Timestamp(date)
+    lai, mask = observations["lai"], observations["mask"]
+    near = lai.sel(time=slice(day - pd.Timedelta(days=window_days), day + pd.Timedelta(days=window_days)))
+    dates = _observed_dates(near, mask)
+    if dates.empty:
+        dates = _observed_dates(lai, mask)
+    if dates.empty:
+        raise ValueError("the observations hold no satellite composite inside the mask")
+    return dates[np.argmin(np.abs((dates - day).total_seconds()))]
+
+
+def _round_up(x: float, step: float = 0.5) -> float:
+    return float(np.ceil(max(x, step) / step) * step)
+
+
+def _check_prediction(predictions: xr.Dataset, model: str) -> xr.DataArray:
+    have = model_variables(predictions)
+    if model not in have:
+        raise ValueError(f"model {model!r} is not in the predictions; they hold {have}")
+    return predictions[model]
+
+
+def lai_map_comparison(predictions: xr.Dataset, observations: xr.Dataset, date, model: str, *,
+                       basemap: bool = True, width: int = 320):
+    """Panel (c): ``model``'s LAI, the satellite composite and their difference on one day.
+
+    The day is the composite date nearest to ``date``; the difference
+    (model - satellite) is shown on observed cells only.
+    """
+    sim_all = _check_prediction(predictions, model)
+    day = nearest_composite_date(observations, date)
+    mask = observations["mask"] == 1
+    sat = observations["lai"].sel(time=day).where(mask).load()
+    sim = sim_all.sel(time=day, method="nearest").where(mask).load()
+    diff = (sim - sat.values).where(sat.notnull())
+    both = np.concatenate([np.ravel(sat.values), np.ravel(sim.values)])
+    both = both[np.isfinite(both)]
+    clim = (0.0, _round_up(float(np.percentile(both, 98))) if both.size else 1.0)
+    d = np.abs(np.ravel(diff.values))
+    d = d[np.isfinite(d)]
+    dmax = _round_up(float(np.percentile(d, 98)), 0.25) if d.size else 1.0
+    tag, units = _tag(observations, predictions), "m2 m-2"
+    when = f"{day:%Y-%m-%d}"
+    return (
+        _map(sim, title=f"{model} LAI {when}{tag}", cmap=LAI_CMAP, clim=clim, label=f"LAI ({units})",
+             width=width, basemap=basemap)
+        + _map(sat, title=f"satellite LAI composite {when}{tag}", cmap=LAI_CMAP, clim=clim,
+               label=f"LAI ({units})", width=width, basemap=basemap)
+        + _map(diff, title=f"{model} - satellite {when}", cmap=DIFF_CMAP, clim=(-dmax, dmax),
+               label=f"difference ({units})", width=width, basemap=basemap)
+    ).cols(3)
+
+
+# ----------------------------------------------------------------------------- (d)
+
+def vegetation_code(vegetation_type) -> int:
+    """An IGBP code from a code or a class name (case-insensitive), e.g. 'open shrublands' -> 7."""
+    if isinstance(vegetation_type, str):
+        by_name = {v.lower(): k for k, v in IGBP_CLASSES.items()}
+        code = by_name.get(vegetation_type.strip().lower())
+        if code is None:
+            raise ValueError(f"unknown vegetation type {vegetation_type!r}; use an IGBP code or one of "
+                             f"{list(IGBP_CLASSES.values())}")
+        return code
+    code = int(vegetation_type)
+    if code not in IGBP_CLASSES:
+        raise ValueError(f"unknown IGBP code {code}; use 0-16 (vegviz.contract.IGBP_CLASSES)")
+    return code
+
+
+def _cells(da: xr.DataArray, flat_index: np.ndarray) -> xr.DataArray:
+    """(time, cell) values of the chosen cells; lazy for dask input."""
+    stacked = da.transpose("time", "lat", "lon").stack(cell=("lat", "lon")).isel(cell=flat_index)
+    return stacked.chunk({"cell": -1}) if stacked.chunks is not None else stacked
+
+
+def _series(predictions, observations, period, models, references):
+    """The (label, kind, daily DataArray over the period) to draw, models first."""
+    models = model_variables(predictions) if models is None else list(models)
+    for m in models:
+        _check_prediction(predictions, m)
+    out = [(m, "model", select_period(predictions[m], period, "the predictions")) for m in models]
+    if PROCESS in references and "lai_process" in observations:
+        out.append((PROCESS, "reference", select_period(observations["lai_process"], period, "the observations")))
+    if "truth" in references and "lai_true" in observations:
+        out.append(("truth", "reference", select_period(observations["lai_true"], period, "the observations")))
+    return out
+
+
+def vegetation_timeseries(predictions: xr.Dataset, observations: xr.Dataset,
+                          vegetation_type=OPEN_SHRUBLANDS, period="test", *,
+                          models: Sequence[str] | None = None, spread=(25, 75),
+                          references: Sequence[str] = (PROCESS,), width: int = 820, height: int = 320):
+    """Panel (d): mean LAI over the mask cells of one vegetation type, models vs satellite.
+
+    Each model (and, from ``references``, the process model ``"process"`` and the
+    noiseless ``"truth"`` where present) is a daily curve of the mean over the
+    cells, with a band between the ``spread`` percentiles across cells. The
+    satellite composites are points: the mean over the cells observed that day.
+    """
+    if not (len(spread) == 2 and 0 <= spread[0] < spread[1] <= 100):
+        raise ValueError(f"spread must be two percentiles 0 <= low < high <= 100, got {spread!r}")
+    code = vegetation_code(vegetation_type)
+    lc = _landcover(observations["landcover"], observations)
+    mask = np.asarray(observations["mask"].transpose("lat", "lon").values) == 1
+    sel = mask & (lc == code)
+    if not sel.any():
+        present = sorted({IGBP_CLASSES.get(int(c), str(c)) for c in np.unique(lc[mask])})
+        raise ValueError(f"no mask cell is {IGBP_CLASSES[code]!r}; the mask holds {present}")
+    idx = np.flatnonzero(sel.ravel())
+    q = [p / 100 for p in spread]
+    elements = []
+    series = _series(predictions, observations, period, models, references)
+    names = [s[0] for s in series]
+    for name, kind, da in series:
+        cells = _cells(da, idx)
+        stats = xr.Dataset({
+            "mean": cells.mean("cell"),
+            "lo": cells.quantile(q[0], "cell").drop_vars("quantile"),
+            "hi": cells.quantile(q[1], "cell").drop_vars("quantile"),
+        }).compute().to_dataframe().reset_index()
+        color = model_color(name, names)
+        dash = "solid" if kind == "model" else "dashed"
+        band = [hv.Dimension("lo", label=f"LAI p{spread[0]}"), hv.Dimension("hi", label=f"LAI p{spread[1]}")]
+        elements.append(hv.Area(stats, "time", band, label=f"{name} {spread[0]}-{spread[1]}%").opts(
+            color=color, alpha=0.15, line_alpha=0))
+        elements.append(hv.Curve(stats.rename(columns={"mean": "LAI"}), "time", "LAI", label=name).opts(
+            color=color, line_width=2 if kind == "model" else 1.5, line_dash=dash))
+    sat = _cells(select_period(observations["lai"], period, "the observations"), idx)
+    sat_mean = sat.mean("cell").compute().dropna("time").to_dataframe(name="LAI").reset_index()
+    elements.append(hv.Scatter(sat_mean, "time", "LAI", label="satellite composites").opts(
+        color=MODEL_COLORS["satellite"], size=5))
+    title = (f"{IGBP_CLASSES[code]} ({int(sel.sum())} cells): mean LAI, {period_label(period)}"
+             f"{_tag(observations, predictions)}")
+    return hv.Overlay(elements).opts(
+        title=title, frame_width=width, frame_height=height, ylabel="LAI (m2 m-2)", xlabel="date",
+        legend_position="top_left", show_legend=True,
+    )
+
+
+def cell_timeseries(predictions: xr.Dataset, observations: xr.Dataset, lat: float, lon: float,
+                    period="test", *, models: Sequence[str] | None = None,
+                    references: Sequence[str] = (PROCESS, "truth"), width: int = 820, height: int = 300):
+    """Daily LAI of the models at the cell containing (lat, lon), with the satellite composites."""
+    res_lat = float(np.diff(observations["lat"].values[:2])[0]) if observations.sizes["lat"] > 1 else 0.125
+    res_lon = float(np.diff(observations["lon"].values[:2])[0]) if observations.sizes["lon"] > 1 else 0.125
+    pick = observations[["lai"]].sel(lat=lat, lon=lon, method="nearest")
+    clat, clon = float(pick["lat"]), float(pick["lon"])
+    if abs(clat - lat) > res_lat / 2 + 1e-9 or abs(clon - lon) > res_lon / 2 + 1e-9:
+        raise ValueError(f"point ({lat}, {lon}) lies outside the grid (lat {float(observations.lat[0])}.."
+                         f"{float(observations.lat[-1])}, lon {float(observations.lon[0])}.."
+                         f"{float(observations.lon[-1])})")
+    at = {"lat": clat, "lon": clon}
+    inside = int(observations["mask"].sel(at)) == 1
+    lc = int(observations["landcover"].sel(at)) if "landcover" in observations else None
+    series = _series(predictions, observations, period, models, references)
+    names = [s[0] for s in series]
+    elements = []
+    for name, kind, da in series:
+        s = da.sel(at).compute().to_dataframe(name="LAI").reset_index()[["time", "LAI"]]
+        elements.append(hv.Curve(s, "time", "LAI", label=name).opts(
+            color=model_color(name, names), line_width=2 if kind == "model" else 1.5,
+            line_dash="solid" if kind == "model" else "dashed"))
+    sat = select_period(observations["lai"], period, "the observations").sel(at).compute().dropna("time")
+    elements.append(hv.Scatter(sat.to_dataframe(name="LAI").reset_index()[["time", "LAI"]], "time", "LAI",
+                               label="satellite composites").opts(color=MODEL_COLORS["satellite"], size=5))
+    where = f"cell {clat:.4f} N, {clon:.4f} E"
+    if lc is not None:
+        where += f", {IGBP_CLASSES.get(lc, lc)}"
+    if not inside:
+        where += ", outside the mask"
+    return hv.Overlay(elements).opts(
+        title=f"{where}: LAI, {period_label(period)}{_tag(observations, predictions)}",
+        frame_width=width, frame_height=height, ylabel="LAI (m2 m-2)", xlabel="date", legend_position="top_left",
+    )
+
+
+__all__ = [
+    "MODEL_COLORS", "cell_timeseries", "lai_map_comparison", "nearest_composite_date", "nse_boxplots",
+    "nse_density", "nse_map", "nse_map_and_density", "vegetation_code", "vegetation_timeseries",
+]
