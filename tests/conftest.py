@@ -37,3 +37,23 @@ def make_contract_dataset(start="2000-01-01", days=40, seed=0) -> xr.Dataset:
 @pytest.fixture
 def contract_ds() -> xr.Dataset:
     return make_contract_dataset()
+
+
+def pytest_configure(config):
+    """Keep tests away from the user's cache: every run gets its own data directory.
+
+    Set VEGVIZ_TEST_DATA_DIR to reuse one across runs (the small basin then builds once).
+    """
+    import os
+    import tempfile
+
+    reuse = os.environ.get("VEGVIZ_TEST_DATA_DIR")
+    os.environ["VEGVIZ_DATA_DIR"] = reuse or tempfile.mkdtemp(prefix="vegviz-test-data-")
+
+
+@pytest.fixture(scope="session")
+def small_basin():
+    """The small virtual basin (1998-2005), built once per test session in the test data dir."""
+    from vegviz.data.virtual import open_virtual_basin
+
+    return open_virtual_basin("small")

@@ -128,11 +128,13 @@ def build_static(grid: _grid.Grid = _grid.UCRB) -> xr.Dataset:
     from .basin import basin_fraction, basin_mask
 
     ds["basin_fraction"] = basin_fraction(grid, dem=etopo5).astype("float32")
-    ds["mask"] = basin_mask(ds).astype("int8").assign_attrs(
+    mask = basin_mask(ds).astype("int8")
+    mask.attrs = dict(
         cf_attrs("mask"),
         comment="catchment of Lees Ferry (Colorado River, USGS 09380000) delineated with D8 on the "
         "breached and Priority-Flood+epsilon filled ETOPO5 DEM; basin fraction >= 0.5 and not water",
     )
+    ds["mask"] = mask
     ds.attrs.update(
         title="Static fields of the Upper Colorado River Basin on the NLDAS-2 1/8 degree grid",
         source="MODIS MCD12C1 v006 2019 (IGBP, 0.05 deg; doi:10.5067/MODIS/MCD12C1.006); "

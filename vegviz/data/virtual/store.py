@@ -1,0 +1,320 @@
+"""Streaming the virtual basin into a Zarr store, atomically, and caching it.
+
+The full 36 years are ~180 MB per float32 variable, so nothing holds them all: years are
+generated one at a time and written as whole time chunks of :data:`CHUNK_DAYS` days
+(a year's output is buffered until a chunk is full, so every chunk is written once).
+The store is built in a hidden directory next to the target and renamed into place
+only after it is complete, checked against the contract and marked with
+:data:`MARKER`, so an interrupted build never leaves a half-written store at the target;
+a store without the marker (or from another generator version) is rebuilt, not opened.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dask.array as dsa
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec
+
+from ...contract import cf_attrs, validate
+from .chain import (
+    DYNAMIC,
+    GENERATOR_NAME,
+    GENERATOR_VERSION,
+    SYNTHETIC_NOTE,
+    VirtualBasin,
+    contract_grid,
+    dataset_attrs,
+    parse_period,
+    static_fields,
+)
+from .noise import check_seed
+
+CHUNK_DAYS = 365  # one chunk holds a year of maps: good for whole maps and for cell time series
+# Zstandard level 1 with byte shuffling: fast (~0.5-1 GB/s here) and, with the rounded
+# mantissas, ~40% of the raw size (~620 MB for the full 36 years).
+COMPRESSOR = BloscCodec(cname="zstd", clevel=1, shuffle="shuffle")
+MARKER = "vegviz_virtual_complete.json"
+#: The training period of the reference study: lai_process is calibrated on (its overlap with) it.
+CALIBRATION = ("1981-01-01", "2001-12-31")
+
+VARIANTS = {"full": ("1981-01-01", "2016-12-31"), "small": ("1998-01-01", "2005-12-31")}
+
+
+# ----------------------------------------------------------------------------- building
+
+def build_store(path, start, end, *, seed: int = 42, static: xr.Dataset | None = None) -> Path:
+    """Generate the virtual basin for [start, end] into the Zarr store ``path``; return the path.
+
+    Streams year by year (generation and writing stay near 0.5 GB of memory; the physics
+    step loads its inputs, ~1.3 GB at peak for 36 years), adds ``lai_process`` from
+    :mod:`vegviz.physics`, consolidates the metadata, validates the result against the
+    contract and writes the completion marker, all in a temporary directory that is then
+    renamed to ``path``. A Zarr store already at ``path`` is replaced; anything else there
+    is left alone (FileExistsError).
+    """
+    path = Path(path).expanduser().absolute()
+    t0, t1 = parse_period(start, end)
+    if path.exists() and not (path / "zarr.json").exists():
+        raise FileExistsError(f"{path} exists and is not a Zarr store; refusing to replace it. "
+                              "Fix: choose a new path (the store is created there) or remove it")
+    basin = VirtualBasin(static, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_builds(path)
+    tmp = path.parent / f".{path.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    try:
+        _write_dynamic(tmp, basin, t0, t1)
+        has_process = _add_lai_process(tmp, t0, t1)
+        with warnings.catch_warnings():
+            # zarr warns that consolidated metadata is not (yet) in the v3 spec; xarray reads it.
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            zarr.consolidate_metadata(str(tmp))
+        with xr.open_zarr(tmp, consolidated=True) as ds:
+            validate(ds, grid=contract_grid(basin.static))
+        _write_marker(tmp, {
+            "generator": GENERATOR_NAME, "generator_version": GENERATOR_VERSION, "seed": basin.seed,
+            "period_start": f"{t0:%Y-%m-%d}", "period_end": f"{t1:%Y-%m-%d}", "lai_process": has_process,
+            "built": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}",
+            "build_seconds": round(time.perf_counter() - started, 1),
+        })
+        _replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def _write_dynamic(tmp: Path, basin: VirtualBasin, t0: pd.Timestamp, t1: pd.Timestamp) -> None:
+    """Create the store's layout, then fill it year by year in whole chunks."""
+    time_ = pd.date_range(t0, t1, freq="D")
+    nlat, nlon = basin.land.shape
+    chunks = (CHUNK_DAYS, nlat, nlon)
+    template = static_fields(basin.static).assign_coords(time=time_)
+    for name in DYNAMIC:
+        lazy = dsa.zeros((time_.size, nlat, nlon), chunks=chunks, dtype=np.float32)  # never computed
+        template[name] = (("time", "lat", "lon"), lazy, {**cf_attrs(name), "comment": SYNTHETIC_NOTE})
+    template.attrs = dataset_attrs(t0, t1, basin.seed, basin.static)
+    encoding = {name: _encoding(chunks) for name in DYNAMIC}
+    encoding["time"] = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int32"}
+    # compute=False writes the coordinates, the static fields and all metadata, no dynamic data.
+    template.to_zarr(tmp, mode="w-", compute=False, consolidated=False, zarr_format=3, encoding=encoding)
+
+    group = zarr.open_group(str(tmp), mode="r+")
+    with _ChunkWriter({name: group[name] for name in DYNAMIC}, CHUNK_DAYS) as writer:
+        for year_ds in basin.years(t0, t1):
+            writer.add({name: year_ds[name].values for name in DYNAMIC})
+    if writer.position != time_.size:  # pragma: no cover - a bug, not a user error
+        raise RuntimeError(f"wrote {writer.position} days, expected {time_.size}")
+
+
+def _encoding(chunks) -> dict:
+    return {"chunks": chunks, "_FillValue": np.float32(np.nan), "compressors": (COMPRESSOR,)}
+
+
+class _ChunkWriter:
+    """Buffers yearly blocks and writes whole time chunks, each exactly once.
+
+    Writing (compression happens in Blosc, outside the GIL) runs in one background thread
+    while the next year is generated; at most one write is in flight, so memory stays bounded.
+    """
+
+    def __init__(self, arrays: dict, chunk: int):
+        self.arrays, self.chunk = arrays, chunk
+        self.pending: dict[str, list[np.ndarray]] = {k: [] for k in arrays}
+        self.buffered = 0
+        self.position = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vegviz-zarr-writer")
+        self._inflight: Future | None = None
+
+    def __enter__(self) -> "_ChunkWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self.close()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def add(self, block: dict[str, np.ndarray]) -> None:
+        for k, v in block.items():
+            self.pending[k].append(v)
+        self.buffered += next(iter(block.values())).shape[0]
+        if self.buffered >= self.chunk:
+            self._flush((self.buffered // self.chunk) * self.chunk)
+
+    def close(self) -> None:
+        if self.buffered:
+            self._flush(self.buffered)
+        self._wait()
+
+    def _flush(self, n: int) -> None:
+        out = {}
+        for k, parts in self.pending.items():
+            data = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            out[k] = data[:n]
+            self.pending[k] = [data[n:]] if data.shape[0] > n else []
+        self._wait()
+        self._inflight = self._pool.submit(self._write, self.position, out)
+        self.buffered -= n
+        self.position += n
+
+    def _write(self, start: int, blocks: dict[str, np.ndarray]) -> None:
+        for k, data in blocks.items():
+            self.arrays[k][start:start + data.shape[0]] = data
+
+    def _wait(self) -> None:
+        if self._inflight is not None:
+            self._inflight.result()  # re-raises a failed write here
+            self._inflight = None
+
+
+def calibration_period(t0: pd.Timestamp, t1: pd.Timestamp) -> slice:
+    """The overlap of [t0, t1] with :data:`CALIBRATION`, else the first 21/36 of the period.
+
+    21/36 is the training share of the reference split (1981-2001 of 1981-2016).
+    """
+    c0, c1 = max(t0, pd.Timestamp(CALIBRATION[0])), min(t1, pd.Timestamp(CALIBRATION[1]))
+    if c0 <= c1:
+        return slice(f"{c0:%Y-%m-%d}", f"{c1:%Y-%m-%d}")
+    stop = t0 + (t1 - t0) * 21 / 36
+    return slice(f"{t0:%Y-%m-%d}", f"{stop.normalize():%Y-%m-%d}")
+
+
+def _physics_add_lai_process():
+    """vegviz.physics.add_lai_process, or None while vegviz.physics is not available."""
+    try:
+        from ...physics import add_lai_process
+    except ImportError as e:
+        if (e.name or "").startswith("vegviz.physics") or "add_lai_process" in str(e):
+            return None
+        raise
+    return add_lai_process
+
+
+def _add_lai_process(tmp: Path, t0: pd.Timestamp, t1: pd.Timestamp) -> bool:
+    """Add ``lai_process`` (vegviz.physics, on the lazily opened store) to the store; False if unavailable."""
+    add_lai_process = _physics_add_lai_process()
+    if add_lai_process is None:
+        warnings.warn("vegviz.physics.add_lai_process is not available: the virtual basin is built without "
+                      "lai_process (it is rebuilt with it once vegviz.physics is installed)", stacklevel=3)
+        return False
+    period = calibration_period(t0, t1)
+    with xr.open_zarr(tmp, consolidated=False) as ds:
+        out = add_lai_process(ds, calibration=period)
+        lai_process = out["lai_process"].astype(np.float32)
+        lai_process.attrs.update(comment=f"computed from the synthetic forcings and lai ({SYNTHETIC_NOTE})")
+        nlat, nlon = ds.sizes["lat"], ds.sizes["lon"]
+        new = lai_process.to_dataset().drop_vars(["time", "lat", "lon"])
+        # Appending replaces the root attributes with these, so carry them over.
+        new.attrs = {**ds.attrs, "lai_process_calibration": f"{period.start}..{period.stop}"}
+        new.to_zarr(tmp, mode="a", consolidated=False,
+                    encoding={"lai_process": _encoding((CHUNK_DAYS, nlat, nlon))})
+    return True
+
+
+def _write_marker(store: Path, info: dict) -> None:
+    (store / MARKER).write_text(json.dumps(info, indent=1))
+
+
+def read_marker(store) -> dict | None:
+    """The completion record of a store, or None when the store is missing or incomplete."""
+    try:
+        return json.loads((Path(store) / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _replace(tmp: Path, path: Path) -> None:
+    """Move the finished store into place; an old one is moved aside first, then deleted."""
+    old = None
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(path, old)
+    os.rename(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_abandoned_builds(path: Path) -> None:
+    """Delete temporary directories of earlier builds of ``path`` whose process is gone."""
+    for p in path.parent.glob(f".{path.name}.*-*"):
+        kind, _, rest = p.name[len(path.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if kind == "old" or (kind == "building" and pid.isdigit() and not _alive(int(pid))):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ----------------------------------------------------------------------------- the cache
+
+def cache_dir(data_dir=None) -> Path:
+    """Where cached data lives: ``data_dir``, else $VEGVIZ_DATA_DIR, else the user data directory."""
+    if data_dir is not None:
+        return Path(data_dir).expanduser()
+    env = os.environ.get("VEGVIZ_DATA_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("vegviz"))
+
+
+def store_name(variant: str, seed: int) -> str:
+    return f"virtual_ucrb-{variant}-seed{seed}-v{GENERATOR_VERSION}.zarr"
+
+
+def _up_to_date(path: Path, variant: str, seed: int) -> bool:
+    info = read_marker(path)
+    start, end = VARIANTS[variant]
+    if not info or (info.get("generator_version"), info.get("seed"), info.get("period_start"),
+                    info.get("period_end")) != (GENERATOR_VERSION, seed, start, end):
+        return False
+    # Built while vegviz.physics was missing: rebuild once it is there.
+    return bool(info.get("lai_process")) or _physics_add_lai_process() is None
+
+
+def open_virtual_basin(variant: str = "full", *, seed: int = 42, data_dir=None) -> xr.Dataset:
+    """The virtual UCRB as a lazily loaded (dask) Dataset, built and cached on first use.
+
+    ``variant`` is a key of :data:`VARIANTS`: "full" (1981-2016) or "small" (1998-2005, for
+    tests and demos). The store lives in ``data_dir`` (default $VEGVIZ_DATA_DIR or the user
+    data directory) under a name that holds the variant, the seed and the generator
+    version; a missing, incomplete or outdated store is (re)built first.
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}. Fix: use one of {sorted(VARIANTS)}")
+    seed = check_seed(seed)
+    path = cache_dir(data_dir) / store_name(variant, seed)
+    if not _up_to_date(path, variant, seed):
+        why = "an incomplete or outdated copy is there" if path.exists() else "first use"
+        start, end = VARIANTS[variant]
+        print(f"Building the SYNTHETIC virtual UCRB ({variant}, {start}..{end}, seed {seed}) into {path} "
+              f"({why}; under a minute for 'full')...", flush=True)
+        t = time.perf_counter()
+        build_store(path, start, end, seed=seed)
+        print(f"Built the virtual UCRB in {time.perf_counter() - t:.0f} s.", flush=True)
+    return xr.open_zarr(path, consolidated=True)

@@ -1,0 +1,349 @@
+"""Stochastic daily weather of the virtual UCRB, driven by the real elevation.
+
+One year at a time, vectorised over (day, lat, lon). The climate is built from a few
+deterministic fields of elevation, latitude and season, plus random parts:
+
+* temperature: lapse rate, latitude gradient and seasonal cycle, plus spatially
+  correlated AR(1) daily anomalies (correlation length 300 km), a yearly anomaly
+  that is warmer in dry years, and a warming trend;
+* precipitation: a latent Gaussian field (a synoptic part, 250 km, dominant in winter,
+  and a convective part, 70 km, dominant in summer) decides where it rains (above a
+  threshold set by the local wet-day probability) and how much (the excess is mapped to
+  exponential amounts), so storms have spatial extent and heavier cores; orographic
+  totals, winter storms in the north and at altitude, a Jul-Sep monsoon that is strong
+  in the south; a persistent yearly multiplier makes multi-year droughts;
+* cloudiness from the same latent field: it lowers shortwave radiation and the diurnal
+  temperature range and moistens the air;
+* humidity from a dewpoint below tmin (further below on dry days, in dry places and
+  before the monsoon), giving vapour pressure deficit and specific humidity.
+
+Numbers are either from the sources cited next to them or chosen plausible values,
+and say which. FAO-56 is Allen, Pereira, Raes & Smith (1998), "Crop evapotranspiration",
+FAO Irrigation and Drainage Paper 56. PRISM normals (PRISM Climate Group, Oregon State
+University, 1981-2010 normals) set the precipitation and temperature targets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy.ndimage import gaussian_filter
+from scipy.special import ndtr, ndtri
+
+from .noise import SpectralField, annual_index, ar1_year_field, stream
+
+DAYS_PER_YEAR = 365.25
+F32 = np.float32
+
+# --- temperature ------------------------------------------------------------------------
+LAPSE_RATE = 6.5e-3  # K m-1, the standard-atmosphere lapse rate (as in FAO-56 eq. 7)
+# Annual mean 11.9 degC at 1480 m, 39.1 N (Grand Junction, CO) and -0.5 K per degree north;
+# seasonal half-range (July minus January mean, halved) 12.5 K at 37 N, +0.7 K per degree north,
+# -1.5 K per km of elevation. Chosen to roughly match 1981-2010 station normals (NOAA NCEI):
+# Grand Junction ~12 degC and ~14 K, Page AZ (1300 m, 36.9 N) ~15 degC and ~13 K, Rock Springs
+# WY (2060 m, 41.6 N) ~6-7 degC, Leadville CO (3100 m) ~1-2 degC and ~11.5 K.
+T_REF, Z_REF, LAT_REF = 11.9, 1480.0, 39.1
+T_LAT_GRADIENT = -0.5  # K per degree north
+T_AMP_37N, T_AMP_PER_LAT, T_AMP_PER_M = 12.5, 0.7, -1.5e-3
+T_WARMEST_DOY = 201  # about 20 July
+# Daily anomalies: standard deviation 4 K in winter, 2 K in summer, lag-1 correlation 0.75,
+# correlation length 300 km (synoptic scale). Chosen plausible values.
+T_ANOM_SD_MEAN, T_ANOM_SD_SEASONAL, T_ANOM_PHI, T_ANOM_LENGTH_KM = 3.0, 1.0, 0.75, 300.0
+# Yearly mean anomaly: sd 0.5 K, correlated -0.45 with the precipitation index (droughts are
+# hot). Chosen plausible values.
+T_YEAR_SD, T_YEAR_PRECIP_CORR, T_YEAR_PHI = 0.5, -0.45, 0.3
+# Warming trend: chosen value of +0.3 K per decade, of the order of the recent warming of the
+# Colorado River basin (Udall & Overpeck 2017, Water Resour. Res. 53:2404-2418), centred on
+# 1998.5 so the 1981-2016 mean climate matches the normals above.
+WARMING_K_PER_YEAR, TREND_CENTRE_YEAR = 0.03, 1998.5
+CLOUD_TEMPERATURE_EFFECT = 1.5  # K: overcast days cooler in summer, milder in winter (chosen)
+
+# --- precipitation ----------------------------------------------------------------------
+# Orographic totals, chosen to follow the PRISM 1981-2010 normals of the basin: ~200-250 mm
+# in the valleys of the Colorado Plateau and the Wyoming Basin (Green River UT, Grand
+# Junction, Moab: roughly 170-240 mm), 500-600 mm at 2500 m, 800-1200 mm on the high peaks
+# of the Colorado Rockies. Modelled as
+# P = 210 + 830 h^1.4 with h the height above 1300 m of a partly smoothed elevation (the
+# broad mountain mass lifts air, not just the local cell) scaled by 2200 m.
+P_BASE, P_MOUNTAIN, P_EXPONENT = 210.0, 830.0, 1.4
+Z_LOW, Z_SPAN = 1300.0, 2200.0
+OROGRAPHIC_SMOOTHING_CELLS, OROGRAPHIC_SMOOTHED_WEIGHT = 2.0, 0.4
+# A static precipitation pattern not explained by elevation (rain shadows, moisture paths):
+# log-normal, sd 0.12, correlation length 120 km. Chosen plausible values.
+P_PATTERN_SD, P_PATTERN_LENGTH_KM = 0.12, 120.0
+# Wet-day frequency (days with precipitation): chosen 0.13 in the driest valleys (~50 days a
+# year) to 0.38 on the highest mountains (~140 days), inside the basin's range of about
+# 0.25-0.45 at high elevation and lower in the valleys.
+P_WET_LOW, P_WET_SPAN = 0.13, 0.25
+P_WET_MAX = 0.9
+# Seasonality: winter storm track (amplitude 0.1 in the south to 0.4 in the north, +0.15
+# at altitude) and a monsoon bump centred on 3 August (sd 28 days, i.e. mostly Jul-Sep)
+# with amplitude 1.6 at 36 N fading to 0 at 42.5 N. With these the Jul-Sep share of the
+# annual total is ~35-40% in the south and ~17% in the north: chosen to mimic the North
+# American monsoon, which brings a large share of the annual total to Arizona and New Mexico
+# and fades northwards (Adams & Comrie 1997, Bull. Am. Meteorol. Soc. 78:2197-2213).
+P_WINTER_AMP_SOUTH, P_WINTER_AMP_NORTH, P_WINTER_AMP_ALTITUDE = 0.1, 0.4, 0.15
+MONSOON_PEAK_DOY, MONSOON_SD_DAYS, MONSOON_AMP, MONSOON_LAT_FULL, MONSOON_LAT_ZERO = 215, 28.0, 1.6, 36.0, 42.5
+WET_DAY_SHARE = 0.5  # share of the seasonal cycle carried by frequency (rest by intensity)
+# Latent occurrence field: synoptic (250 km, lag-1 0.55) and convective (70 km, lag-1 0.25)
+# parts, mixed by angle 0.3 rad in winter to 1.2 rad in late July. Chosen plausible values.
+SYNOPTIC_LENGTH_KM, SYNOPTIC_PHI = 250.0, 0.55
+CONVECTIVE_LENGTH_KM, CONVECTIVE_PHI = 70.0, 0.25
+MIX_WINTER, MIX_SUMMER_EXTRA, MIX_PEAK_DOY, MIX_SD_DAYS = 0.3, 0.9, 210, 40.0
+# Interannual: a yearly log-multiplier with sd 0.22 (annual precipitation in the UCRB varies
+# by ~20-25% from year to year) and lag-1 correlation 0.6 (multi-year droughts such as
+# 2000-2004), plus a north-south dipole (sd 0.12, lag-1 0.3) like the ENSO response of
+# the south-western US. Chosen plausible values.
+P_YEAR_SD, P_YEAR_PHI, P_DIPOLE_SD, P_DIPOLE_PHI, DIPOLE_LAT = 0.22, 0.6, 0.12, 0.3, 40.0
+P_YEAR_FREQUENCY_SHARE = 0.4  # part of the yearly multiplier carried by wet-day frequency
+
+# --- cloud, radiation, humidity ---------------------------------------------------------
+SOLAR_CONSTANT = 0.0820  # MJ m-2 min-1 (FAO-56 eq. 21)
+MJ_DAY_TO_W = 1e6 / 86400.0
+# Clear-sky radiation Rso = (0.75 + 2e-5 z) Ra (FAO-56 eq. 37); with the Angstrom values
+# as = 0.25, bs = 0.50 (FAO-56 eq. 35) a fully overcast day gets a third of Rso.
+CLEAR_SKY_BASE, CLEAR_SKY_PER_M, OVERCAST_LOSS = 0.75, 2e-5, 2.0 / 3.0
+CLOUD_SLOPE, CLOUD_OFFSET = 1.5, 0.5  # cloud = Phi(1.5 (Z - threshold) + 0.5): wet days > 0.69 (chosen)
+# Diurnal range on clear days: 11 K plus 5 K where dry and 3 K in late spring; clouds cut it
+# by up to 55% (dry continental stations: ~15-18 K in May-June, ~10 K on rainy days). Chosen.
+DTR_BASE, DTR_ARID, DTR_SPRING, DTR_CLOUD_CUT, DTR_SPRING_DOY, DTR_SPRING_SD = 11.0, 5.0, 3.0, 0.55, 160, 60.0
+# Dewpoint depression below tmin: FAO-56 Annex 6 takes Tdew ~ Tmin - 2 to 3 K for arid
+# regions; in the dry pre-monsoon weeks of the Colorado Plateau dewpoints run much lower
+# (chosen: up to ~11 K below tmin in June in the driest places), monsoon air and clouds
+# bring them back up. Chosen plausible values.
+TD_BASE, TD_ARID, TD_MONSOON, TD_CLOUD_CUT, TD_DRY_DOY, TD_DRY_SD = 3.0, 8.0, 3.0, 0.8, 170, 55.0
+TD_ANOM_SD, TD_ANOM_LENGTH_KM, TD_ANOM_PHI = 1.2, 200.0, 0.6
+ARIDITY_WET, ARIDITY_SPAN = 700.0, 450.0  # aridity = clip((700 - P) / 450, 0, 1) (chosen)
+
+
+def saturation_vapour_pressure(t):
+    """kPa at ``t`` degC (FAO-56 eq. 11)."""
+    return 0.6108 * np.exp(17.27 * t / (t + 237.3))
+
+
+def surface_pressure(z):
+    """kPa at elevation ``z`` m (FAO-56 eq. 7)."""
+    return 101.3 * ((293.0 - 0.0065 * z) / 293.0) ** 5.26
+
+
+def specific_humidity(ea, pressure):
+    """kg kg-1 from vapour pressure and air pressure (both kPa): q = 0.622 e / (p - 0.378 e)."""
+    return 0.622 * ea / (pressure - 0.378 * ea)
+
+
+def extraterrestrial_radiation(lat_deg, doy):
+    """Daily mean top-of-atmosphere radiation (W m-2) on a (doy, lat) table (FAO-56 eqs. 21-25)."""
+    doy = np.asarray(doy, float)[:, None]
+    lat = np.deg2rad(np.asarray(lat_deg, float))[None, :]
+    decl = 0.409 * np.sin(2 * np.pi * doy / 365 - 1.39)
+    dr = 1 + 0.033 * np.cos(2 * np.pi * doy / 365)
+    ws = np.arccos(np.clip(-np.tan(lat) * np.tan(decl), -1, 1))
+    geometry = ws * np.sin(lat) * np.sin(decl) + np.cos(lat) * np.cos(decl) * np.sin(ws)
+    ra = 24 * 60 / np.pi * SOLAR_CONSTANT * dr * geometry
+    return ra * MJ_DAY_TO_W
+
+
+def daylength_hours(lat_deg, doy):
+    """Daylength (h) on a (doy, lat) table: N = 24 ws / pi (FAO-56 eqs. 24, 25, 34)."""
+    doy = np.asarray(doy, float)[:, None]
+    lat = np.deg2rad(np.asarray(lat_deg, float))[None, :]
+    decl = 0.409 * np.sin(2 * np.pi * doy / 365 - 1.39)
+    return 24 / np.pi * np.arccos(np.clip(-np.tan(lat) * np.tan(decl), -1, 1))
+
+
+def _bump(doy, peak, sd):
+    return np.exp(-0.5 * ((doy - peak) / sd) ** 2)
+
+
+@dataclass
+class YearWeather:
+    """One year of daily weather; arrays are (day, lat, lon) float32."""
+
+    time: pd.DatetimeIndex
+    precip: np.ndarray  # mm day-1
+    tair: np.ndarray  # degC, daily mean (mid-range)
+    tmin: np.ndarray  # degC
+    tmax: np.ndarray  # degC
+    swdown: np.ndarray  # W m-2
+    vpd: np.ndarray  # kPa
+    qair: np.ndarray  # kg kg-1
+    cloud: np.ndarray  # 0..1, cloudiness used for radiation
+
+    @property
+    def doy(self) -> np.ndarray:
+        return self.time.day_of_year.to_numpy()
+
+
+class WeatherGenerator:
+    """Daily weather for any year, a pure function of (static fields, seed, year)."""
+
+    def __init__(self, static: xr.Dataset, seed: int):
+        self.seed = int(seed)
+        self.lat1d = static["lat"].to_numpy()
+        self.lon1d = static["lon"].to_numpy()
+        z = static["elevation"].to_numpy().astype(float)
+        self.elevation = z
+        self.lat = np.broadcast_to(self.lat1d[:, None], z.shape)
+        self.shape = z.shape
+        self._fields = {
+            "temperature": (SpectralField(self.lat1d, self.lon1d, T_ANOM_LENGTH_KM), T_ANOM_PHI),
+            "synoptic": (SpectralField(self.lat1d, self.lon1d, SYNOPTIC_LENGTH_KM), SYNOPTIC_PHI),
+            "convective": (SpectralField(self.lat1d, self.lon1d, CONVECTIVE_LENGTH_KM), CONVECTIVE_PHI),
+            "dewpoint": (SpectralField(self.lat1d, self.lon1d, TD_ANOM_LENGTH_KM), TD_ANOM_PHI),
+        }
+        self._season_cache: dict[int, dict] = {}
+        self._index_cache: dict[int, dict] = {}
+
+    # ------------------------------------------------------------------ static climate
+    @cached_property
+    def height(self) -> np.ndarray:
+        """0..1: height above the valley floors of the partly smoothed elevation."""
+        smooth = gaussian_filter(self.elevation, OROGRAPHIC_SMOOTHING_CELLS, mode="nearest")
+        z_eff = (1 - OROGRAPHIC_SMOOTHED_WEIGHT) * self.elevation + OROGRAPHIC_SMOOTHED_WEIGHT * smooth
+        return np.clip((z_eff - Z_LOW) / Z_SPAN, 0.0, 1.0).astype(F32)
+
+    @cached_property
+    def annual_precip(self) -> np.ndarray:
+        """Climatological annual precipitation (mm), before the yearly multiplier."""
+        field = SpectralField(self.lat1d, self.lon1d, P_PATTERN_LENGTH_KM)
+        pattern = field.synthesize(field.innovations(stream(self.seed, "precip-pattern"), 1))[0]
+        lognormal = np.exp(P_PATTERN_SD * pattern - 0.5 * P_PATTERN_SD**2)
+        return ((P_BASE + P_MOUNTAIN * self.height**P_EXPONENT) * lognormal).astype(F32)
+
+    @cached_property
+    def wet_day_frequency(self) -> np.ndarray:
+        return (P_WET_LOW + P_WET_SPAN * self.height).astype(F32)
+
+    @cached_property
+    def aridity(self) -> np.ndarray:
+        return np.clip((ARIDITY_WET - self.annual_precip) / ARIDITY_SPAN, 0.0, 1.0).astype(F32)
+
+    @cached_property
+    def monsoon_strength(self) -> np.ndarray:
+        frac = np.clip((MONSOON_LAT_ZERO - self.lat) / (MONSOON_LAT_ZERO - MONSOON_LAT_FULL), 0.0, 1.0)
+        return (MONSOON_AMP * frac).astype(F32)
+
+    @cached_property
+    def pressure(self) -> np.ndarray:
+        return surface_pressure(self.elevation).astype(F32)
+
+    def _season(self, ndays: int) -> dict:
+        """Climatological (day, lat, lon) tables for a year of ``ndays`` days (cached)."""
+        if ndays in self._season_cache:
+            return self._season_cache[ndays]
+        doy = np.arange(1, ndays + 1, dtype=float)
+        d = doy[:, None, None]
+        phase = 2 * np.pi * (d - T_WARMEST_DOY) / DAYS_PER_YEAR
+        lat, z = self.lat, self.elevation
+        t_ann = T_REF - LAPSE_RATE * (z - Z_REF) + T_LAT_GRADIENT * (lat - LAT_REF)
+        t_amp = T_AMP_37N + T_AMP_PER_LAT * (lat - 37.0) + T_AMP_PER_M * (z - 1500.0)
+        north = np.clip((lat - 36.0) / 7.0, 0.0, 1.0)
+        winter_amp = (P_WINTER_AMP_SOUTH + (P_WINTER_AMP_NORTH - P_WINTER_AMP_SOUTH) * north
+                      + P_WINTER_AMP_ALTITUDE * self.height)
+        monsoon = _bump(d, MONSOON_PEAK_DOY, MONSOON_SD_DAYS)
+        monsoon_mean = MONSOON_SD_DAYS * np.sqrt(2 * np.pi) / DAYS_PER_YEAR
+        shape = (1 + winter_amp * np.cos(2 * np.pi * (d - 15) / DAYS_PER_YEAR)
+                 + self.monsoon_strength * (monsoon - monsoon_mean))
+        shape /= shape.mean(axis=0)
+        dry_season = _bump(d, TD_DRY_DOY, TD_DRY_SD)
+        s = {
+            "t_clim": (t_ann + t_amp * np.cos(phase)).astype(F32),
+            "t_cloud": (-CLOUD_TEMPERATURE_EFFECT * np.cos(phase)).astype(F32),
+            "t_sd": (T_ANOM_SD_MEAN + T_ANOM_SD_SEASONAL * np.cos(2 * np.pi * (d - 15) / DAYS_PER_YEAR)).astype(F32),
+            "p_shape": shape.astype(F32),
+            # Cloudiness is measured from the climatological wet-day threshold.
+            "cloud_threshold": ndtri(
+                1 - np.clip(self.wet_day_frequency * shape**WET_DAY_SHARE, 0.01, P_WET_MAX)).astype(F32),
+            "mix": (MIX_WINTER + MIX_SUMMER_EXTRA * _bump(d, MIX_PEAK_DOY, MIX_SD_DAYS)).astype(F32),
+            "dtr_clear": (DTR_BASE + DTR_ARID * self.aridity
+                          + DTR_SPRING * _bump(d, DTR_SPRING_DOY, DTR_SPRING_SD)).astype(F32),
+            "td_dry": np.maximum(TD_BASE + TD_ARID * self.aridity * dry_season
+                                 - TD_MONSOON * (self.monsoon_strength / MONSOON_AMP) * monsoon, 0.0).astype(F32),
+            "rso": (extraterrestrial_radiation(self.lat1d, doy)[:, :, None]
+                    * (CLEAR_SKY_BASE + CLEAR_SKY_PER_M * z)).astype(F32),
+        }
+        self._season_cache[ndays] = s
+        return s
+
+    # ------------------------------------------------------------------ yearly parts
+    def year_indices(self, year: int) -> dict[str, float]:
+        """The yearly random indices (unit variance): precipitation, dipole, temperature."""
+        if year not in self._index_cache:
+            self._index_cache[year] = self._year_indices(year)
+        return self._index_cache[year]
+
+    def _year_indices(self, year: int) -> dict[str, float]:
+        x_p = annual_index(self.seed, "precip-year", year, P_YEAR_PHI)
+        x_d = annual_index(self.seed, "dipole-year", year, P_DIPOLE_PHI)
+        x_t = annual_index(self.seed, "temperature-year", year, T_YEAR_PHI)
+        r = T_YEAR_PRECIP_CORR
+        return {"precip": x_p, "dipole": x_d, "temperature": r * x_p + np.sqrt(1 - r**2) * x_t}
+
+    def precip_multiplier(self, year: int) -> np.ndarray:
+        """Yearly multiplier of precipitation (lat, lon), mean 1 over years."""
+        ix = self.year_indices(year)
+        dipole = np.clip((DIPOLE_LAT - self.lat) / 3.0, -1.0, 1.0) * P_DIPOLE_SD
+        log_m = P_YEAR_SD * ix["precip"] + dipole * ix["dipole"] - 0.5 * (P_YEAR_SD**2 + dipole**2)
+        return np.exp(log_m)
+
+    def temperature(self, year: int, cloud: np.ndarray | None = None) -> np.ndarray:
+        """Daily mean temperature (day, lat, lon) degC; ``cloud`` adds the cloud effect."""
+        ndays = _days_in_year(year)
+        s = self._season(ndays)
+        frac_year = year + (np.arange(ndays, dtype=F32) + 0.5) / ndays
+        trend = WARMING_K_PER_YEAR * (frac_year - TREND_CENTRE_YEAR)
+        offset = trend + T_YEAR_SD * self.year_indices(year)["temperature"]
+        field, phi = self._fields["temperature"]
+        anom = ar1_year_field(field, self.seed, "temperature", year, ndays, 365, phi)
+        t = s["t_clim"] + offset.astype(F32)[:, None, None] + s["t_sd"] * anom
+        if cloud is not None:
+            t += s["t_cloud"] * cloud
+        return t
+
+    def year(self, year: int) -> YearWeather:
+        """All variables for one calendar year."""
+        ndays = _days_in_year(year)
+        s = self._season(ndays)
+        time = pd.date_range(f"{year}-01-01", periods=ndays, freq="D")
+
+        # Precipitation: occurrence and amount from one latent field.
+        mult = self.precip_multiplier(year).astype(F32)
+        p_wet = self.wet_day_frequency * s["p_shape"] ** WET_DAY_SHARE * mult**P_YEAR_FREQUENCY_SHARE
+        p_wet = np.clip(p_wet, 0.01, P_WET_MAX)
+        mean_daily = (self.annual_precip / DAYS_PER_YEAR).astype(F32) * s["p_shape"] * mult
+        intensity = mean_daily / p_wet
+        syn = ar1_year_field(*self._field_args("synoptic", year, ndays))
+        conv = ar1_year_field(*self._field_args("convective", year, ndays))
+        latent = np.cos(s["mix"]) * syn + np.sin(s["mix"]) * conv
+        # Wet where Phi(latent) > 1 - p; the excess maps to a uniform u in (0, 1), and u to an
+        # exponential amount, so the wettest part of a storm gets the largest amounts.
+        u = (ndtr(latent) - (1 - p_wet)) / p_wet
+        precip = np.where(u > 0, -intensity * np.log1p(-np.minimum(u, F32(1 - 1e-6))), F32(0))
+        cloud = ndtr(CLOUD_SLOPE * (latent - s["cloud_threshold"]) + CLOUD_OFFSET)
+        del syn, conv, u, latent, p_wet, intensity, mean_daily
+
+        tair = self.temperature(year, cloud)
+        dtr = s["dtr_clear"] * (1 - DTR_CLOUD_CUT * cloud)
+        tmin = tair - 0.5 * dtr
+        tmax = tair + 0.5 * dtr
+        swdown = s["rso"] * (1 - OVERCAST_LOSS * cloud)
+
+        dew_anom = ar1_year_field(*self._field_args("dewpoint", year, ndays))
+        depression = np.maximum(s["td_dry"] * (1 - TD_CLOUD_CUT * cloud) + TD_ANOM_SD * dew_anom, 0.0)
+        ea = saturation_vapour_pressure(tmin - depression)
+        es = 0.5 * (saturation_vapour_pressure(tmax) + saturation_vapour_pressure(tmin))
+        vpd = np.maximum(es - ea, 0.0)  # FAO-56 eqs. 12, 14: es from tmax and tmin, ea at the dewpoint
+        qair = specific_humidity(ea, self.pressure.astype(F32))
+        return YearWeather(time=time, precip=precip, tair=tair, tmin=tmin, tmax=tmax, swdown=swdown,
+                           vpd=vpd.astype(F32), qair=qair.astype(F32), cloud=cloud)
+
+    def _field_args(self, name: str, year: int, ndays: int):
+        field, phi = self._fields[name]
+        return field, self.seed, name, year, ndays, 365, phi
+
+
+def _days_in_year(year: int) -> int:
+    return 366 if pd.Timestamp(year=year, month=1, day=1).is_leap_year else 365

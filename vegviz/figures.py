@@ -1,0 +1,73 @@
+"""Static (matplotlib) figures for reports and the README; interactive views live in dashboards."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .contract import IGBP_CLASSES
+
+
+def _draw_states(ax) -> None:
+    from .basemap import state_lines
+
+    for _, lons, lats in state_lines():
+        ax.plot(lons, lats, color="0.2", lw=0.8)
+
+
+def _summer_day(ds: xr.Dataset) -> pd.Timestamp:
+    """The last observed mid-July composite date (or any date with observations)."""
+    obs = ds["lai"].notnull().any(("lat", "lon")).compute()
+    dates = pd.DatetimeIndex(ds.time.values[obs.values])
+    july = dates[(dates.month == 7)]
+    return (july if len(july) else dates)[-1]
+
+
+def overview_figure(ds: xr.Dataset, path: str | Path, dpi: int = 110) -> Path:
+    """Land cover, elevation, mean annual precipitation and satellite vs true LAI on a summer day."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    synthetic = bool(int(ds.attrs.get("synthetic", 0)))
+    mask = ds["mask"].astype(bool)
+    day = _summer_day(ds)
+    years = ds.time.dt.year
+    full_years = ds["precip"].groupby(years).sum("time").isel(year=slice(0, None))
+    annual = full_years.mean("year").where(mask).compute()
+    panels = [
+        ("Dominant land cover (MODIS MCD12C1, IGBP)", ds["landcover"].where(mask), None),
+        ("Elevation (m, ETOPO5)", ds["elevation"], "terrain"),
+        (f"Mean annual precipitation (mm){' - synthetic' if synthetic else ''}", annual, "YlGnBu"),
+        (f"Satellite LAI composite {day:%Y-%m-%d}{' - synthetic' if synthetic else ''}",
+         ds["lai"].sel(time=day).where(mask).compute(), "YlGn"),
+    ]
+    fig, axes = plt.subplots(1, 4, figsize=(18, 5.2), constrained_layout=True)
+    codes = sorted(IGBP_CLASSES)
+    lc_cmap = ListedColormap(plt.get_cmap("tab20").colors[: len(codes)])
+    lc_norm = BoundaryNorm(np.arange(-0.5, len(codes) + 0.5), lc_cmap.N)
+    for ax, (title, da, cmap) in zip(axes, panels):
+        if cmap is None:
+            m = ax.pcolormesh(ds.lon, ds.lat, da, cmap=lc_cmap, norm=lc_norm, shading="nearest")
+            present = [c for c in codes if np.any(da.values == c)]
+            cb = fig.colorbar(m, ax=ax, ticks=present, shrink=0.8)
+            cb.ax.set_yticklabels([IGBP_CLASSES[c] for c in present], fontsize=7)
+        else:
+            kw = {"vmin": 0, "vmax": 2.5} if "LAI" in title else {}
+            m = ax.pcolormesh(ds.lon, ds.lat, da, cmap=cmap, shading="nearest", **kw)
+            fig.colorbar(m, ax=ax, shrink=0.8)
+        _draw_states(ax)
+        ax.set_title(title, fontsize=10)
+        ax.set_aspect(1 / np.cos(np.deg2rad(float(ds.lat.mean()))))
+        ax.set_xlim(float(ds.lon[0]) - 0.0625, float(ds.lon[-1]) + 0.0625)
+        ax.set_ylim(float(ds.lat[0]) - 0.0625, float(ds.lat[-1]) + 0.0625)
+    if synthetic:
+        fig.suptitle("vegviz virtual UCRB - SYNTHETIC weather and LAI on real land cover and elevation", fontsize=12)
+    path = Path(path)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
