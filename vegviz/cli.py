@@ -55,7 +55,16 @@ def cmd_demo(args) -> int:
 def cmd_info(args) -> int:
     from .data.summary import summarize
 
-    print(summarize(_open(args.dataset, args.seed)))
+    ds = _open(args.dataset, args.seed)
+    print(summarize(ds))
+    if args.realism:
+        import pandas as pd
+
+        from .data.virtual.diagnostics import realism
+
+        with pd.option_context("display.max_colwidth", 60, "display.width", 160):
+            print("\nrealism (inside the mask, whole years):")
+            print(realism(ds).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     return 0
 
 
@@ -96,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("dataset", nargs="?", default="virtual_ucrb_small",
                    help="catalog entry (virtual_ucrb, virtual_ucrb_small) or path to a Zarr/NetCDF store")
     i.add_argument("--seed", type=int, default=42)
+    i.add_argument("--realism", action="store_true", help="also print the climate/vegetation realism table")
     i.set_defaults(func=cmd_info)
 
     b = sub.add_parser("build-basin", help="build the virtual basin cache")

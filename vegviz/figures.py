@@ -61,6 +61,7 @@ def overview_figure(ds: xr.Dataset, path: str | Path, dpi: int = 110) -> Path:
             m = ax.pcolormesh(ds.lon, ds.lat, da, cmap=cmap, shading="nearest", **kw)
             fig.colorbar(m, ax=ax, shrink=0.8)
         _draw_states(ax)
+        ax.contour(ds.lon, ds.lat, mask.astype(float), levels=[0.5], colors="k", linewidths=1.2)
         ax.set_title(title, fontsize=10)
         ax.set_aspect(1 / np.cos(np.deg2rad(float(ds.lat.mean()))))
         ax.set_xlim(float(ds.lon[0]) - 0.0625, float(ds.lon[-1]) + 0.0625)

@@ -1,0 +1,70 @@
+"""The command line on the small virtual basin, and its errors."""
+from pathlib import Path
+
+import pytest
+
+from vegviz import cli
+from vegviz.data import static as static_mod
+
+
+def test_info_prints_summary_and_realism(small_basin, capsys):
+    assert cli.main(["info", "virtual_ucrb_small", "--realism"]) == 0
+    out = capsys.readouterr().out
+    assert "SYNTHETIC" in out and "1998-01-01 .. 2005-12-31" in out
+    assert "wet-day frequency, mountains > 3000 m" in out
+    assert "1897 of 3402 cells count" in out
+
+
+def test_realism_table_has_plausible_values(small_basin):
+    from vegviz.data.virtual.diagnostics import realism
+
+    table = realism(small_basin).set_index("quantity")["value"]
+    assert 150 < table["annual precipitation, valleys < 1500 m (mm)"] < 350
+    assert 700 < table["annual precipitation, mountains > 3000 m (mm)"] < 1300
+    assert 0.25 <= table["wet-day frequency, mountains > 3000 m"] <= 0.45
+    assert (table["Jul-Sep share of precipitation, south < 38.5 N"]
+            > table["Jul-Sep share of precipitation, north > 41 N"])
+    assert 6 <= table["month of basin-mean peak LAI"] <= 8
+    assert table["mean annual peak LAI, Savannas"] > table["mean annual peak LAI, Grasslands"] \
+        > table["mean annual peak LAI, Open shrublands"] > table["mean annual peak LAI, Barren"]
+
+
+def test_demo_writes_overview_figure(small_basin, tmp_path, capsys):
+    assert cli.main(["demo", "--variant", "small", "--out", str(tmp_path)]) == 0
+    png = tmp_path / "overview.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
+    assert "next:" in capsys.readouterr().out
+
+
+def test_info_unknown_dataset_is_a_clear_error():
+    with pytest.raises(SystemExit, match="neither a file nor a catalog entry"):
+        cli.main(["info", "no_such_entry"])
+
+
+def test_info_on_a_store_that_breaks_the_contract(tmp_path, capsys, contract_ds):
+    bad = contract_ds.copy()
+    bad["tair"] = (bad["tair"] + 273.15).assign_attrs(units="K", long_name="air temperature")
+    path = tmp_path / "bad.nc"
+    bad.to_netcdf(path)
+    assert cli.main(["info", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "tair" in err and "subtract 273.15" in err
+
+
+def test_build_static_without_sources_says_what_to_install(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(static_mod, "ETOPO5_PATH", Path(tmp_path / "missing.cdf"))
+    assert cli.main(["build-static", "--out", str(tmp_path / "out.nc")]) == 2
+    err = capsys.readouterr().err
+    assert "ferret-datasets" in err
+    assert not (tmp_path / "out.nc").exists()
+
+
+@pytest.mark.skipif(bool(static_mod.missing_sources()), reason="; ".join(static_mod.missing_sources()) or "ok")
+def test_build_static_reproduces_the_committed_file(tmp_path):
+    import numpy as np
+
+    out = tmp_path / "static.nc"
+    assert cli.main(["build-static", "--out", str(out)]) == 0
+    new, old = static_mod.load_static(out), static_mod.load_static()
+    for v in ("landcover", "landcover_fraction", "elevation", "mask", "basin_fraction"):
+        np.testing.assert_allclose(new[v].values, old[v].values, rtol=1e-6, err_msg=v)
