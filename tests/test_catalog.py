@@ -68,3 +68,14 @@ def test_virtual_basin_entry_builds_when_cache_is_empty(tmp_path, monkeypatch):
     ds = vcat.VirtualBasinSource(variant="tiny").to_dask()
     assert ds.sizes["time"] == 366
     assert any(p.suffix == ".zarr" for p in tmp_path.iterdir())
+
+
+def test_top_level_helpers(small_basin, tmp_path, monkeypatch):
+    import vegviz
+
+    monkeypatch.chdir(tmp_path)
+    assert "static" in vegviz.open_catalog()
+    ds = vegviz.open_dataset("virtual_ucrb_small")
+    assert ds.sizes["time"] == small_basin.sizes["time"]
+    with pytest.raises(KeyError, match="entries"):
+        vegviz.open_dataset("nope")

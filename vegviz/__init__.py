@@ -9,4 +9,21 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["ContractError", "Grid", "UCRB", "validate", "__version__"]
+
+
+def open_catalog(path=None):
+    """Open the vegviz intake catalog (catalogs/vegviz.yaml) from any working directory."""
+    from .catalog import open_catalog as _open
+
+    return _open(path)
+
+
+def open_dataset(name: str = "virtual_ucrb", **params):
+    """A catalog entry as a (lazy) xarray Dataset, e.g. ``open_dataset("virtual_ucrb", seed=1)``."""
+    cat = open_catalog()
+    if name not in cat:
+        raise KeyError(f"no catalog entry {name!r}; entries: {', '.join(cat)}")
+    return (cat[name](**params) if params else cat[name]).to_dask()
+
+
+__all__ = ["ContractError", "Grid", "UCRB", "open_catalog", "open_dataset", "validate", "__version__"]
