@@ -48,7 +48,18 @@ def pytest_configure(config):
     import tempfile
 
     reuse = os.environ.get("VEGVIZ_TEST_DATA_DIR")
-    os.environ["VEGVIZ_DATA_DIR"] = reuse or tempfile.mkdtemp(prefix="vegviz-test-data-")
+    if reuse:
+        os.environ["VEGVIZ_DATA_DIR"] = reuse
+    else:
+        os.environ["VEGVIZ_DATA_DIR"] = config._vegviz_tmp = tempfile.mkdtemp(prefix="vegviz-test-data-")
+
+
+def pytest_unconfigure(config):
+    import shutil
+
+    tmp = getattr(config, "_vegviz_tmp", None)
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
