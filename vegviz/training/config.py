@@ -1,0 +1,356 @@
+"""One configuration object for a training run, saved as YAML with every run.
+
+The defaults reproduce the reference study (DESIGN.md): a one-layer ConvLSTM with 16
+filters and 3 x 3 kernels, AdamW with early stopping on the validation loss, and the
+temporal split train 1981-2001 / validation 2002-2008 / test 2009-2016. Everything a run
+depends on lives here, so a saved ``config.yaml`` is enough to repeat it::
+
+    cfg = Config(model="convlstm_physics", max_epochs=50)
+    cfg.to_yaml("my_run.yaml")
+    cfg = Config.from_yaml("my_run.yaml")
+
+Unknown keys and invalid values raise :class:`ConfigError` naming the key, the problem
+and the valid choices.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+__all__ = ["Config", "ConfigError", "ModelConfig", "OptimizerConfig", "Periods", "PHYSICS_INPUT"]
+
+#: the input channel the physics-encoded model adds to the forcings
+PHYSICS_INPUT = "lai_process"
+#: models that take ``lai_process`` as an extra input channel
+PHYSICS_MODELS = ("convlstm_physics",)
+#: models known without importing vegviz.models (used only when the registry is unavailable)
+_KNOWN_MODELS = ("convlstm", "convlstm_physics", "lstm")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+LOSSES = ("mse", "mae", "huber")
+SCHEDULERS = ("none", "plateau")
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is invalid; the message names it and the fix."""
+
+
+@dataclass
+class ModelConfig:
+    """Model hyperparameters: the shared ones, plus model-specific ``options``.
+
+    ``filters`` (hidden channels per layer), ``layers`` (stacked recurrent layers) and
+    ``kernel`` (spatial kernel size) are passed to ``vegviz.models.build_model`` under the
+    registry's names (``filters``/``kernel_size`` for the ConvLSTMs, ``hidden`` for the
+    LSTM, which has no kernel); ``options`` are passed on unchanged (e.g.
+    ``{"mode": "residual"}`` for ``convlstm_physics``).
+    """
+
+    filters: int = 16
+    layers: int = 1
+    kernel: int = 3
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Periods:
+    """The temporal split: [start, end] dates, inclusive, as ISO strings."""
+
+    train: tuple[str, str] = ("1981-01-01", "2001-12-31")
+    validation: tuple[str, str] = ("2002-01-01", "2008-12-31")
+    test: tuple[str, str] = ("2009-01-01", "2016-12-31")
+
+    def slice(self, name: str) -> slice:
+        start, end = getattr(self, name)
+        return slice(start, end)
+
+    def bounds(self, name: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+        start, end = getattr(self, name)
+        return pd.Timestamp(start), pd.Timestamp(end)
+
+
+@dataclass
+class OptimizerConfig:
+    """AdamW (Loshchilov & Hutter 2019, arXiv:1711.05101) and an optional LR schedule.
+
+    ``scheduler="plateau"`` multiplies the learning rate by ``lr_factor`` after
+    ``lr_patience`` epochs without a better validation loss; ``"none"`` keeps it constant.
+    ``grad_clip`` (global L2 norm; 0 = off) guards against exploding recurrent gradients.
+    """
+
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    betas: tuple[float, float] = (0.9, 0.999)
+    scheduler: str = "none"
+    lr_factor: float = 0.5
+    lr_patience: int = 3
+    grad_clip: float = 1.0
+
+
+@dataclass
+class Config:
+    """Everything a training run depends on (see the module docstring).
+
+    Sampling: each training sample is ``burn_in + window`` consecutive days; the model
+    runs over all of them but only the last ``window`` days are scored (the first
+    ``burn_in`` days spin up the recurrent state). Gradients are truncated every
+    ``chunk`` days (truncated BPTT: the state is carried across chunks, detached), which
+    bounds the memory of the backward pass; see :mod:`vegviz.training.trainer`.
+    """
+
+    data: str = "virtual_ucrb"
+    model: str = "convlstm"
+    hparams: ModelConfig = field(default_factory=ModelConfig)
+    inputs: tuple[str, ...] = ("precip", "tair", "tmin", "swdown", "vpd")
+    target: str = "lai"
+    periods: Periods = field(default_factory=Periods)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    loss: str = "mse"
+    max_epochs: int = 100
+    patience: int = 10
+    window: int = 365
+    burn_in: int = 90
+    chunk: int = 60
+    batch_size: int = 8
+    seed: int = 42
+    device: str = "auto"
+    precision: str = "auto"
+    num_threads: int | None = None
+    deterministic: bool = True
+    name: str | None = None
+
+    def __post_init__(self):
+        for key, cls in _NESTED.items():  # Config(hparams={"filters": 8}) is a convenience
+            value = getattr(self, key)
+            if isinstance(value, dict):
+                setattr(self, key, _from_dict(cls, value, f"{key}."))
+        self.validate()
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The model's input channels, in order: the forcings, then lai_process for physics models."""
+        extra = (PHYSICS_INPUT,) if self.model in PHYSICS_MODELS and PHYSICS_INPUT not in self.inputs else ()
+        return tuple(self.inputs) + extra
+
+    @property
+    def sample_days(self) -> int:
+        return self.burn_in + self.window
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> "Config":
+        """Check every value; raise ConfigError naming the first problem and its fix."""
+        _check_type(self, "")
+        _choice("model", self.model, _model_names())
+        _check_options(self.model, self.hparams.options)
+        _choice("loss", self.loss, LOSSES)
+        _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("optimizer.scheduler", self.optimizer.scheduler, SCHEDULERS)
+        if not isinstance(self.data, (str, os.PathLike)) or not str(self.data):
+            raise ConfigError("data: must be a catalog entry name or a path to a Zarr/NetCDF store")
+        if not self.inputs:
+            raise ConfigError("inputs: the list of input variables is empty. Fix: name at least one forcing, "
+                              "e.g. ['precip', 'tair', 'tmin', 'swdown', 'vpd']")
+        if not all(isinstance(v, str) for v in self.inputs):
+            raise ConfigError(f"inputs: expected variable names, got {list(self.inputs)!r}")
+        if len(set(self.inputs)) != len(self.inputs):
+            raise ConfigError(f"inputs: {list(self.inputs)} names a variable twice")
+        if self.target in self.inputs:
+            raise ConfigError(f"inputs: the target {self.target!r} cannot also be an input")
+        for key, lo in (("max_epochs", 1), ("patience", 1), ("window", 1), ("burn_in", 0), ("chunk", 1),
+                        ("batch_size", 1), ("hparams.filters", 1), ("hparams.layers", 1), ("hparams.kernel", 1)):
+            value = _get(self, key)
+            if value < lo:
+                raise ConfigError(f"{key}: must be >= {lo}, got {value}")
+        if self.hparams.kernel % 2 == 0:
+            raise ConfigError(f"hparams.kernel: must be odd ('same' padding keeps the grid), got {self.hparams.kernel}")
+        if self.num_threads is not None and self.num_threads < 1:
+            raise ConfigError(f"num_threads: must be >= 1 or null (torch default), got {self.num_threads}")
+        if self.window <= self.burn_in:
+            raise ConfigError(f"window: the scored window ({self.window} days) must be longer than the burn-in "
+                              f"({self.burn_in} days). Fix: increase window or reduce burn_in")
+        o = self.optimizer
+        if not o.lr > 0:
+            raise ConfigError(f"optimizer.lr: must be > 0, got {o.lr}")
+        if o.weight_decay < 0 or o.grad_clip < 0:
+            raise ConfigError("optimizer.weight_decay and optimizer.grad_clip must be >= 0")
+        if not 0 < o.lr_factor < 1:
+            raise ConfigError(f"optimizer.lr_factor: must be in (0, 1), got {o.lr_factor}")
+        self._check_periods()
+        return self
+
+    def _check_periods(self) -> None:
+        spans = {}
+        for name in ("train", "validation", "test"):
+            value = getattr(self.periods, name)
+            if len(value) != 2:
+                raise ConfigError(f"periods.{name}: expected [start, end], got {value!r}")
+            try:
+                start, end = (pd.Timestamp(v) for v in value)
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"periods.{name}: {value!r} is not a pair of dates ({e}). "
+                                  "Fix: use ISO dates like ['1981-01-01', '2001-12-31']") from None
+            if end < start:
+                raise ConfigError(f"periods.{name}: ends ({end:%Y-%m-%d}) before it starts ({start:%Y-%m-%d})")
+            spans[name] = (start, end)
+        order = list(spans)
+        for a, b in zip(order, order[1:]):
+            if spans[b][0] <= spans[a][1]:
+                raise ConfigError(
+                    f"periods: {b} ({spans[b][0]:%Y-%m-%d}..{spans[b][1]:%Y-%m-%d}) must start after {a} ends "
+                    f"({spans[a][1]:%Y-%m-%d}); the periods must be in the order train < validation < test "
+                    "and must not overlap")
+        days = (spans["train"][1] - spans["train"][0]).days + 1
+        if days < self.sample_days:
+            raise ConfigError(f"periods.train: {days} days cannot hold one sample of burn_in + window = "
+                              f"{self.sample_days} days. Fix: lengthen the period or shorten window/burn_in")
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict:
+        """Plain Python types only (lists, not tuples), ready for YAML or a checkpoint."""
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Config":
+        """Build a Config from a (possibly partial, possibly nested) dict; unknown keys are errors."""
+        return _from_dict(cls, d or {}, "")
+
+    def replace(self, **changes) -> "Config":
+        """A copy with top-level fields changed (nested ones as dicts or dataclasses)."""
+        d = self.to_dict()
+        for k, v in changes.items():
+            d[k] = _plain(dataclasses.asdict(v)) if dataclasses.is_dataclass(v) else v
+        return Config.from_dict(d)
+
+    def to_yaml(self, path=None) -> str:
+        """The YAML text; also written to ``path`` when given."""
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_yaml(cls, path_or_text) -> "Config":
+        """Read a Config from a YAML file (or from YAML text containing a newline)."""
+        text = str(path_or_text)
+        if "\n" not in text:
+            text = Path(path_or_text).read_text()
+        d = yaml.safe_load(text)
+        if d is not None and not isinstance(d, dict):
+            raise ConfigError(f"config YAML must be a mapping of keys to values, got {type(d).__name__}")
+        return cls.from_dict(d)
+
+
+# ---------------------------------------------------------------------------- helpers
+
+def _model_names() -> tuple[str, ...]:
+    try:
+        from ..models import list_models
+    except ImportError:  # vegviz.models not installed yet: fall back to the documented names
+        return _KNOWN_MODELS
+    return tuple(list_models())
+
+
+def _check_options(model: str, options: dict) -> None:
+    try:
+        from ..models import hparams_of
+    except ImportError:
+        return
+    accepted = {k for k in hparams_of(model) if k not in ("filters", "hidden", "layers", "kernel_size")}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ConfigError(f"hparams.options: model {model!r} has no option(s) {unknown}; valid options are "
+                          f"{', '.join(sorted(accepted)) or 'none'} (filters, layers and kernel are set by "
+                          "hparams.filters/layers/kernel)")
+
+
+def _choice(key: str, value, valid) -> None:
+    if value not in valid:
+        raise ConfigError(f"{key}: unknown value {value!r}; valid values are {', '.join(map(repr, valid))}")
+
+
+def _get(obj, dotted: str):
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _plain(x):
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, os.PathLike):
+        return os.fspath(x)
+    return x
+
+
+def _from_dict(cls, d: dict, prefix: str):
+    if not isinstance(d, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {d!r}")
+    valid = {f.name: f for f in fields(cls)}
+    for key in d:
+        if key not in valid:
+            raise ConfigError(f"{prefix}{key}: unknown configuration key; valid keys"
+                              f"{' in ' + prefix.rstrip('.') if prefix else ''} are {', '.join(valid)}")
+    kwargs = {}
+    for key, value in d.items():
+        nested = _NESTED.get(valid[key].name) if cls is Config else None
+        if nested is not None and not isinstance(value, nested):
+            value = _from_dict(nested, value or {}, f"{prefix}{key}.")
+        kwargs[key] = value
+    if cls is Config:
+        return cls(**kwargs)
+    obj = cls(**kwargs)
+    _check_type(obj, prefix)
+    return obj
+
+
+_NESTED = {"hparams": ModelConfig, "periods": Periods, "optimizer": OptimizerConfig}
+
+# expected Python types of every field (YAML gives lists for tuples, ints for floats)
+_TYPES: dict[str, tuple] = {
+    "data": (str, os.PathLike), "model": (str,), "target": (str,), "loss": (str,), "device": (str,),
+    "precision": (str,), "name": (str, type(None)), "num_threads": (int, type(None)), "deterministic": (bool,),
+    "max_epochs": (int,), "patience": (int,), "window": (int,), "burn_in": (int,), "chunk": (int,),
+    "batch_size": (int,), "seed": (int,), "inputs": (list, tuple),
+    "filters": (int,), "layers": (int,), "kernel": (int,), "options": (dict,),
+    "train": (list, tuple), "validation": (list, tuple), "test": (list, tuple),
+    "lr": (float, int), "weight_decay": (float, int), "betas": (list, tuple), "scheduler": (str,),
+    "lr_factor": (float, int), "lr_patience": (int,), "grad_clip": (float, int),
+}
+
+
+def _check_type(obj, prefix: str) -> None:
+    """Type-check (and normalise lists to tuples) the fields of a config dataclass."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in ("hparams", "periods", "optimizer"):
+            if not isinstance(value, _NESTED[f.name]):
+                raise ConfigError(f"{prefix}{f.name}: expected a mapping of "
+                                  f"{', '.join(x.name for x in fields(_NESTED[f.name]))}, got {value!r}")
+            _check_type(value, f"{prefix}{f.name}.")
+            continue
+        expected = _TYPES.get(f.name)
+        if expected is None:
+            continue
+        # bool is an int in Python; a YAML 'true' must not pass as a number
+        bad_bool = isinstance(value, bool) and bool not in expected
+        if bad_bool or not isinstance(value, expected):
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in expected)
+            raise ConfigError(f"{prefix}{f.name}: expected {names}, got {value!r}")
+        if isinstance(value, list):
+            value = tuple(value)
+        if f.name in ("train", "validation", "test"):
+            value = tuple(str(pd.Timestamp(v).date()) if not isinstance(v, str) else v for v in value)
+        if f.name in ("lr", "weight_decay", "lr_factor", "grad_clip"):
+            value = float(value)
+        if f.name == "betas":
+            value = tuple(float(b) for b in value)
+        setattr(obj, f.name, value)

@@ -1,0 +1,114 @@
+"""Predictions: a trained model run over a whole data set, as a Dataset on the same grid.
+
+The model runs sequence-to-sequence over the full period from a zero state, with the
+state carried from chunk to chunk (a year at a time, so memory stays bounded). The first
+``config.burn_in`` days spin the state up and are NaN in the output (attribute
+``burn_in_days``), as are cells outside the mask. The output has one variable, named
+after the model (its registry name, e.g. ``convlstm``), and provenance attributes: the
+configuration as YAML, the checkpoint and its SHA-256, the source data's attributes and
+the vegviz version.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..contract import cf_attrs
+from .checkpoint import file_sha256, vegviz_version
+from .config import Config
+from .data import prepare
+from .device import resolve
+from .trainer import INFERENCE_CHUNK, run_sequence
+from .windows import Normalization, load_period
+
+__all__ = ["predict", "write_predictions"]
+
+
+def _attr(value):
+    """A NetCDF-safe attribute value (bools and None are not)."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, float, np.integer, np.floating)):
+        return value
+    return str(value)
+
+
+def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Normalization, *,
+            checkpoint=None, device: str | None = None, chunk: int = INFERENCE_CHUNK,
+            name: str | None = None) -> xr.Dataset:
+    """Run ``model`` over the whole period of ``ds``; LAI (m2 m-2) on the grid of ``ds``.
+
+    Parameters
+    ----------
+    model : a trained model (e.g. ``Run.model()``).
+    ds : a model-ready Dataset holding the model's input channels and ``mask`` (the target
+        is not needed). It is validated against the contract.
+    config, stats : the run's configuration and normalisation statistics.
+    checkpoint : path of the checkpoint the weights came from (recorded with its SHA-256).
+    device : overrides ``config.device``.
+    chunk : days per forward call.
+    name : variable name (default: ``config.model``).
+    """
+    stats.check_channels(config.channels)
+    sub = prepare(ds, config, with_target=False)
+    hw = resolve(config, device)
+    model = model.to(hw.device)
+    t = sub["time"].values
+    arrays = load_period(sub, stats, t[0], t[-1], with_target=False)
+    out = stats.denormalize(run_sequence(model, arrays.x, hw, chunk))
+    del arrays
+    mask = sub["mask"].fillna(0).values.astype(bool)
+    out[:, ~mask] = np.nan
+    out[: config.burn_in] = np.nan
+    out = out.astype(np.float32, copy=False)
+
+    var = name or config.model
+    attrs = cf_attrs("lai")
+    attrs.update(long_name=f"leaf area index simulated by {var}", model=config.model,
+                 comment=f"the first {config.burn_in} days spin up the model state and are NaN")
+    coords = {"time": sub["time"], "lat": sub["lat"], "lon": sub["lon"]}
+    result = xr.Dataset({var: (("time", "lat", "lon"), out, attrs)}, coords=coords)
+    result.attrs.update({
+        "title": f"LAI predictions of {var}",
+        "source": f"vegviz.training.predict ({config.model}) driven by: {ds.attrs.get('source', 'unknown data')}",
+        "synthetic": _attr(ds.attrs.get("synthetic", 0)),
+        "model": config.model,
+        "burn_in_days": int(config.burn_in),
+        "config": config.to_yaml(),
+        "checkpoint": str(checkpoint) if checkpoint else "",
+        "checkpoint_sha256": file_sha256(checkpoint) if checkpoint else "",
+        "vegviz_version": vegviz_version(),
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "Conventions": "CF-1.8",
+    })
+    for key, value in ds.attrs.items():
+        result.attrs[f"data_{key}"] = _attr(value)
+    return result
+
+
+def write_predictions(pred: xr.Dataset, path) -> Path:
+    """Write predictions to NetCDF (engine netcdf4, compressed) atomically; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        encoding = {}
+        for v in pred.data_vars:
+            shape = pred[v].shape
+            encoding[v] = {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan),
+                           "chunksizes": (min(shape[0], INFERENCE_CHUNK), *shape[1:])}
+        pred.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,150 @@
+"""Run directories and the one-call entry point :func:`train`.
+
+Layout of a run directory (default ``$VEGVIZ_RUNS_DIR/<name>``, else
+``platformdirs.user_data_dir("vegviz")/runs/<name>``)::
+
+    <name>/
+      config.yaml          the Config of the run
+      history.csv          per-epoch metrics (epoch, train_loss, val_loss, val_nse_median, lr, seconds, best, device)
+      checkpoints/
+        epoch_001.pt ...   one per epoch
+        last.pt            the latest state (end of an epoch, or where a stop request hit)
+        best.pt            the epoch with the lowest validation loss
+      predictions.nc       the best model over the whole data set (NetCDF, netcdf4)
+"""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from .checkpoint import load_checkpoint
+from .config import Config
+from .data import open_data
+from .predict import predict, write_predictions
+from .trainer import Trainer, build_model
+from .windows import Normalization
+
+__all__ = ["RUNS_ENV", "Run", "default_run_dir", "runs_root", "train"]
+
+RUNS_ENV = "VEGVIZ_RUNS_DIR"
+PREDICTIONS = "predictions.nc"
+
+
+def runs_root() -> Path:
+    """Where runs live: $VEGVIZ_RUNS_DIR, else the user data directory's ``runs`` folder."""
+    env = os.environ.get(RUNS_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("vegviz")) / "runs"
+
+
+def default_run_dir(config: Config) -> Path:
+    """``runs_root()/<config.name>``, or a new ``<model>-<YYYYmmdd-HHMMSS>`` folder when unnamed."""
+    root = runs_root()
+    if config.name:
+        return root / config.name
+    base = f"{config.model}-{datetime.now():%Y%m%d-%H%M%S}"
+    path, k = root / base, 1
+    while path.exists():
+        k += 1
+        path = root / f"{base}-{k}"
+    return path
+
+
+class Run:
+    """A run directory: its configuration, history, checkpoints, model and predictions."""
+
+    def __init__(self, path):
+        self.path = Path(path).expanduser()
+        if not (self.path / "config.yaml").exists():
+            raise FileNotFoundError(f"{self.path} is not a vegviz run directory (no config.yaml). Fix: pass a "
+                                    f"folder under {runs_root()} or the run_dir given to train()")
+
+    def __repr__(self) -> str:
+        h = self.history
+        best = f", best val_loss {h['val_loss'].min():.4g}" if len(h) else ""
+        return f"Run({str(self.path)!r}: {self.config.model}, {len(h)} epochs{best})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config(self) -> Config:
+        return Config.from_yaml(self.path / "config.yaml")
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """Per-epoch metrics (empty before the first epoch ends)."""
+        from .trainer import HISTORY_COLUMNS
+
+        f = self.path / "history.csv"
+        return pd.read_csv(f) if f.exists() else pd.DataFrame(columns=list(HISTORY_COLUMNS))
+
+    def checkpoint(self, which: str | int = "best") -> Path:
+        """Path of ``"best"``, ``"last"`` or an epoch number's checkpoint."""
+        name = f"epoch_{which:03d}.pt" if isinstance(which, int) else f"{which}.pt"
+        return self.path / "checkpoints" / name
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.checkpoint("best")
+
+    def load_checkpoint(self, which: str | int = "best") -> dict:
+        return load_checkpoint(self.checkpoint(which))
+
+    def normalization(self, which: str | int = "best") -> Normalization:
+        return Normalization.from_dict(self.load_checkpoint(which)["normalization"])
+
+    def model(self, which: str | int = "best"):
+        """The trained model (on the CPU, in eval mode)."""
+        ckpt = self.load_checkpoint(which)
+        model = build_model(Config.from_dict(ckpt["config"]))
+        model.load_state_dict(ckpt["model"])
+        return model.eval()
+
+    @property
+    def predictions_path(self) -> Path:
+        return self.path / PREDICTIONS
+
+    @property
+    def predictions(self) -> xr.Dataset | None:
+        """The stored predictions, lazily opened (None before :meth:`predict` has written them)."""
+        p = self.predictions_path
+        return xr.open_dataset(p, engine="netcdf4", chunks={}) if p.exists() else None
+
+    def predict(self, data: xr.Dataset | None = None, which: str | int = "best", *, write: bool = True,
+                device: str | None = None) -> xr.Dataset:
+        """Predictions of a checkpoint over ``data`` (default: the run's data); written when ``write``."""
+        ckpt = self.load_checkpoint(which)
+        config = Config.from_dict(ckpt["config"])
+        model = build_model(config)
+        model.load_state_dict(ckpt["model"])
+        ds = data if data is not None else open_data(config.data)
+        pred = predict(model, ds, config, Normalization.from_dict(ckpt["normalization"]),
+                       checkpoint=self.checkpoint(which), device=device)
+        if write:
+            write_predictions(pred, self.predictions_path)
+        return pred
+
+
+def train(config: Config, run_dir=None, *, data: xr.Dataset | None = None, resume: bool = False,
+          progress: bool = True, subscribers=(), predictions: bool = True) -> Run:
+    """Train ``config`` into ``run_dir`` and return the :class:`Run`.
+
+    ``data`` defaults to ``config.data`` (catalog entry or path). With ``predictions`` the
+    best model is run over the whole data set and saved as ``predictions.nc``, unless
+    training was stopped on request.
+    """
+    trainer = Trainer(config, data, run_dir, progress=progress, subscribers=subscribers)
+    trainer.fit(resume=resume)
+    run = Run(trainer.run_dir)
+    if predictions and trainer.result != "stopped" and run.best_checkpoint.exists():
+        run.predict(data)
+    return run

@@ -1,0 +1,506 @@
+"""The trainer: AdamW, truncated BPTT over windows, validation, early stopping, checkpoints.
+
+One optimiser step per batch of windows. A window is ``burn_in + window`` days:
+
+1. **burn-in** (no gradient): the model runs over the first ``burn_in`` days from a zero
+   state, in chunks; only the final state is kept.
+2. **scored window, truncated BPTT**: the ``window`` days are processed in chunks of
+   ``chunk`` days. Each chunk runs from the carried state, its loss (the sum of the
+   masked errors divided by the number of observed values in the *whole* window) is
+   back-propagated at once, and the state is detached before the next chunk. The
+   gradients of all chunks accumulate, so the step follows the gradient of the mean loss
+   over the window, truncated at chunk boundaries.
+
+Why: the backward pass of a ConvLSTM keeps every step's activations, about 11 MB per day
+at the study scale (63 x 54 cells, 16 filters, batch 8). Measured with
+``benchmarks/bench_training.py`` on the full virtual basin (CPU, 2 threads): holding the
+training and validation arrays peaks at 1.3 GiB resident; training with 60-day chunks at
+2.2 GiB (2.3 GiB for the physics-encoded model); back-propagating through the whole
+365-day window at 5.9 GiB (and slower: 7.3 s against 5.5 s per batch). The state, and
+with it the memory of past weather, is carried forward untruncated; only gradients stop
+at chunk boundaries, and 60 days span the fast vegetation response.
+
+Validation runs the model over the validation period with its state carried from the
+``burn_in`` days before it (no gradient, in chunks of a year so memory stays bounded),
+and scores the loss on the observed target and the NSE per cell on observed dates
+(median over the mask cells).
+
+Every epoch ends with a checkpoint (``checkpoints/epoch_NNN.pt`` and ``last.pt``;
+``best.pt`` when the validation loss improved); a stop request writes ``last.pt``
+mid-epoch. :meth:`Trainer.fit` with ``resume=True`` continues from ``last.pt``: the
+sample order of an epoch depends only on ``(seed, epoch)`` and the torch random state is
+restored, so on the CPU a resumed run ends with the same weights as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import xarray as xr
+
+from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint, vegviz_version, write_atomic
+from .config import PHYSICS_INPUT, PHYSICS_MODELS, Config
+from .data import open_data, prepare
+from .device import Hardware, resolve, settings
+from .events import (BatchEvent, EndEvent, EpochEvent, ErrorEvent, EventBus, StartEvent, StopEvent, Subscriber)
+from .loss import masked_error_sum
+from .windows import (DataError, Normalization, batches, epoch_windows, fit_normalization, gather,
+                      load_period, training_bounds)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["HISTORY_COLUMNS", "Trainer", "build_model", "median_nse", "run_sequence", "seed_everything"]
+
+#: days per forward call when no gradient is needed (validation, prediction): bounds memory
+INFERENCE_CHUNK = 365
+#: config keys that may change when a run is resumed (they do not change the trained weights' meaning)
+RESUMABLE_CHANGES = ("max_epochs", "patience", "device", "precision", "num_threads", "name")
+
+
+def build_model(config: Config, n_inputs: int | None = None) -> torch.nn.Module:
+    """The model of ``config`` from the :mod:`vegviz.models` registry, with the run's hyperparameters."""
+    from .. import models
+
+    channels = config.channels
+    n_inputs = len(channels) if n_inputs is None else n_inputs
+    accepted = models.hparams_of(config.model)
+    h = config.hparams
+    # the registry's names: ConvLSTMs take filters/kernel_size, the LSTM hidden (and no kernel)
+    hp = {"filters" if "filters" in accepted else "hidden": h.filters, "layers": h.layers}
+    for key in ("kernel_size", "kernel"):
+        if key in accepted:
+            hp[key] = h.kernel
+            break
+    hp.update(h.options)
+    if config.model in PHYSICS_MODELS and "process_channel" in accepted:
+        hp.setdefault("process_channel", channels.index(PHYSICS_INPUT))
+    return models.build_model(config.model, n_inputs, **hp)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA) for model initialisation and any stochastic layers."""
+    torch.manual_seed(seed)
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0])
+
+
+def median_nse(sim: np.ndarray, obs: np.ndarray, mask: np.ndarray, time, lat, lon) -> float:
+    """Median over the mask cells of the per-cell NSE on observed dates (NaN when none can be scored)."""
+    from ..evaluation import nse
+    # only dates with an observation can count (pairwise-complete): dropping the rest first
+    # keeps the float64 temporaries of the metric small
+    keep = np.isfinite(obs).any(axis=(1, 2))
+    sim, obs, time = sim[keep], obs[keep], np.asarray(time)[keep]
+    coords = {"time": time, "lat": lat, "lon": lon}
+    dims = ("time", "lat", "lon")
+    score = nse(xr.DataArray(sim, coords, dims), xr.DataArray(obs, coords, dims),
+                mask=xr.DataArray(mask.astype(bool), {"lat": lat, "lon": lon}, ("lat", "lon")))
+    values = score.values[np.isfinite(score.values)]
+    return float(np.median(values)) if values.size else math.nan
+
+
+class Trainer:
+    """Train the model of a :class:`Config` on a model-ready Dataset.
+
+    Parameters
+    ----------
+    config : the run's configuration.
+    data : the Dataset (default: opened from ``config.data``). It is validated against the
+        contract; only the configured variables and periods are loaded, as float32.
+    run_dir : the run directory (config.yaml, checkpoints/, history.csv).
+    progress : show a tqdm progress bar per epoch (notebook or terminal).
+    subscribers : callables that receive the training events (:mod:`.events`).
+
+    ``fit()`` trains in the calling thread; ``start()`` in a background thread. Either ends
+    early and cleanly after :meth:`request_stop` (from any thread).
+    """
+
+    def __init__(self, config: Config, data: xr.Dataset | None = None, run_dir=None, *, progress: bool = True,
+                 subscribers: tuple[Subscriber, ...] | list[Subscriber] = ()):
+        if not isinstance(config, Config):
+            raise TypeError(f"config: expected a vegviz.training.Config, got {type(config).__name__}. "
+                            "Fix: Config(...) or Config.from_yaml(path)")
+        self.config = config.validate()
+        if run_dir is None:
+            from .run import default_run_dir
+
+            run_dir = default_run_dir(config)
+        self.run_dir = Path(run_dir).expanduser()
+        self.progress = progress
+        self.events = EventBus()
+        for fn in subscribers:
+            self.events.subscribe(fn)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._data = data
+        self.hardware: Hardware = resolve(config)
+        self.model: torch.nn.Module | None = None
+        self.stats: Normalization | None = None
+        self.history: list[dict] = []
+        self.result: str | None = None  # why the last fit ended
+        self.error: BaseException | None = None  # what a background fit raised
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    @property
+    def device(self) -> torch.device:
+        return self.hardware.device
+
+    def subscribe(self, fn: Subscriber):
+        """Call ``fn(event)`` for every training event; returns a function that unsubscribes."""
+        return self.events.subscribe(fn)
+
+    def request_stop(self) -> None:
+        """Ask training to stop after the current batch (thread-safe); a checkpoint is written."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def start(self, resume: bool = False) -> threading.Thread:
+        """Run :meth:`fit` in a daemon thread and return the thread (errors land in ``self.error``)."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("this trainer is already running. Fix: request_stop() and join() it first")
+
+        def target():
+            try:
+                self.fit(resume=resume)
+            except BaseException as e:  # reported by an error event too
+                self.error = e
+
+        self._thread = threading.Thread(target=target, name=f"vegviz-train-{self.run_dir.name}", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def fit(self, resume: bool = False) -> pd.DataFrame:
+        """Train until ``max_epochs``, early stopping or a stop request; return the history.
+
+        ``resume=True`` continues from ``checkpoints/last.pt`` when it exists (else starts
+        afresh); the configuration must match the checkpoint's except for
+        ``max_epochs``, ``patience``, ``device``, ``precision``, ``num_threads`` and ``name``.
+        """
+        self._epoch = 0
+        try:
+            with settings(self.config, self.hardware):
+                return self._fit(resume)
+        except BaseException as e:
+            self.events.emit(ErrorEvent(run_dir=str(self.run_dir), epoch=self._epoch,
+                                        error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc()))
+            raise
+        finally:
+            # cleared at the end, not the start: a request made before fit() began is honoured
+            self._stop.clear()
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, resume: bool = False) -> dict | None:
+        """Open and validate the data, fit or restore the normalisation, load the arrays, build the
+        model and optimiser, write config.yaml. Returns the checkpoint to resume from (or None).
+        """
+        cfg = self.config
+        ds = self._data if self._data is not None else open_data(cfg.data)
+        ds = prepare(ds, cfg)
+        ckpt = None
+        last = self.checkpoint_dir / "last.pt"
+        if resume and last.exists():
+            ckpt = load_checkpoint(last)
+            self._check_resumable(ckpt)
+            self.stats = Normalization.from_dict(ckpt["normalization"])
+        else:
+            if resume:
+                log.info("no checkpoint in %s: training from scratch", self.checkpoint_dir)
+            self.stats = fit_normalization(ds, cfg)
+        first, last_day = training_bounds(ds, cfg, "train")
+        self.train_data = load_period(ds, self.stats, first, last_day)
+        v0, v1 = training_bounds(ds, cfg, "validation")
+        self.val_data = load_period(ds, self.stats, v0, v1, pad_before=cfg.burn_in)
+        if not np.isfinite(self.val_data.y[self.val_data.pad:]).any():
+            raise DataError(f"periods.validation {v0:%Y-%m-%d}..{v1:%Y-%m-%d}: no observed {cfg.target} inside the "
+                            "mask, so there is nothing to validate on. Fix: choose a period with observations")
+        # observed values per day (for the per-window loss denominator without loading windows twice)
+        observed = np.isfinite(self.train_data.y).sum(axis=(1, 2))
+        self._observed_cum = np.concatenate([[0], np.cumsum(observed)])
+        self.mask = ds["mask"].fillna(0).values.astype(bool)
+        self._mask_t = torch.from_numpy(self.mask).to(self.device)
+        self.coords = {k: ds[k].values for k in ("lat", "lon")}
+
+        seed_everything(cfg.seed)
+        self.model = build_model(cfg).to(self.device)
+        o = cfg.optimizer
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay,
+                                           betas=o.betas)
+        self.scheduler = (torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=o.lr_factor,
+                                                                     patience=o.lr_patience)
+                          if o.scheduler == "plateau" else None)
+        self.scaler = self.hardware.grad_scaler()
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(self.run_dir / "config.yaml", cfg.to_yaml().encode())
+        return ckpt
+
+    def _check_resumable(self, ckpt: dict) -> None:
+        old, new = ckpt["config"], self.config.to_dict()
+        diff = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
+        if diff:
+            raise ValueError(f"cannot resume {self.run_dir}: the configuration differs from the checkpoint's in "
+                             f"{', '.join(diff)} (checkpoint: {', '.join(f'{k}={old.get(k)!r}' for k in diff)}). "
+                             "Fix: use the run's config.yaml (Config.from_yaml), or train into a new run directory")
+
+    def _restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt.get("scheduler"):
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["rng"])
+        self.history = list(ckpt["history"])
+        self._best = (ckpt["best_val_loss"], ckpt["best_epoch"])
+        self._bad_epochs = ckpt["bad_epochs"]
+
+    # ------------------------------------------------------------------ the loop
+    def _fit(self, resume: bool) -> pd.DataFrame:
+        cfg = self.config
+        t_start = time.perf_counter()
+        ckpt = self.setup(resume)
+        self.history, self._best, self._bad_epochs = [], (math.inf, 0), 0
+        epoch, batch_done, partial = 1, 0, (0.0, 0)
+        if ckpt is not None:
+            self._restore(ckpt)
+            epoch, batch_done = ckpt["epoch"], ckpt["batch"]
+            partial = (ckpt["partial_loss"], ckpt["partial_count"])
+            if batch_done == 0:  # the checkpoint closed an epoch
+                epoch += 1
+        reason = self._finished_reason()
+        n_batches = len(self.epoch_plan(epoch))
+        self.events.emit(StartEvent(run_dir=str(self.run_dir), epoch=epoch, max_epochs=cfg.max_epochs,
+                                    batches_per_epoch=n_batches, device=str(self.device),
+                                    precision=self.hardware.precision, resumed=ckpt is not None,
+                                    config=cfg.to_dict()))
+        from tqdm.auto import tqdm
+
+        # one bar over epochs that stays, one over the batches of the current epoch that goes
+        bar = tqdm(total=cfg.max_epochs, initial=len(self.history), desc="training", unit="epoch",
+                   disable=not self.progress)
+        try:
+            while reason is None:
+                self._epoch = epoch
+                if batch_done == 0:
+                    torch.manual_seed(_epoch_seed(cfg.seed, epoch))
+                stopped = self._train_epoch(epoch, batch_done, partial)
+                if stopped:
+                    reason = "stopped"
+                    break
+                h = self.history[-1]
+                bar.update(1)
+                bar.set_postfix(train=f"{h['train_loss']:.4f}", val=f"{h['val_loss']:.4f}",
+                                nse=f"{h['val_nse_median']:.3f}", best=self._best[1])
+                batch_done, partial = 0, (0.0, 0)
+                reason = self._finished_reason()
+                epoch += 1
+        finally:
+            bar.close()
+        self.result = reason
+        best_loss, best_epoch = self._best
+        best = self.checkpoint_dir / "best.pt"
+        self.events.emit(EndEvent(run_dir=str(self.run_dir), reason=reason, epochs=len(self.history),
+                                  best_epoch=best_epoch, best_val_loss=best_loss,
+                                  best_checkpoint=str(best) if best.exists() else "",
+                                  seconds=time.perf_counter() - t_start))
+        return self.history_frame()
+
+    def _finished_reason(self) -> str | None:
+        if self._bad_epochs >= self.config.patience:
+            return "early_stopping"
+        if len(self.history) >= self.config.max_epochs:
+            return "max_epochs"
+        return None
+
+    def history_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.history, columns=list(HISTORY_COLUMNS))
+
+    def _train_epoch(self, epoch: int, skip: int, partial: tuple[float, int]) -> bool:
+        """One epoch (from batch ``skip`` on); True when it ended on a stop request."""
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        t0 = time.perf_counter()
+        plan = self.epoch_plan(epoch)
+        loss_sum, count = partial
+        bar = tqdm(total=len(plan), initial=skip, desc=f"epoch {epoch}/{cfg.max_epochs}", disable=not self.progress,
+                   leave=False, unit="batch")
+        try:
+            for b in range(skip, len(plan)):
+                tb = time.perf_counter()
+                loss, n = self.train_step(plan[b])
+                loss_sum, count = loss_sum + loss * n, count + n
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}")
+                self.events.emit(BatchEvent(run_dir=str(self.run_dir), epoch=epoch, batch=b + 1, batches=len(plan),
+                                            loss=loss, seconds=time.perf_counter() - tb, device=str(self.device)))
+                if self._stop.is_set() and b + 1 < len(plan):
+                    path = self._save(epoch, b + 1, (loss_sum, count))
+                    self.events.emit(StopEvent(run_dir=str(self.run_dir), epoch=epoch, batch=b + 1,
+                                               checkpoint=str(path)))
+                    return True
+        finally:
+            bar.close()
+        train_loss = loss_sum / count if count else math.nan
+        val_loss, val_nse = self.validate()
+        if self.scheduler is not None:
+            self.scheduler.step(val_loss)
+        best_loss, best_epoch = self._best
+        improved = val_loss < best_loss
+        if improved:
+            self._best, self._bad_epochs = (val_loss, epoch), 0
+        else:
+            self._bad_epochs += 1
+        seconds = time.perf_counter() - t0
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                             "val_nse_median": val_nse, "lr": lr, "seconds": seconds, "best": improved,
+                             "device": str(self.device)})
+        path = self._save(epoch, 0, (0.0, 0), best=improved)
+        self._write_history()
+        self.events.emit(EpochEvent(run_dir=str(self.run_dir), epoch=epoch, train_loss=train_loss,
+                                    val_loss=val_loss, val_nse_median=val_nse, seconds=seconds,
+                                    device=str(self.device), lr=lr, checkpoint=str(path), improved=improved,
+                                    best_epoch=self._best[1], best_val_loss=self._best[0]))
+        if self._stop.is_set():
+            self.events.emit(StopEvent(run_dir=str(self.run_dir), epoch=epoch, batch=len(plan), checkpoint=str(path)))
+            return True
+        return False
+
+    def epoch_plan(self, epoch: int) -> list[np.ndarray]:
+        """The batches of sample start days (indices into the training arrays) of ``epoch``."""
+        cfg = self.config
+        return batches(epoch_windows(len(self.train_data.time), cfg.burn_in, cfg.window, cfg.seed, epoch),
+                       cfg.batch_size)
+
+    def train_step(self, starts: np.ndarray) -> tuple[float, int]:
+        """One optimiser step on the windows starting at ``starts``; (mean loss, observed values)."""
+        cfg, hw, model = self.config, self.hardware, self.model
+        data = self.train_data
+        model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        burn, total = cfg.burn_in, cfg.sample_days
+        cum = self._observed_cum
+        n_obs = int(sum(cum[s + total] - cum[s + burn] for s in starts))
+        state = None
+        with torch.no_grad():
+            for t0 in range(0, burn, cfg.chunk):
+                x = self._tensor(gather(data.x, starts, t0, min(t0 + cfg.chunk, burn)))
+                with hw.autocast():
+                    _, state = model(x, state)
+        loss_sum = 0.0
+        for t0 in range(burn, total, cfg.chunk):
+            t1 = min(t0 + cfg.chunk, total)
+            x = self._tensor(gather(data.x, starts, t0, t1))
+            y = self._tensor(gather(data.y, starts, t0, t1))
+            valid = torch.isfinite(y) & self._mask_t  # load_period masks y already; this keeps it so
+            if not bool(valid.any()):  # nothing to score: just carry the state forward
+                with torch.no_grad(), hw.autocast():
+                    _, state = model(x, state)
+                continue
+            with hw.autocast():
+                pred, state = model(x, state)
+            err = masked_error_sum(pred, y, valid, cfg.loss) / n_obs
+            self.scaler.scale(err).backward()
+            loss_sum += float(err.detach())
+            state = [(h.detach(), c.detach()) for h, c in state]
+        if n_obs == 0:
+            return 0.0, 0
+        if cfg.optimizer.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optimizer.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss_sum, n_obs
+
+    def _tensor(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).to(self.device, non_blocking=True)
+
+    # ------------------------------------------------------------------ validation
+    def validate(self) -> tuple[float, float]:
+        """(loss on observed validation targets, median per-cell NSE) of the current model."""
+        v = self.val_data
+        pred = run_sequence(self.model, v.x, self.hardware)
+        p, y = pred[v.pad:], v.y[v.pad:]
+        valid = np.isfinite(y)
+        err = masked_error_sum(torch.from_numpy(p), torch.from_numpy(y), torch.from_numpy(valid), self.config.loss)
+        loss = float(err) / max(int(valid.sum()), 1)
+        s = self.stats
+        sim = np.where(self.mask, s.denormalize(p), np.nan)
+        nse = median_nse(sim, s.denormalize(y), self.mask, v.time[v.pad:], self.coords["lat"], self.coords["lon"])
+        return loss, nse
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self, epoch: int, batch: int, partial: tuple[float, int]) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "vegviz_version": vegviz_version(),
+            "model_name": self.config.model,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {},
+            "epoch": epoch,
+            "batch": batch,
+            "partial_loss": float(partial[0]),
+            "partial_count": int(partial[1]),
+            "best_val_loss": float(self._best[0]),
+            "best_epoch": int(self._best[1]),
+            "bad_epochs": int(self._bad_epochs),
+            "history": [dict(h) for h in self.history],
+            "normalization": self.stats.to_dict(),
+            "config": self.config.to_dict(),
+            "rng": torch.get_rng_state(),
+        }
+
+    def _save(self, epoch: int, batch: int, partial, best: bool = False) -> Path:
+        """Write the checkpoint(s) atomically; return the path of the one that names this state."""
+        d = self.checkpoint_dir
+        state = self._state(epoch, batch, partial)
+        if batch:  # mid-epoch (stop request): only last.pt
+            save_checkpoint(state, d / "last.pt")
+            return d / "last.pt"
+        paths = [d / f"epoch_{epoch:03d}.pt", d / "last.pt"] + ([d / "best.pt"] if best else [])
+        save_checkpoint(state, *paths)
+        return paths[0]
+
+    def _write_history(self) -> None:
+        write_atomic(self.run_dir / "history.csv", self.history_frame().to_csv(index=False).encode())
+
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_nse_median", "lr", "seconds", "best", "device")
+
+
+def run_sequence(model: torch.nn.Module, x: np.ndarray, hardware: Hardware,
+                 chunk: int = INFERENCE_CHUNK) -> np.ndarray:
+    """Normalised predictions (time, lat, lon) of ``model`` over ``x`` (time, channel, lat, lon).
+
+    One sequence from a zero state, in chunks of ``chunk`` days with the state carried, so
+    memory stays bounded however long ``x`` is.
+    """
+    model.eval()
+    out = np.empty((x.shape[0], x.shape[2], x.shape[3]), dtype=np.float32)
+    state = None
+    with torch.no_grad():
+        for t0 in range(0, x.shape[0], chunk):
+            xt = torch.from_numpy(x[t0:t0 + chunk]).unsqueeze(0).to(hardware.device)
+            with hardware.autocast():
+                y, state = model(xt, state)
+            out[t0:t0 + chunk] = y[0, :, 0].float().cpu().numpy()
+    return out
+

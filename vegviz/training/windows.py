@@ -1,0 +1,210 @@
+"""From the model-ready Dataset to normalised arrays and windows of days.
+
+* :func:`fit_normalization`: mean and standard deviation of every input channel and of
+  the target, over the **training period** and the **mask** cells only, so nothing of
+  the validation or test periods leaks into training.
+* :func:`load_period`: one period as normalised float32 arrays (time, channel, lat, lon)
+  for the inputs and (time, lat, lon) for the target, with ``pad_before`` extra days of
+  inputs before it for the burn-in. Only the needed variables and dates are read;
+  forcings are NaN-free inside the mask (the contract); NaN outside it becomes 0 (= the
+  training mean) after normalisation; the target is NaN wherever it does not count (not observed, or
+  outside the mask), which is all the loss needs to know.
+* :func:`epoch_windows`: the sample start days of one epoch. Scored windows of
+  ``window`` days tile the training period from a random offset, each preceded by
+  ``burn_in`` days that are run but not scored; their order is shuffled. Offsets and
+  order come from a generator seeded by ``(seed, epoch)``, so an epoch is reproducible
+  on its own (resuming needs no random state).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .config import PHYSICS_INPUT, Config
+
+__all__ = [
+    "Normalization", "PeriodArrays", "batches", "epoch_windows", "fit_normalization", "load_period",
+    "training_bounds",
+]
+
+
+class DataError(ValueError):
+    """The data do not fit the configuration (periods, variables); the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Per-channel mean/std of the inputs and of the target (training period, mask cells)."""
+
+    channels: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    target: str
+    target_mean: float
+    target_std: float
+    period: tuple[str, str]
+
+    def to_dict(self) -> dict:
+        """Plain Python types (for YAML, JSON and ``torch.load(weights_only=True)``)."""
+        return {"channels": list(self.channels), "mean": list(self.mean), "std": list(self.std),
+                "target": self.target, "target_mean": self.target_mean, "target_std": self.target_std,
+                "period": list(self.period)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalization":
+        return cls(tuple(d["channels"]), tuple(map(float, d["mean"])), tuple(map(float, d["std"])),
+                   d["target"], float(d["target_mean"]), float(d["target_std"]), tuple(d["period"]))
+
+    def denormalize(self, y):
+        """Target values from normalised model outputs (numpy or torch)."""
+        return y * self.target_std + self.target_mean
+
+    def check_channels(self, channels) -> None:
+        if tuple(channels) != self.channels:
+            raise DataError(f"the normalisation was fitted for channels {list(self.channels)}, the model "
+                            f"uses {list(channels)}. Fix: use the configuration the model was trained with")
+
+
+def training_bounds(ds: xr.Dataset, config: Config, period: str = "train") -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The part of a configured period the data cover; a clear error when too little remains."""
+    start, end = config.periods.bounds(period)
+    t = pd.DatetimeIndex(ds["time"].values)
+    first, last = max(start, t[0]), min(end, t[-1])
+    days = (last - first).days + 1
+    need = config.sample_days if period == "train" else 1
+    if days < need:
+        raise DataError(
+            f"periods.{period} {start:%Y-%m-%d}..{end:%Y-%m-%d}: the data cover {t[0]:%Y-%m-%d}..{t[-1]:%Y-%m-%d}, "
+            f"leaving {max(days, 0)} days of this period" + (f" (one sample needs burn_in + window = {need})"
+                                                            if period == "train" else "")
+            + ". Fix: set config.periods to dates inside the data (e.g. for the small virtual basin "
+            "train 1998-2001, validation 2002-2003, test 2004-2005)")
+    return first, last
+
+
+def _mask(ds: xr.Dataset) -> xr.DataArray:
+    return ds["mask"].fillna(0).astype(bool)
+
+
+def _moments(da: xr.DataArray, mask: xr.DataArray) -> tuple[float, float, int]:
+    """(mean, std, count) of the finite values of ``da`` inside ``mask``; float64, dask-friendly."""
+    x = da.where(mask).astype("float64")
+    n, s = x.count(), x.sum()
+    import dask
+
+    n, s = dask.compute(n, s)
+    n, s = int(n), float(s)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = s / n
+    # second pass around the mean: exact for long float32 series, where sum(x^2) - n mean^2 is not
+    (ss,) = dask.compute(((x - mean) ** 2).sum())
+    return mean, math.sqrt(float(ss) / n), n
+
+
+def fit_normalization(ds: xr.Dataset, config: Config) -> Normalization:
+    """Mean/std of ``config.channels`` and ``config.target`` over the training period and mask cells.
+
+    Only the training period is read, so changing the data after it leaves the statistics
+    unchanged. A constant channel gets std 1 (it then carries no information, but does no harm).
+    ``lai_process`` gets the target's statistics (see the comment below).
+    """
+    first, last = training_bounds(ds, config)
+    train = ds.sel(time=slice(first, last))
+    mask = _mask(ds)
+    moments = {}
+    for name in (config.target, *config.channels):
+        if name == PHYSICS_INPUT and name != config.target:
+            # the process LAI is scaled like the target, so that a model adding it to its
+            # output (the residual physics modes) works on the target's scale
+            moments[name] = moments[config.target]
+            continue
+        mean, std, n = _moments(train[name], mask)
+        if n == 0:
+            raise DataError(f"{name}: no finite value inside the mask in the training period "
+                            f"{first:%Y-%m-%d}..{last:%Y-%m-%d}. Fix: check the data and config.periods.train")
+        moments[name] = (mean, std if std > 0 and math.isfinite(std) else 1.0)
+    return Normalization(tuple(config.channels), tuple(moments[c][0] for c in config.channels),
+                         tuple(moments[c][1] for c in config.channels), config.target,
+                         *moments[config.target], (f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"))
+
+
+@dataclass
+class PeriodArrays:
+    """A period as normalised arrays. ``x[pad:]`` and ``y[pad:]`` are the period proper."""
+
+    x: np.ndarray  # (time, channel, lat, lon) float32, NaN-free
+    y: np.ndarray | None  # (time, lat, lon) float32, NaN where the target does not count
+    time: pd.DatetimeIndex
+    pad: int  # leading days of burn-in before the period
+
+    @property
+    def nbytes(self) -> int:
+        return self.x.nbytes + (0 if self.y is None else self.y.nbytes)
+
+
+def load_period(ds: xr.Dataset, stats: Normalization, start, end, *, pad_before: int = 0,
+                with_target: bool = True) -> PeriodArrays:
+    """Normalised inputs (and target) for [start, end], plus ``pad_before`` days before ``start``.
+
+    The padding is cut to the days the data hold. Reads one variable at a time straight
+    into the preallocated float32 output, so the peak is the output plus one variable.
+    """
+    t = pd.DatetimeIndex(ds["time"].values)
+    i1 = int(t.searchsorted(pd.Timestamp(end), side="right"))
+    i0 = int(t.searchsorted(pd.Timestamp(start), side="left"))
+    if i1 <= i0:
+        raise DataError(f"the data hold no day in {pd.Timestamp(start):%Y-%m-%d}..{pd.Timestamp(end):%Y-%m-%d} "
+                        f"(they cover {t[0]:%Y-%m-%d}..{t[-1]:%Y-%m-%d}). Fix: adjust config.periods")
+    p0 = max(0, i0 - pad_before)
+    sub = ds.isel(time=slice(p0, i1))
+    inside = _mask(ds).values
+    shape = (i1 - p0, len(stats.channels), ds.sizes["lat"], ds.sizes["lon"])
+    x = np.empty(shape, dtype=np.float32)
+    for c, (name, mean, std) in enumerate(zip(stats.channels, stats.mean, stats.std)):
+        # never in place on the source: for in-memory data .values is the Dataset's own array
+        xc = x[:, c]
+        np.subtract(sub[name].values, np.float32(mean), out=xc, dtype=np.float32)
+        xc *= np.float32(1.0 / std)
+        # NaN only outside the mask (the contract): 0 = the training mean; values there are kept,
+        # they are the spatial context the convolutions see at the basin edge
+        xc[~np.isfinite(xc)] = 0.0
+    y = None
+    if with_target:
+        y = np.subtract(sub[stats.target].values, np.float32(stats.target_mean), dtype=np.float32)
+        y *= np.float32(1.0 / stats.target_std)
+        y[:, ~inside] = np.nan
+    return PeriodArrays(x, y, t[p0:i1], i0 - p0)
+
+
+def epoch_windows(n_days: int, burn_in: int, window: int, seed: int, epoch: int) -> np.ndarray:
+    """Start indices of the samples (burn-in included) of one epoch, in training order.
+
+    Scored windows ``[s + burn_in, s + burn_in + window)`` tile ``[burn_in + offset, n_days)``
+    without overlap; ``offset`` is drawn in ``[0, window)`` (or less, if the period is
+    short), so which days share a window changes from epoch to epoch. Deterministic for
+    ``(seed, epoch)``.
+    """
+    sample = burn_in + window
+    if n_days < sample:
+        raise DataError(f"the training period has {n_days} days, fewer than one sample (burn_in + window = "
+                        f"{sample}). Fix: lengthen periods.train or shorten window/burn_in")
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    offset = int(rng.integers(0, min(window, n_days - sample + 1)))
+    starts = np.arange(offset, n_days - sample + 1, window)
+    rng.shuffle(starts)
+    return starts
+
+
+def batches(starts: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """``starts`` split into consecutive batches (the last one may be smaller)."""
+    return [starts[i:i + batch_size] for i in range(0, len(starts), batch_size)]
+
+
+def gather(arr: np.ndarray, starts: np.ndarray, t0: int, t1: int) -> np.ndarray:
+    """``arr[s + t0 : s + t1]`` for every start ``s``, stacked: (batch, t1 - t0, ...)."""
+    return np.stack([arr[s + t0:s + t1] for s in starts])
