@@ -166,7 +166,8 @@ def _check_coords(ds: xr.Dataset, grid: _grid.Grid | None) -> None:
             _fail("lat/lon", str(e), "regrid onto the NLDAS-2 grid with vegviz.grid.regrid_mean")
 
 
-def _check_time(ds: xr.Dataset) -> None:
+def check_time(ds: xr.Dataset) -> pd.DatetimeIndex:
+    """The time index, after checking it is a sorted, unique, gap-free daily datetime64 series."""
     if "time" not in ds.coords:
         _fail("time", "coordinate is missing", "add a daily datetime64 'time' coordinate")
     t = ds["time"].values
@@ -191,6 +192,7 @@ def _check_time(ds: xr.Dataset) -> None:
             _fail("time", f"is not a gap-free daily series (step of {step[k]} days after "
                   f"{idx[k]:%Y-%m-%d})", "reindex to a daily range (ds.resample(time='1D').asfreq()) "
                   "so gaps become NaN, or aggregate sub-daily data to daily means")
+    return idx
 
 
 def _units_ok(spec: VarSpec, units: str | None) -> bool:
@@ -275,7 +277,7 @@ def validate(
     if any(VARIABLES[v].role in ("forcing", "target", "physics", "diagnostic") for v in require) or any(
         v in ds for v in FORCINGS
     ):
-        _check_time(ds)
+        check_time(ds)
         if "vpd" not in ds and "qair" not in ds:
             _fail("vpd/qair", "the contract needs a humidity forcing and neither is present",
                   "add vpd (kPa) or qair (kg kg-1)")

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..contract import check_time as contract_check_time
+
 from ..contract import VARIABLES, ContractError
 from . import solar
 from .params import GSIParameters
@@ -49,23 +51,8 @@ def humidity_names(ds: xr.Dataset) -> tuple[str, ...]:
 
 
 def check_time(ds: xr.Dataset) -> pd.DatetimeIndex:
-    """The time index, after checking it is a gap-free daily datetime64 series."""
-    if "time" not in ds.coords:
-        fail("time", "coordinate is missing", "add a daily datetime64 'time' coordinate")
-    t = ds["time"].values
-    if not np.issubdtype(t.dtype, np.datetime64):
-        fail("time", f"coordinate has dtype {t.dtype}, not datetime64",
-             "decode times (xr.decode_cf) or convert with pd.to_datetime")
-    if t.size == 0:
-        fail("time", "coordinate is empty", "select a period that holds data")
-    idx = pd.DatetimeIndex(t)
-    steps = np.diff(idx.values).astype("timedelta64[s]").astype(np.int64)
-    if np.any(steps != 86400):
-        k = int(np.argmax(steps != 86400))
-        fail("time", f"is not a gap-free daily series (step of {steps[k] / 86400:g} days after "
-             f"{idx[k]:%Y-%m-%d}); the running windows count days",
-             "reindex to a daily range (ds.resample(time='1D').asfreq()) and fill the gaps")
-    return idx
+    """The time index; the running windows count days, so it must be gap-free daily (the contract's check)."""
+    return contract_check_time(ds)
 
 
 def checked(ds: xr.Dataset, name: str) -> xr.DataArray:
