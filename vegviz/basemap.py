@@ -197,28 +197,25 @@ def _rings(geom):
     return [r for g in getattr(geom, "geoms", []) for r in _rings(g)]
 
 
-def lake_paths(grid: _grid.Grid = _grid.UCRB) -> list[dict]:
-    """Outlines of Natural Earth 1:10m lakes clipped to ``grid`` (lon, lat, name dicts)."""
-    path = natural_earth_path("physical", "lakes")
+def _natural_earth_paths(category: str, name: str, grid: _grid.Grid) -> list[dict]:
+    path = natural_earth_path(category, name)
     if path is None:
         return []
     return [
-        {"lon": r[:, 0], "lat": r[:, 1], "name": name}
-        for name, geom in _clipped_records(path, grid)
+        {"lon": r[:, 0], "lat": r[:, 1], "name": record_name}
+        for record_name, geom in _clipped_records(path, grid)
         for r in _rings(geom)
     ]
+
+
+def lake_paths(grid: _grid.Grid = _grid.UCRB) -> list[dict]:
+    """Outlines of Natural Earth 1:10m lakes clipped to ``grid`` (lon, lat, name dicts)."""
+    return _natural_earth_paths("physical", "lakes", grid)
 
 
 def border_paths(grid: _grid.Grid = _grid.UCRB) -> list[dict]:
     """Natural Earth 1:10m country borders clipped to ``grid`` (none inside the UCRB window)."""
-    path = natural_earth_path("cultural", "admin_0_boundary_lines_land")
-    if path is None:
-        return []
-    return [
-        {"lon": r[:, 0], "lat": r[:, 1], "name": name}
-        for name, geom in _clipped_records(path, grid)
-        for r in _rings(geom)
-    ]
+    return _natural_earth_paths("cultural", "admin_0_boundary_lines_land", grid)
 
 
 # ------------------------------------------------------------------ HoloViews elements
