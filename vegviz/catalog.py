@@ -5,7 +5,10 @@
 
 * ``virtual_ucrb`` / ``virtual_ucrb_small``: the embedded synthetic basin, built on
   first read into the cache directory (``VEGVIZ_DATA_DIR``) and opened lazily;
-* ``static``: the real static fields (land cover, elevation, mask), NetCDF.
+* ``static``: the real static fields (land cover, elevation, mask), NetCDF;
+* ``runs``: a nested catalog (:class:`RunsCatalog`) of every trained run and experiment
+  under the runs directory, found by scanning it, so a finished run can be opened by
+  name without editing any YAML: ``vegviz.open_catalog().runs["my-run"].to_dask()``.
 
 Each entry carries hvplot defaults under ``metadata['plots']``; :func:`plot` applies them.
 """
@@ -15,6 +18,8 @@ import os
 from pathlib import Path
 
 import intake
+from intake.catalog import Catalog
+from intake.catalog.local import LocalCatalogEntry
 from intake.source.base import DataSource, Schema
 
 CATALOG_ENV = "VEGVIZ_CATALOG"
@@ -110,3 +115,68 @@ class VirtualBasinSource(DataSource):
         if self._ds is not None:
             self._ds.close()
         self._ds = None
+
+
+class RunsCatalog(Catalog):
+    """The runs directory as a catalog: one entry per run or experiment with predictions.
+
+    Entries are named by their path relative to ``root`` (default
+    :func:`vegviz.training.runs_root`): ``"<run>"`` for a single run,
+    ``"<experiment>"`` for an experiment's combined predictions (one variable per model)
+    and ``"<experiment>/<model>"`` for its member runs. Each entry opens the run's
+    ``predictions.nc`` lazily as an xarray Dataset; its metadata says what it is
+    (``kind``: run or experiment, ``models``, ``data``, ``path``). The directory is
+    rescanned when the catalog is older than ``ttl`` seconds (default 1), so runs that
+    finish while a notebook or dashboard is open appear without a restart.
+    """
+
+    name = "vegviz_runs"
+    version = "1"
+
+    def __init__(self, root: str | os.PathLike | None = None, ttl: float = 1, **kwargs):
+        self.root = str(root) if root else None
+        super().__init__(ttl=ttl, **kwargs)
+
+    @property
+    def root_path(self) -> Path:
+        if self.root:
+            return Path(self.root).expanduser()
+        from .training.run import runs_root
+
+        return runs_root()
+
+    def _load(self):
+        root = self.root_path
+        entries = {}
+        if root.is_dir():
+            found = [*root.glob("*/predictions.nc"), *root.glob("*/*/predictions.nc")]
+            for path in sorted(found):
+                name = path.parent.relative_to(root).as_posix()
+                md = _run_metadata(path.parent)
+                entries[name] = LocalCatalogEntry(
+                    name=name,
+                    description=f"{md['kind']} {name}: {', '.join(md['models'])} on {md['data']}",
+                    driver="netcdf",
+                    args={"urlpath": str(path), "chunks": {}, "xarray_kwargs": {"engine": "netcdf4"}},
+                    metadata=md,
+                    catalog=self,
+                )
+        self._entries = entries
+
+
+def _run_metadata(folder: Path) -> dict:
+    """What a run or experiment folder holds, from its YAML files (no data is opened)."""
+    import yaml
+
+    md = {"path": str(folder), "kind": "run", "models": [], "data": "unknown", "synthetic": None}
+    try:
+        if (folder / "experiment.yaml").exists():
+            info = yaml.safe_load((folder / "experiment.yaml").read_text()) or {}
+            md.update(kind="experiment", models=list(info.get("models", [])),
+                      data=str(info.get("config", {}).get("data", "unknown")))
+        elif (folder / "config.yaml").exists():
+            cfg = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+            md.update(models=[str(cfg.get("model", "?"))], data=str(cfg.get("data", "unknown")))
+    except (OSError, yaml.YAMLError) as e:  # a damaged run must not hide the others
+        md["error"] = f"unreadable run description: {e}"
+    return md

@@ -4,6 +4,9 @@
     vegviz info           summary of a data set (a catalog entry or a Zarr/NetCDF path)
     vegviz build-basin    build the virtual basin cache (full or small)
     vegviz build-static   rebuild the committed static fields from the source packages
+    vegviz train          train one model (config YAML and/or options), write a run directory
+    vegviz evaluate       score a run or an experiment on a period; print the comparison table
+    vegviz experiment     train the three models, score them, write the comparison table and figures
 """
 from __future__ import annotations
 
@@ -91,6 +94,133 @@ def cmd_build_static(args) -> int:
     return 0
 
 
+def _config(args):
+    """The Config of --config FILE, then the command-line options, then --set KEY=VALUE overrides."""
+    import yaml
+
+    from .training import Config, ConfigError
+
+    d = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.exists():
+            raise FileNotFoundError(f"--config {path}: no such file. Fix: give the path of a config YAML "
+                                    "(a run's config.yaml works)")
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"--config {path}: not valid YAML ({e})") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"--config {path}: expected a mapping of keys to values")
+        if "config" in d and "models" in d:  # an experiment.yaml
+            d = d["config"]
+    for key in ("data", "model", "name", "device", "seed"):
+        value = getattr(args, key, None)
+        if value is not None:
+            d[key] = value
+    if getattr(args, "epochs", None) is not None:
+        d["max_epochs"] = args.epochs
+    for item in getattr(args, "set", None) or ():
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set optimizer.lr=0.003")
+        target = d
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"--set {item!r}: {part} is not a group of settings")
+        target[leaf] = yaml.safe_load(text)
+    data = d.pop("data", Config.data)
+    return Config.for_data(data, **d)
+
+
+def cmd_train(args) -> int:
+    from .training import train
+
+    cfg = _config(args)
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    run = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    h = run.history
+    print(f"run: {run.path}")
+    if len(h):
+        best = h.loc[h["val_loss"].idxmin()]
+        print(f"{len(h)} epochs; best epoch {int(best['epoch'])}: val loss {best['val_loss']:.4f}, "
+              f"median validation NSE {best['val_nse_median']:.3f} ({best['device']})")
+    if run.predictions_path.exists():
+        print(f"predictions: {run.predictions_path}")
+    print(f"next: vegviz evaluate {run.path}")
+    return 0
+
+
+def _find_run(target: str) -> Path:
+    from .training import runs_root
+
+    for path in (Path(target).expanduser(), runs_root() / target):
+        if path.is_dir():
+            return path
+    raise FileNotFoundError(f"{target!r} is neither a run/experiment folder nor a name under {runs_root()}. "
+                            "Fix: pass the folder printed by `vegviz train` or `vegviz experiment`")
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import comparison_table, markdown_table, score
+    from .experiment import EXPERIMENT_FILE, evaluate_experiment
+    from .io import write_netcdf_atomic, write_atomic
+    from .training import Run
+    from .training.data import open_data
+
+    path = _find_run(args.run)
+    periods = (args.period,)
+    if (path / EXPERIMENT_FILE).exists():
+        obs = open_data(args.data) if args.data else None
+        evaluate_experiment(path, obs, periods=periods, figures=not args.no_figures)
+        print(f"\nwrote {path / 'comparison.md'}")
+        return 0
+    run = Run(path)
+    pred = run.predictions
+    if pred is None:
+        raise FileNotFoundError(f"{path} has no predictions.nc (training stopped before the end?). "
+                                f"Fix: vegviz train --config {path / 'config.yaml'} --resume --run-dir {path}")
+    cfg = run.config
+    obs = open_data(args.data or cfg.data, seed=cfg.seed)
+    scores = score(pred, obs, period=getattr(cfg.periods, args.period),
+                   references=("process", "noise_ceiling", "climatology"))
+    scores.attrs["period"] = args.period
+    write_netcdf_atomic(scores, path / f"scores_{args.period}.nc")
+    table = comparison_table(scores, obs["landcover"])
+    text = markdown_table(table)
+    write_atomic(path / f"comparison_{args.period}.md", (text + "\n").encode())
+    print(text)
+    print(f"\nwrote {path / f'scores_{args.period}.nc'} and {path / f'comparison_{args.period}.md'}")
+    return 0
+
+
+def cmd_experiment(args) -> int:
+    from .experiment import run_experiment
+
+    cfg = _config(args)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    root = Path(args.runs_dir) if args.runs_dir else None
+    t0 = time.perf_counter()
+    exp = run_experiment(cfg, models=models, name=args.name or cfg.name, root=root,
+                         progress=not args.no_progress, figures=not args.no_figures)
+    print(f"\nexperiment {exp.path} finished in {(time.perf_counter() - t0) / 60:.1f} min; "
+          f"table: {exp.path / 'comparison.md'}")
+    return 0
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="configuration YAML (a run's config.yaml works); options below override it")
+    p.add_argument("--data", help="catalog entry (virtual_ucrb, virtual_ucrb_small) or path to a Zarr/NetCDF store")
+    p.add_argument("--epochs", type=int, help="maximum number of epochs (config max_epochs)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--seed", type=int)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any config key, dotted for nested ones (repeatable): --set optimizer.lr=0.003")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vegviz", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -117,6 +247,29 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("build-static", help="rebuild the static fields from MCD12C1 and ETOPO5")
     s.add_argument("--out", default=None)
     s.set_defaults(func=cmd_build_static)
+
+    t = sub.add_parser("train", help="train one model into a run directory")
+    _training_options(t)
+    t.add_argument("--model", help="convlstm, convlstm_physics or lstm")
+    t.add_argument("--name", help="run name (folder under the runs directory)")
+    t.add_argument("--run-dir", help="run folder (default: <runs directory>/<name>)")
+    t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="score a run or an experiment")
+    e.add_argument("run", help="run or experiment folder, or its name under the runs directory")
+    e.add_argument("--period", default="test", choices=("train", "validation", "test"))
+    e.add_argument("--data", help="observations to score against (default: the run's data set)")
+    e.add_argument("--no-figures", action="store_true", help="experiments: skip the HTML figures")
+    e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("experiment", help="train and compare the three models")
+    _training_options(x)
+    x.add_argument("--models", default="convlstm,convlstm_physics,lstm", help="comma-separated model names")
+    x.add_argument("--name", help="experiment name (folder under the runs directory); rerun it to resume")
+    x.add_argument("--runs-dir", help="parent folder (default: $VEGVIZ_RUNS_DIR or the user data dir)")
+    x.add_argument("--no-figures", action="store_true", help="skip the HTML figures")
+    x.set_defaults(func=cmd_experiment)
     return p
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import xarray as xr
 
 from .. import grid as _grid
 from ..contract import IGBP_CLASSES, cf_attrs
+from ..io import write_netcdf_atomic
 
 FILES = Path(__file__).parent / "files"
 STATIC_FILE = FILES / "ucrb_static.nc"
@@ -154,18 +154,8 @@ def regrid_landcover(igbp: xr.DataArray, grid: _grid.Grid, classes) -> xr.Datase
 
 def write_static(ds: xr.Dataset, path: Path = STATIC_FILE) -> Path:
     """Write atomically: a failed write never leaves a half-written file in place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     enc = {v: {"zlib": True, "complevel": 5} for v in ds.data_vars}
-    fd, tmp = tempfile.mkstemp(suffix=".nc", dir=path.parent)
-    os.close(fd)
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4", encoding=enc)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    return write_netcdf_atomic(ds, path, enc)
 
 
 def load_static(path: Path | str = STATIC_FILE) -> xr.Dataset:

@@ -72,7 +72,7 @@ class SequenceModel(nn.Module):
             raise ValueError(f"x is on {x.device} but {name} is on {param.device}. Fix: x.to({str(param.device)!r})")
         if not bool(torch.isfinite(x).all()):
             raise ValueError(
-                f"x holds NaN or infinite values. The models need complete inputs: fill gaps in the "
+                "x holds NaN or infinite values. The models need complete inputs: fill gaps in the "
                 f"forcings before building the tensor (the loss masks missing targets, not inputs)"
             )
 

@@ -47,4 +47,5 @@ def prepare(ds: xr.Dataset, config: Config, with_target: bool = True) -> xr.Data
     humidity = [v for v in ("vpd", "qair") if v in ds.data_vars and v not in needed]
     present = [v for v in needed if v in ds.data_vars]
     validate(ds[present + humidity[:1]] if len(present) == len(needed) else ds, grid=None, require=tuple(needed))
-    return ds[needed]
+    statics = [v for v in config.statics if v in ds.data_vars and v not in needed]
+    return ds[needed + statics]  # a missing static is reported by fit_normalization, naming the fix

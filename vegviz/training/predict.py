@@ -10,8 +10,6 @@ the vegviz version.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import torch
 import xarray as xr
 
 from ..contract import cf_attrs
+from ..io import write_netcdf_atomic
 from .checkpoint import file_sha256, vegviz_version
 from .config import Config
 from .data import prepare
@@ -63,7 +62,7 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
     model = model.to(hw.device)
     t = sub["time"].values
     arrays = load_period(sub, stats, t[0], t[-1], with_target=False)
-    out = stats.denormalize(run_sequence(model, arrays.x, hw, chunk))
+    out = stats.denormalize(run_sequence(model, arrays.x, hw, chunk, statics=arrays.statics))
     del arrays
     mask = sub["mask"].fillna(0).values.astype(bool)
     out[:, ~mask] = np.nan
@@ -96,19 +95,9 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
 
 def write_predictions(pred: xr.Dataset, path) -> Path:
     """Write predictions to NetCDF (engine netcdf4, compressed) atomically; return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        encoding = {}
-        for v in pred.data_vars:
-            shape = pred[v].shape
-            encoding[v] = {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan),
-                           "chunksizes": (min(shape[0], INFERENCE_CHUNK), *shape[1:])}
-        pred.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    encoding = {}
+    for v in pred.data_vars:
+        shape = pred[v].shape
+        encoding[v] = {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan),
+                       "chunksizes": (min(shape[0], INFERENCE_CHUNK), *shape[1:])}
+    return write_netcdf_atomic(pred, path, encoding)

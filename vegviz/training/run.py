@@ -105,7 +105,7 @@ class Run:
     def model(self, which: str | int = "best"):
         """The trained model (on the CPU, in eval mode)."""
         ckpt = self.load_checkpoint(which)
-        model = build_model(Config.from_dict(ckpt["config"]))
+        model = build_model(Config.from_dict(ckpt["config"]), Normalization.from_dict(ckpt["normalization"]).n_inputs)
         model.load_state_dict(ckpt["model"])
         return model.eval()
 
@@ -124,7 +124,7 @@ class Run:
         """Predictions of a checkpoint over ``data`` (default: the run's data); written when ``write``."""
         ckpt = self.load_checkpoint(which)
         config = Config.from_dict(ckpt["config"])
-        model = build_model(config)
+        model = build_model(config, Normalization.from_dict(ckpt["normalization"]).n_inputs)
         model.load_state_dict(ckpt["model"])
         ds = data if data is not None else open_data(config.data)
         pred = predict(model, ds, config, Normalization.from_dict(ckpt["normalization"]),

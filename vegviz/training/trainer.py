@@ -65,7 +65,11 @@ RESUMABLE_CHANGES = ("max_epochs", "patience", "device", "precision", "num_threa
 
 
 def build_model(config: Config, n_inputs: int | None = None) -> torch.nn.Module:
-    """The model of ``config`` from the :mod:`vegviz.models` registry, with the run's hyperparameters."""
+    """The model of ``config`` from the :mod:`vegviz.models` registry, with the run's hyperparameters.
+
+    ``n_inputs`` defaults to the daily channels; pass ``Normalization.n_inputs`` to count
+    the static channels too (their number depends on the data, e.g. land-cover classes).
+    """
     from .. import models
 
     channels = config.channels
@@ -237,7 +241,7 @@ class Trainer:
         self.coords = {k: ds[k].values for k in ("lat", "lon")}
 
         seed_everything(cfg.seed)
-        self.model = build_model(cfg).to(self.device)
+        self.model = build_model(cfg, self.stats.n_inputs).to(self.device)
         o = cfg.optimizer
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay,
                                            betas=o.betas)
@@ -385,7 +389,7 @@ class Trainer:
     def epoch_plan(self, epoch: int) -> list[np.ndarray]:
         """The batches of sample start days (indices into the training arrays) of ``epoch``."""
         cfg = self.config
-        return batches(epoch_windows(len(self.train_data.time), cfg.burn_in, cfg.window, cfg.seed, epoch),
+        return batches(epoch_windows(len(self.train_data.time), cfg.burn_in, cfg.window, cfg.seed, epoch, cfg.stride),
                        cfg.batch_size)
 
     def train_step(self, starts: np.ndarray) -> tuple[float, int]:
@@ -400,13 +404,13 @@ class Trainer:
         state = None
         with torch.no_grad():
             for t0 in range(0, burn, cfg.chunk):
-                x = self._tensor(gather(data.x, starts, t0, min(t0 + cfg.chunk, burn)))
+                x = self._tensor(gather(data.x, starts, t0, min(t0 + cfg.chunk, burn), data.statics))
                 with hw.autocast():
                     _, state = model(x, state)
         loss_sum = 0.0
         for t0 in range(burn, total, cfg.chunk):
             t1 = min(t0 + cfg.chunk, total)
-            x = self._tensor(gather(data.x, starts, t0, t1))
+            x = self._tensor(gather(data.x, starts, t0, t1, data.statics))
             y = self._tensor(gather(data.y, starts, t0, t1))
             valid = torch.isfinite(y) & self._mask_t  # load_period masks y already; this keeps it so
             if not bool(valid.any()):  # nothing to score: just carry the state forward
@@ -435,7 +439,7 @@ class Trainer:
     def validate(self) -> tuple[float, float]:
         """(loss on observed validation targets, median per-cell NSE) of the current model."""
         v = self.val_data
-        pred = run_sequence(self.model, v.x, self.hardware)
+        pred = run_sequence(self.model, v.x, self.hardware, statics=v.statics)
         p, y = pred[v.pad:], v.y[v.pad:]
         valid = np.isfinite(y)
         err = masked_error_sum(torch.from_numpy(p), torch.from_numpy(y), torch.from_numpy(valid), self.config.loss)
@@ -487,7 +491,7 @@ HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_nse_median", "lr", "s
 
 
 def run_sequence(model: torch.nn.Module, x: np.ndarray, hardware: Hardware,
-                 chunk: int = INFERENCE_CHUNK) -> np.ndarray:
+                 chunk: int = INFERENCE_CHUNK, statics: np.ndarray | None = None) -> np.ndarray:
     """Normalised predictions (time, lat, lon) of ``model`` over ``x`` (time, channel, lat, lon).
 
     One sequence from a zero state, in chunks of ``chunk`` days with the state carried, so
@@ -498,7 +502,8 @@ def run_sequence(model: torch.nn.Module, x: np.ndarray, hardware: Hardware,
     state = None
     with torch.no_grad():
         for t0 in range(0, x.shape[0], chunk):
-            xt = torch.from_numpy(x[t0:t0 + chunk]).unsqueeze(0).to(hardware.device)
+            xc = gather(x, np.array([t0]), 0, min(chunk, x.shape[0] - t0), statics)
+            xt = torch.from_numpy(xc).to(hardware.device)
             with hardware.autocast():
                 y, state = model(xt, state)
             out[t0:t0 + chunk] = y[0, :, 0].float().cpu().numpy()

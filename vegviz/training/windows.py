@@ -47,17 +47,47 @@ class Normalization:
     target_mean: float
     target_std: float
     period: tuple[str, str]
+    #: static input channels: ``"elevation"`` (standardised) or ``"landcover=7"`` (one-hot)
+    static_channels: tuple[str, ...] = ()
+    static_mean: tuple[float, ...] = ()
+    static_std: tuple[float, ...] = ()
 
     def to_dict(self) -> dict:
         """Plain Python types (for YAML, JSON and ``torch.load(weights_only=True)``)."""
         return {"channels": list(self.channels), "mean": list(self.mean), "std": list(self.std),
                 "target": self.target, "target_mean": self.target_mean, "target_std": self.target_std,
-                "period": list(self.period)}
+                "period": list(self.period), "static_channels": list(self.static_channels),
+                "static_mean": list(self.static_mean), "static_std": list(self.static_std)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Normalization":
         return cls(tuple(d["channels"]), tuple(map(float, d["mean"])), tuple(map(float, d["std"])),
-                   d["target"], float(d["target_mean"]), float(d["target_std"]), tuple(d["period"]))
+                   d["target"], float(d["target_mean"]), float(d["target_std"]), tuple(d["period"]),
+                   tuple(d.get("static_channels", ())), tuple(map(float, d.get("static_mean", ()))),
+                   tuple(map(float, d.get("static_std", ()))))
+
+    @property
+    def n_inputs(self) -> int:
+        """Input channels of the model: the daily channels, then the static ones."""
+        return len(self.channels) + len(self.static_channels)
+
+    def static_fields(self, ds: xr.Dataset) -> np.ndarray | None:
+        """The static channels of ``ds`` as a normalised float32 (channel, lat, lon) array (None if none).
+
+        A land-cover class unseen in training gets zeros in every class channel.
+        """
+        if not self.static_channels:
+            return None
+        out = np.empty((len(self.static_channels), ds.sizes["lat"], ds.sizes["lon"]), dtype=np.float32)
+        for k, (channel, mean, std) in enumerate(zip(self.static_channels, self.static_mean, self.static_std)):
+            name, _, code = channel.partition("=")
+            if name not in ds:
+                raise DataError(f"static input {name!r} is missing from the data. Fix: add it as a (lat, lon) "
+                                "variable, or train with config.statics=[] (without static inputs)")
+            v = np.asarray(ds[name].values, dtype=np.float64)
+            out[k] = (v == float(code)) if code else (v - mean) / std
+        out[~np.isfinite(out)] = 0.0
+        return out
 
     def denormalize(self, y):
         """Target values from normalised model outputs (numpy or torch)."""
@@ -128,9 +158,31 @@ def fit_normalization(ds: xr.Dataset, config: Config) -> Normalization:
             raise DataError(f"{name}: no finite value inside the mask in the training period "
                             f"{first:%Y-%m-%d}..{last:%Y-%m-%d}. Fix: check the data and config.periods.train")
         moments[name] = (mean, std if std > 0 and math.isfinite(std) else 1.0)
+    statics, s_mean, s_std = [], [], []
+    for name in config.statics:
+        if name not in ds:
+            raise DataError(f"statics: {name!r} is not a variable of the data (it holds "
+                            f"{', '.join(sorted(ds.data_vars))}). Fix: set config.statics to (lat, lon) "
+                            "variables of the data set, or [] for none")
+        if set(ds[name].dims) != {"lat", "lon"}:
+            raise DataError(f"statics: {name!r} has dims {ds[name].dims}, a static input needs (lat, lon)")
+        if name == "landcover":  # categorical: one channel per class found in the mask
+            codes = np.unique(ds[name].where(mask).values)
+            for code in codes[np.isfinite(codes)].astype(int):
+                statics.append(f"{name}={code}")
+                s_mean.append(0.0)
+                s_std.append(1.0)
+        else:
+            mean, std, n = _moments(ds[name], mask)
+            if n == 0:
+                raise DataError(f"statics: {name!r} has no finite value inside the mask")
+            statics.append(name)
+            s_mean.append(mean)
+            s_std.append(std if std > 0 else 1.0)
     return Normalization(tuple(config.channels), tuple(moments[c][0] for c in config.channels),
                          tuple(moments[c][1] for c in config.channels), config.target,
-                         *moments[config.target], (f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"))
+                         *moments[config.target], (f"{first:%Y-%m-%d}", f"{last:%Y-%m-%d}"),
+                         tuple(statics), tuple(s_mean), tuple(s_std))
 
 
 @dataclass
@@ -141,6 +193,9 @@ class PeriodArrays:
     y: np.ndarray | None  # (time, lat, lon) float32, NaN where the target does not count
     time: pd.DatetimeIndex
     pad: int  # leading days of burn-in before the period
+    # (static channel, lat, lon), appended to x per batch (not stored per day: that would
+    # multiply the memory of the daily arrays)
+    statics: np.ndarray | None = None
 
     @property
     def nbytes(self) -> int:
@@ -178,24 +233,27 @@ def load_period(ds: xr.Dataset, stats: Normalization, start, end, *, pad_before:
         y = np.subtract(sub[stats.target].values, np.float32(stats.target_mean), dtype=np.float32)
         y *= np.float32(1.0 / stats.target_std)
         y[:, ~inside] = np.nan
-    return PeriodArrays(x, y, t[p0:i1], i0 - p0)
+    return PeriodArrays(x, y, t[p0:i1], i0 - p0, stats.static_fields(ds))
 
 
-def epoch_windows(n_days: int, burn_in: int, window: int, seed: int, epoch: int) -> np.ndarray:
+def epoch_windows(n_days: int, burn_in: int, window: int, seed: int, epoch: int,
+                  stride: int | None = None) -> np.ndarray:
     """Start indices of the samples (burn-in included) of one epoch, in training order.
 
-    Scored windows ``[s + burn_in, s + burn_in + window)`` tile ``[burn_in + offset, n_days)``
-    without overlap; ``offset`` is drawn in ``[0, window)`` (or less, if the period is
+    Samples start every ``stride`` days (default ``window``: the scored windows
+    ``[s + burn_in, s + burn_in + window)`` tile ``[burn_in + offset, n_days)`` without
+    overlap) from an ``offset`` drawn in ``[0, stride)`` (or less, if the period is
     short), so which days share a window changes from epoch to epoch. Deterministic for
     ``(seed, epoch)``.
     """
+    stride = window if stride is None else int(stride)
     sample = burn_in + window
     if n_days < sample:
         raise DataError(f"the training period has {n_days} days, fewer than one sample (burn_in + window = "
                         f"{sample}). Fix: lengthen periods.train or shorten window/burn_in")
     rng = np.random.default_rng([int(seed), int(epoch)])
-    offset = int(rng.integers(0, min(window, n_days - sample + 1)))
-    starts = np.arange(offset, n_days - sample + 1, window)
+    offset = int(rng.integers(0, min(stride, n_days - sample + 1)))
+    starts = np.arange(offset, n_days - sample + 1, stride)
     rng.shuffle(starts)
     return starts
 
@@ -205,6 +263,16 @@ def batches(starts: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [starts[i:i + batch_size] for i in range(0, len(starts), batch_size)]
 
 
-def gather(arr: np.ndarray, starts: np.ndarray, t0: int, t1: int) -> np.ndarray:
-    """``arr[s + t0 : s + t1]`` for every start ``s``, stacked: (batch, t1 - t0, ...)."""
-    return np.stack([arr[s + t0:s + t1] for s in starts])
+def gather(arr: np.ndarray, starts: np.ndarray, t0: int, t1: int, statics: np.ndarray | None = None) -> np.ndarray:
+    """``arr[s + t0 : s + t1]`` for every start ``s``, stacked: (batch, t1 - t0, ...).
+
+    With ``statics`` (channel, lat, lon), they are appended to every day's channels.
+    """
+    days = [arr[s + t0:s + t1] for s in starts]
+    if statics is None:
+        return np.stack(days)
+    out = np.empty((len(starts), t1 - t0, arr.shape[1] + statics.shape[0], *arr.shape[2:]), dtype=arr.dtype)
+    for b, d in enumerate(days):
+        out[b, :, :arr.shape[1]] = d
+    out[:, :, arr.shape[1]:] = statics
+    return out

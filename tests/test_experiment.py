@@ -1,0 +1,219 @@
+"""The experiment, the runs catalog and the train/evaluate/experiment commands, end to end.
+
+One tiny experiment (4 filters, 60-day windows, one epoch per model) on the small virtual
+basin is run once through the command line and shared by the tests.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from vegviz import cli
+from vegviz.catalog import RunsCatalog, metadata, open_catalog
+from vegviz.experiment import Experiment
+from vegviz.training import Config, ConfigError, Run, epoch_windows, fit_normalization
+from vegviz.training.windows import DataError, load_period
+
+TINY = ["--epochs", "1", "--set", "hparams.filters=4", "--set", "window=60", "--set", "burn_in=20",
+        "--set", "chunk=20", "--set", "batch_size=4", "--set", "num_threads=1", "--set", "device=cpu",
+        "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def experiment(small_basin, runs_dir):
+    code = cli.main(["experiment", "--data", "virtual_ucrb_small", "--name", "tiny", "--runs-dir", str(runs_dir),
+                     *TINY])
+    assert code == 0
+    return Experiment.open(runs_dir / "tiny")
+
+
+def test_experiment_writes_runs_predictions_table_and_figures(experiment, small_basin):
+    models = ["convlstm", "convlstm_physics", "lstm"]
+    assert experiment.models == models
+    assert sorted(experiment.runs) == sorted(models)
+    pred = experiment.predictions
+    assert sorted(pred.data_vars) == sorted(models)
+    assert pred.sizes == {"time": small_basin.sizes["time"], "lat": 63, "lon": 54}
+    # provenance travels with each variable: its run's config and checkpoint hash
+    for m in models:
+        assert len(pred[m].attrs["run_checkpoint_sha256"]) == 64
+        assert Config.from_yaml(pred[m].attrs["run_config"]).model == m
+    # the small basin's own split (from the catalog metadata), not the study's 2009-2016
+    assert experiment.config.periods.test == ("2005-01-01", "2005-12-31")
+    scores = experiment.scores("test")
+    assert scores.attrs["period"] == "test" and scores.attrs["period_start"] == "2005-01-01"
+    assert {"convlstm", "lstm", "noise_ceiling", "climatology", "process"} <= set(scores["model"].values.tolist())
+    table = experiment.table
+    assert list(table.index[:3]) == models
+    ceiling = table.loc["noise_ceiling", "median NSE"]
+    assert 0.8 < ceiling < 1.0 and np.isfinite(table.loc[models, "median NSE"]).all()
+    assert any(c.startswith("median NSE: Open shrublands") for c in table.columns)
+    md = (experiment.path / "comparison.md").read_text()
+    assert "## test period" in md and "noise_ceiling" in md
+    figures = sorted(p.name for p in (experiment.path / "figures").glob("*.html"))
+    assert figures == ["a_nse_map_convlstm.html", "a_nse_map_convlstm_physics.html", "a_nse_map_lstm.html",
+                       "b_nse_boxplots.html", "c_lai_map_convlstm.html", "d_timeseries.html"]
+    info = yaml.safe_load((experiment.path / "experiment.yaml").read_text())
+    assert info["runs"]["lstm"]["epochs"] == 1 and info["runs"]["lstm"]["device"] == "cpu"
+    assert info["runs"]["convlstm"]["wall_seconds"] > 0
+
+
+def test_rerunning_an_experiment_skips_finished_models(experiment, runs_dir, capsys):
+    before = (experiment.path / "convlstm" / "checkpoints" / "best.pt").stat().st_mtime_ns
+    assert cli.main(["experiment", "--data", "virtual_ucrb_small", "--name", "tiny", "--runs-dir", str(runs_dir),
+                     "--no-figures", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert out.count("finished earlier") == 3
+    assert (experiment.path / "convlstm" / "checkpoints" / "best.pt").stat().st_mtime_ns == before
+
+
+def test_experiment_with_another_configuration_under_the_same_name_is_refused(experiment, runs_dir, capsys):
+    code = cli.main(["experiment", "--data", "virtual_ucrb_small", "--name", "tiny", "--runs-dir", str(runs_dir),
+                     *TINY, "--set", "window=90"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "different configuration (window)" in err and "--name" in err
+
+
+def test_runs_catalog_lists_runs_and_experiments_without_editing(experiment, runs_dir, monkeypatch):
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(runs_dir))
+    runs = open_catalog().runs
+    assert isinstance(runs, RunsCatalog)
+    assert {"tiny", "tiny/convlstm", "tiny/convlstm_physics", "tiny/lstm"} <= set(runs)
+    entry = runs["tiny"]
+    assert metadata(entry)["kind"] == "experiment"
+    ds = entry.to_dask()
+    assert sorted(ds.data_vars) == ["convlstm", "convlstm_physics", "lstm"]
+    single = runs["tiny/lstm"].to_dask()
+    assert list(single.data_vars) == ["lstm"]
+    # a new run appears in the open catalog after its ttl, without a restart
+    import shutil
+    import time
+
+    shutil.copytree(experiment.path / "lstm", runs_dir / "copied-run")
+    time.sleep(1.1)
+    assert "copied-run" in runs
+    assert metadata(runs["copied-run"])["models"] == ["lstm"]
+
+
+def test_evaluate_a_single_run_on_the_validation_period(experiment, capsys):
+    run_dir = experiment.path / "lstm"
+    assert cli.main(["evaluate", str(run_dir), "--period", "validation"]) == 0
+    out = capsys.readouterr().out
+    assert "| lstm" in out and "noise_ceiling" in out
+    scores = xr.open_dataset(run_dir / "scores_validation.nc")
+    assert scores.attrs["period_start"] == "2003-01-01"
+    assert (run_dir / "comparison_validation.md").exists()
+
+
+def test_train_command_writes_a_run(small_basin, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path))
+    assert cli.main(["train", "--data", "virtual_ucrb_small", "--model", "lstm", "--name", "one", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert f"run: {tmp_path / 'one'}" in out and "median validation NSE" in out
+    run = Run(tmp_path / "one")
+    assert run.config.model == "lstm" and run.predictions is not None
+    assert "one" in open_catalog().runs
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "windw=60"], "windw: unknown configuration key"),
+    (["--set", "optimizer.lr=-1"], "optimizer.lr: must be > 0"),
+    (["--set", "nonsense"], "expected KEY=VALUE"),
+    (["--model", "transformer"], "model: unknown value 'transformer'"),
+    (["--data", "no_such_entry"], "neither an existing Zarr/NetCDF path nor an entry"),
+    (["--config", "missing.yaml"], "no such file"),
+])
+def test_train_command_bad_input_is_a_clear_error(args, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--data", "virtual_ucrb_small", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.rglob("*.pt"))
+
+
+def test_train_on_a_store_that_breaks_the_contract(contract_ds, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    bad = contract_ds.copy()
+    bad["precip"] = bad["precip"] - 5.0  # negative precipitation
+    path = tmp_path / "bad.nc"
+    bad.to_netcdf(path)
+    assert cli.main(["train", "--data", str(path), "--name", "bad", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "precip" in err and "outside the plausible range" in err
+    assert not (tmp_path / "runs" / "bad" / "checkpoints").exists()
+
+
+def test_config_yaml_with_bad_types_is_a_clear_error(tmp_path, capsys):
+    f = tmp_path / "c.yaml"
+    f.write_text("batch_size: eight\n")
+    assert cli.main(["train", "--config", str(f)]) == 2
+    assert "batch_size: expected int" in capsys.readouterr().err
+    f.write_text("model: [unclosed\n")
+    assert cli.main(["train", "--config", str(f)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+
+
+def test_evaluate_unknown_run_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path))
+    assert cli.main(["evaluate", "nope"]) == 2
+    assert "neither a run/experiment folder nor a name under" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- config pieces
+
+def test_config_for_data_takes_the_catalog_split_unless_given():
+    assert Config.for_data("virtual_ucrb_small").periods.train == ("1998-01-01", "2002-12-31")
+    assert Config.for_data("virtual_ucrb").periods.test == ("2009-01-01", "2016-12-31")
+    own = {"train": ["1998-01-01", "2001-12-31"], "validation": ["2002-01-01", "2003-12-31"],
+           "test": ["2004-01-01", "2005-12-31"]}
+    assert Config.for_data("virtual_ucrb_small", periods=own).periods.test == ("2004-01-01", "2005-12-31")
+
+
+def test_stride_gives_overlapping_windows():
+    plain = np.sort(epoch_windows(1000, 20, 100, seed=1, epoch=1))
+    assert np.all(np.diff(plain) == 100)
+    dense = np.sort(epoch_windows(1000, 20, 100, seed=1, epoch=1, stride=25))
+    assert np.all(np.diff(dense) == 25) and len(dense) >= 3 * len(plain)
+    assert dense.max() + 120 <= 1000 and dense.min() < 25
+    with pytest.raises(ConfigError, match="stride"):
+        Config(stride=0)
+
+
+def test_static_inputs_one_hot_land_cover_and_standardised_elevation(small_basin):
+    cfg = Config.for_data("virtual_ucrb_small", window=60, burn_in=20)
+    stats = fit_normalization(small_basin, cfg)
+    mask = small_basin["mask"].values == 1
+    classes = np.unique(small_basin["landcover"].values[mask])
+    assert stats.static_channels == ("elevation", *(f"landcover={c}" for c in classes))
+    assert stats.n_inputs == len(cfg.channels) + 1 + len(classes)
+    fields = stats.static_fields(small_basin)
+    onehot = fields[1:]
+    assert np.all(onehot[:, mask].sum(axis=0) == 1)  # exactly one class per mask cell
+    assert abs(fields[0][mask].mean()) < 1e-3 and abs(fields[0][mask].std() - 1) < 1e-3
+    arrays = load_period(small_basin, stats, "1999-01-01", "1999-01-31")
+    assert arrays.statics.shape == (len(stats.static_channels), 63, 54) and arrays.x.shape[1] == 5
+    # a class never seen in training gets zeros everywhere
+    other = small_basin.copy()
+    other["landcover"] = xr.where(other["landcover"] == classes[0], 99, other["landcover"])
+    moved = stats.static_fields(other)
+    assert np.all(moved[1][other["landcover"].values == 99] == 0)
+
+
+def test_static_inputs_errors_and_opt_out(small_basin):
+    with pytest.raises(DataError, match="'soil' is not a variable of the data"):
+        fit_normalization(small_basin, Config.for_data("virtual_ucrb_small", statics=["soil"]))
+    with pytest.raises(DataError, match=r"needs \(lat, lon\)"):
+        fit_normalization(small_basin, Config.for_data("virtual_ucrb_small", statics=["tair"]))
+    stats = fit_normalization(small_basin, Config.for_data("virtual_ucrb_small", statics=[]))
+    assert stats.static_channels == () and stats.static_fields(small_basin) is None
+    with pytest.raises(DataError, match="static input 'elevation' is missing"):
+        fit_normalization(small_basin, Config.for_data("virtual_ucrb_small")).static_fields(
+            small_basin.drop_vars("elevation"))

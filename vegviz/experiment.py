@@ -1,0 +1,291 @@
+"""The study's experiment: train the three models on one data set, score them, compare them.
+
+::
+
+    from vegviz.experiment import run_experiment
+    exp = run_experiment(Config(data="virtual_ucrb_small", max_epochs=20), name="demo")
+    exp.table            # median NSE/KGE/RMSE per model and per vegetation type
+    exp.predictions      # one (time, lat, lon) variable per model, with provenance
+
+Layout of an experiment folder (under :func:`vegviz.training.runs_root` by default)::
+
+    <name>/
+      experiment.yaml      base configuration, models, per-model wall time, epochs, device
+      <model>/             one run directory per model (see vegviz.training.run)
+      predictions.nc       the models' predictions combined (one variable per model)
+      scores_<period>.nc   per-cell NSE/KGE/RMSE of models and references
+      comparison.md/.csv   the comparison table (test period), with the noise ceiling
+      figures/*.html       the study's panels a-d
+
+Every model is trained with the same configuration (only ``model`` changes), so the
+comparison isolates the architecture. Rerunning an interrupted experiment resumes each
+model from its last checkpoint and skips finished ones.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import yaml
+
+from .io import write_atomic, write_netcdf_atomic
+from .training.checkpoint import vegviz_version
+from .training.config import Config, ConfigError
+from .training.data import open_data
+from .training.predict import write_predictions
+from .training.run import Run, runs_root, train
+
+__all__ = ["DEFAULT_MODELS", "Experiment", "combine_predictions", "run_experiment"]
+
+DEFAULT_MODELS = ("convlstm", "convlstm_physics", "lstm")
+EXPERIMENT_FILE = "experiment.yaml"
+PREDICTIONS = "predictions.nc"
+
+
+@dataclass
+class Experiment:
+    """An experiment folder: member runs, combined predictions, scores and tables."""
+
+    path: Path
+    info: dict = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path) -> "Experiment":
+        path = Path(path).expanduser()
+        f = path / EXPERIMENT_FILE
+        if not f.exists():
+            raise FileNotFoundError(f"{path} is not a vegviz experiment (no {EXPERIMENT_FILE}). Fix: pass a folder "
+                                    "written by `vegviz experiment` or run_experiment()")
+        return cls(path, yaml.safe_load(f.read_text()) or {})
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def models(self) -> list[str]:
+        return list(self.info.get("models", []))
+
+    @property
+    def config(self) -> Config:
+        return Config.from_dict(self.info["config"])
+
+    @property
+    def runs(self) -> dict[str, Run]:
+        return {m: Run(self.path / m) for m in self.models if (self.path / m / "config.yaml").exists()}
+
+    @property
+    def predictions(self) -> xr.Dataset:
+        return xr.open_dataset(self.path / PREDICTIONS, engine="netcdf4", chunks={})
+
+    def scores(self, period: str = "test") -> xr.Dataset:
+        return xr.open_dataset(self.path / f"scores_{period}.nc", engine="netcdf4").load()
+
+    @property
+    def table(self) -> pd.DataFrame:
+        return pd.read_csv(self.path / "comparison.csv", index_col=0)
+
+    def observations(self) -> xr.Dataset:
+        return open_data(self.config.data, seed=self.config.seed)
+
+    def __repr__(self) -> str:
+        return f"Experiment({str(self.path)!r}: {', '.join(self.models)} on {self.info.get('config', {}).get('data')})"
+
+
+def combine_predictions(runs: dict[str, Run]) -> xr.Dataset:
+    """The runs' predictions as one Dataset, one variable per model; provenance per variable.
+
+    Each run's global provenance attributes (config, checkpoint hash, data source) move
+    onto its variable, so nothing is lost in the merge.
+    """
+    parts, attrs = [], {}
+    for model, run in runs.items():
+        pred = run.predictions
+        if pred is None:
+            raise FileNotFoundError(f"run {run.path} has no predictions.nc. Fix: run.predict() or rerun the "
+                                    "experiment, which writes them")
+        pred = pred.load()
+        var = pred[model] if model in pred else pred[list(pred.data_vars)[0]].rename(model)
+        var.attrs.update({f"run_{k}": v for k, v in pred.attrs.items()})
+        var.attrs["run_dir"] = str(run.path)
+        parts.append(var.rename(model))
+        if not attrs:
+            attrs = {k: v for k, v in pred.attrs.items() if k.startswith("data_") or k in ("synthetic",)}
+        pred.close()
+    xr.align(*parts, join="exact")  # same grid and dates, or a clear error
+    out = xr.Dataset({v.name: v for v in parts})
+    out.attrs = {
+        "title": "LAI simulated by the models of a vegviz experiment",
+        "models": ", ".join(runs),
+        "source": "vegviz.experiment: " + "; ".join(f"{m} <- {r.path}" for m, r in runs.items()),
+        **attrs,
+        "vegviz_version": vegviz_version(),
+    }
+    return out
+
+
+def _finished(run_dir: Path) -> bool:
+    """True when the run ended (max_epochs or early stopping) and its predictions are current."""
+    if not (run_dir / "checkpoints" / "best.pt").exists() or not (run_dir / PREDICTIONS).exists():
+        return False
+    return (run_dir / PREDICTIONS).stat().st_mtime >= (run_dir / "checkpoints" / "best.pt").stat().st_mtime \
+        and (run_dir / "finished").exists()
+
+
+def _save_info(path: Path, info: dict) -> None:
+    write_atomic(path / EXPERIMENT_FILE, yaml.safe_dump(info, sort_keys=False, default_flow_style=None).encode())
+
+
+def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name: str | None = None,
+                   root=None, data: xr.Dataset | None = None, progress: bool = True, figures: bool = True,
+                   periods=("validation", "test"), log=print) -> Experiment:
+    """Train ``models`` with ``config`` (default: the study's), score them and write the comparison.
+
+    ``name`` defaults to ``config.name`` or ``experiment-<timestamp>``; the folder is
+    ``root/name`` (``root`` defaults to :func:`runs_root`). An existing folder is
+    resumed: finished models are skipped, interrupted ones continue from their last
+    checkpoint. Its base configuration must match (``max_epochs`` and ``patience`` may
+    change). Returns the :class:`Experiment`.
+    """
+    from .models import list_models
+
+    config = config or Config()
+    models = [models] if isinstance(models, str) else list(models)
+    unknown = [m for m in models if m not in list_models()]
+    if unknown or not models:
+        raise ConfigError(f"models: unknown {unknown or 'empty list'}; choose from {', '.join(list_models())}")
+    name = name or config.name or f"experiment-{datetime.now():%Y%m%d-%H%M%S}"
+    path = Path(root).expanduser() if root else runs_root()
+    path = path / name
+    info = {}
+    if (path / EXPERIMENT_FILE).exists():
+        info = yaml.safe_load((path / EXPERIMENT_FILE).read_text()) or {}
+        old = Config.from_dict(info["config"]).to_dict()
+        new = config.to_dict()
+        diff = [k for k in new if k not in ("max_epochs", "patience", "name", "device", "num_threads")
+                and old.get(k) != new[k]]
+        if diff:
+            raise ConfigError(f"experiment {path} exists with a different configuration ({', '.join(diff)}). "
+                              "Fix: choose another --name, or rerun with the experiment's own configuration "
+                              f"(--config {path / EXPERIMENT_FILE})")
+    path.mkdir(parents=True, exist_ok=True)
+    ds = data if data is not None else open_data(config.data, seed=config.seed)
+    info.update({
+        "name": name,
+        "models": models,
+        "config": config.to_dict(),
+        "vegviz_version": vegviz_version(),
+        "host": socket.gethostname(),
+        "started": info.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    })
+    info.setdefault("runs", {})
+    _save_info(path, info)
+
+    runs = {}
+    for model in models:
+        run_dir = path / model
+        cfg = config.replace(model=model, name=f"{name}/{model}")
+        if _finished(run_dir):
+            log(f"[{model}] finished earlier: {run_dir}")
+            runs[model] = Run(run_dir)
+            continue
+        log(f"[{model}] training into {run_dir}")
+        t0 = time.perf_counter()
+        run = train(cfg, run_dir, data=ds, resume=(run_dir / "checkpoints" / "last.pt").exists(),
+                    progress=progress)
+        seconds = time.perf_counter() - t0
+        h = run.history
+        if not run.predictions_path.exists():
+            raise RuntimeError(f"[{model}] training ended without predictions (stopped?): {run_dir}")
+        (run_dir / "finished").write_text(datetime.now(timezone.utc).isoformat(timespec="seconds") + "\n")
+        prev = info["runs"].get(model, {})
+        info["runs"][model] = {
+            "run_dir": str(run_dir),
+            "epochs": int(len(h)),
+            "best_epoch": int(h.loc[h["val_loss"].idxmin(), "epoch"]) if len(h) else 0,
+            "best_val_nse_median": float(h.loc[h["val_loss"].idxmin(), "val_nse_median"]) if len(h) else None,
+            "device": str(h["device"].iloc[-1]) if len(h) else "",
+            # wall time of all sessions that trained it (resumed runs add up)
+            "wall_seconds": round(float(prev.get("wall_seconds", 0.0)) + seconds, 1),
+            "epoch_seconds_median": float(np.median(h["seconds"])) if len(h) else None,
+        }
+        _save_info(path, info)
+        runs[model] = run
+        log(f"[{model}] done in {seconds / 60:.1f} min, {len(h)} epochs")
+
+    log("combining predictions and scoring")
+    combined = combine_predictions(runs)
+    combined.attrs["experiment"] = name
+    write_predictions(combined, path / PREDICTIONS)
+    evaluate_experiment(path, ds, periods=periods, figures=figures, log=log)
+    info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    _save_info(path, info)
+    return Experiment.open(path)
+
+
+def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods=("validation", "test"),
+                        figures: bool = True, log=print) -> pd.DataFrame:
+    """Score an experiment's combined predictions; write scores, tables and figures. Returns the test table."""
+    from .evaluation import comparison_table, markdown_table, score
+
+    exp = Experiment.open(path)
+    obs = observations if observations is not None else exp.observations()
+    pred = exp.predictions
+    tables = {}
+    for period in periods:
+        # the experiment's own split (it may differ from the study's, e.g. on the small basin)
+        scores = score(pred, obs, period=getattr(exp.config.periods, period),
+                       references=("process", "noise_ceiling", "climatology"))
+        scores.attrs["period"] = period
+        write_netcdf_atomic(scores, exp.path / f"scores_{period}.nc")
+        tables[period] = comparison_table(scores, obs["landcover"])
+    main = "test" if "test" in tables else periods[-1]
+    table = tables[main]
+    tmp = exp.path / ".comparison.csv.tmp"
+    table.to_csv(tmp)
+    os.replace(tmp, exp.path / "comparison.csv")
+    text = [f"# Experiment {exp.name}: {', '.join(exp.models)} on {exp.config.data}", ""]
+    for period, t in tables.items():
+        text += [f"## {period} period (median per-cell skill over the basin mask)", "", markdown_table(t), ""]
+    write_atomic(exp.path / "comparison.md", "\n".join(text).encode())
+    if figures:
+        write_figures(exp, obs, exp.scores(main))
+    log(markdown_table(table[[c for c in table.columns if not c.startswith("median NSE:")]]))
+    return table
+
+
+def write_figures(exp: Experiment, obs: xr.Dataset, scores: xr.Dataset) -> list[Path]:
+    """The study's panels a-d as standalone HTML files (inline resources: they open offline)."""
+    import holoviews as hv
+    from bokeh.resources import INLINE
+
+    from .evaluation import lai_map_comparison, nse_boxplots, nse_map_and_density, vegetation_timeseries
+    from .evaluation.summary import vegetation_groups
+
+    out = exp.path / "figures"
+    out.mkdir(exist_ok=True)
+    models = exp.models
+    pred = exp.predictions
+    groups = vegetation_groups(scores, obs["landcover"])
+    # the most common vegetation type for panel d; a summer day of the test period for panel c
+    veg = max(groups, key=lambda k: groups[k].sum()) if groups else None
+    test_end = pd.Timestamp(exp.config.periods.test[1])
+    day = f"{min(test_end, pd.Timestamp(pred.time.values[-1])).year}-07-15"
+    panels = {f"a_nse_map_{m}": lambda m=m: nse_map_and_density(scores, m) for m in models}
+    panels["b_nse_boxplots"] = lambda: nse_boxplots(scores, obs["landcover"], models)
+    panels[f"c_lai_map_{models[0]}"] = lambda: lai_map_comparison(pred, obs, day, models[0])
+    if veg is not None:
+        panels["d_timeseries"] = lambda: vegetation_timeseries(pred, obs, veg, models=models, period=exp.config.periods.test)
+    written = []
+    for stem, make in panels.items():
+        f = out / f"{stem}.html"
+        hv.save(make(), f, resources=INLINE, backend="bokeh")
+        written.append(f)
+    return written
