@@ -40,13 +40,15 @@ def contract_ds() -> xr.Dataset:
 
 
 def pytest_configure(config):
-    """Keep tests away from the user's cache: every run gets its own data directory.
+    """Keep tests away from the user's cache and runs: every test session gets its own folders.
 
-    Set VEGVIZ_TEST_DATA_DIR to reuse one across runs (the small basin then builds once).
+    Set VEGVIZ_TEST_DATA_DIR to reuse one data directory across runs (the small basin then
+    builds once). Runs always go to a fresh temporary VEGVIZ_RUNS_DIR.
     """
     import os
     import tempfile
 
+    os.environ["VEGVIZ_RUNS_DIR"] = config._vegviz_runs = tempfile.mkdtemp(prefix="vegviz-test-runs-")
     reuse = os.environ.get("VEGVIZ_TEST_DATA_DIR")
     if reuse:
         os.environ["VEGVIZ_DATA_DIR"] = reuse
@@ -57,9 +59,10 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     import shutil
 
-    tmp = getattr(config, "_vegviz_tmp", None)
-    if tmp:
-        shutil.rmtree(tmp, ignore_errors=True)
+    for attr in ("_vegviz_tmp", "_vegviz_runs"):
+        tmp = getattr(config, attr, None)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +71,27 @@ def small_basin():
     from vegviz.data.virtual import open_virtual_basin
 
     return open_virtual_basin("small")
+
+
+#: command-line options of a tiny experiment: 4 filters, 60-day windows, one epoch per model
+TINY = ["--epochs", "1", "--set", "hparams.filters=4", "--set", "window=60", "--set", "burn_in=20",
+        "--set", "chunk=20", "--set", "batch_size=4", "--set", "stride=60", "--set", "num_threads=1",
+        "--set", "device=cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment(small_basin):
+    """A three-model experiment on the small virtual basin, named ``tiny``, in the test runs dir.
+
+    Built once per session through the command line (about a minute); tests must not modify it.
+    """
+    import os
+    from pathlib import Path
+
+    from vegviz import cli
+    from vegviz.experiment import Experiment
+
+    runs = Path(os.environ["VEGVIZ_RUNS_DIR"])
+    if not (runs / "tiny" / "comparison.csv").exists():
+        assert cli.main(["experiment", "--data", "virtual_ucrb_small", "--name", "tiny", *TINY]) == 0
+    return Experiment.open(runs / "tiny")

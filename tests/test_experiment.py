@@ -16,22 +16,17 @@ from vegviz.experiment import Experiment
 from vegviz.training import Config, ConfigError, Run, epoch_windows, fit_normalization
 from vegviz.training.windows import DataError, load_period
 
-TINY = ["--epochs", "1", "--set", "hparams.filters=4", "--set", "window=60", "--set", "burn_in=20",
-        "--set", "chunk=20", "--set", "batch_size=4", "--set", "num_threads=1", "--set", "device=cpu",
-        "--no-progress"]
+from conftest import TINY
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("runs")
+def runs_dir(tiny_experiment):
+    return tiny_experiment.path.parent
 
 
 @pytest.fixture(scope="module")
-def experiment(small_basin, runs_dir):
-    code = cli.main(["experiment", "--data", "virtual_ucrb_small", "--name", "tiny", "--runs-dir", str(runs_dir),
-                     *TINY])
-    assert code == 0
-    return Experiment.open(runs_dir / "tiny")
+def experiment(tiny_experiment):
+    return tiny_experiment
 
 
 def test_experiment_writes_runs_predictions_table_and_figures(experiment, small_basin):
@@ -93,14 +88,22 @@ def test_runs_catalog_lists_runs_and_experiments_without_editing(experiment, run
     assert sorted(ds.data_vars) == ["convlstm", "convlstm_physics", "lstm"]
     single = runs["tiny/lstm"].to_dask()
     assert list(single.data_vars) == ["lstm"]
-    # a new run appears in the open catalog after its ttl, without a restart
+
+
+
+def test_runs_catalog_rescans_so_new_runs_appear_without_a_restart(experiment, tmp_path):
     import shutil
     import time
 
-    shutil.copytree(experiment.path / "lstm", runs_dir / "copied-run")
-    time.sleep(1.1)
-    assert "copied-run" in runs
+    runs = RunsCatalog(root=tmp_path)
+    assert list(runs) == []
+    shutil.copytree(experiment.path / "lstm", tmp_path / "copied-run")
+    time.sleep(1.1)  # the catalog's ttl
+    assert list(runs) == ["copied-run"]
     assert metadata(runs["copied-run"])["models"] == ["lstm"]
+    (tmp_path / "copied-run" / "config.yaml").write_text("model: [broken\n")
+    time.sleep(1.1)
+    assert "unreadable run description" in metadata(runs["copied-run"])["error"]  # listed, not fatal
 
 
 def test_evaluate_a_single_run_on_the_validation_period(experiment, capsys):
@@ -217,3 +220,23 @@ def test_static_inputs_errors_and_opt_out(small_basin):
     with pytest.raises(DataError, match="static input 'elevation' is missing"):
         fit_normalization(small_basin, Config.for_data("virtual_ucrb_small")).static_fields(
             small_basin.drop_vars("elevation"))
+
+
+def test_more_epochs_make_a_finished_model_unfinished(experiment):
+    from vegviz.experiment import _finished
+
+    run_dir = experiment.path / "lstm"
+    cfg = Run(run_dir).config
+    assert _finished(run_dir, cfg.replace(max_epochs=1))
+    assert not _finished(run_dir, cfg.replace(max_epochs=5))  # rerun with --epochs 5 continues it
+
+
+def test_experiment_on_data_that_break_the_contract_writes_nothing(contract_ds, tmp_path, capsys):
+    bad = contract_ds.copy()
+    bad["tair"] = (bad["tair"] + 273.15).assign_attrs(units="K")
+    path = tmp_path / "bad.nc"
+    bad.to_netcdf(path)
+    assert cli.main(["experiment", "--data", str(path), "--name", "bad", "--runs-dir", str(tmp_path / "runs"),
+                     *TINY]) == 2
+    assert "tair" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

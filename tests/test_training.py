@@ -100,7 +100,8 @@ def test_config_defaults_reproduce_the_study():
     assert c.periods.train == ("1981-01-01", "2001-12-31")
     assert c.periods.validation == ("2002-01-01", "2008-12-31")
     assert c.periods.test == ("2009-01-01", "2016-12-31")
-    assert c.batch_size == 8 and c.data == "virtual_ucrb"
+    assert c.batch_size == 2 and c.stride == 122 and c.data == "virtual_ucrb"
+    assert c.statics == ("elevation", "landcover") and c.optimizer.scheduler == "plateau"
     assert Config(model="convlstm_physics").channels == (*c.inputs, "lai_process")
 
 

@@ -38,7 +38,7 @@ import yaml
 from .io import write_atomic, write_netcdf_atomic
 from .training.checkpoint import vegviz_version
 from .training.config import Config, ConfigError
-from .training.data import open_data
+from .training.data import open_data, prepare
 from .training.predict import write_predictions
 from .training.run import Run, runs_root, train
 
@@ -131,12 +131,22 @@ def combine_predictions(runs: dict[str, Run]) -> xr.Dataset:
     return out
 
 
-def _finished(run_dir: Path) -> bool:
-    """True when the run ended (max_epochs or early stopping) and its predictions are current."""
-    if not (run_dir / "checkpoints" / "best.pt").exists() or not (run_dir / PREDICTIONS).exists():
+def _finished(run_dir: Path, config: Config) -> bool:
+    """True when the run ended under ``config`` (max_epochs or early stopping) and has current predictions.
+
+    A larger ``max_epochs`` than the run was trained with makes it unfinished again, so
+    rerunning an experiment with more epochs continues its models from their last checkpoints.
+    """
+    best, pred = run_dir / "checkpoints" / "best.pt", run_dir / PREDICTIONS
+    if not (run_dir / "finished").exists() or not best.exists() or not pred.exists():
         return False
-    return (run_dir / PREDICTIONS).stat().st_mtime >= (run_dir / "checkpoints" / "best.pt").stat().st_mtime \
-        and (run_dir / "finished").exists()
+    if pred.stat().st_mtime < best.stat().st_mtime:
+        return False
+    h = Run(run_dir).history
+    if len(h) >= config.max_epochs:
+        return True
+    best_epoch = int(h.loc[h["val_loss"].idxmin(), "epoch"]) if len(h) else 0
+    return len(h) - best_epoch >= config.patience  # stopped early
 
 
 def _save_info(path: Path, info: dict) -> None:
@@ -175,8 +185,10 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
             raise ConfigError(f"experiment {path} exists with a different configuration ({', '.join(diff)}). "
                               "Fix: choose another --name, or rerun with the experiment's own configuration "
                               f"(--config {path / EXPERIMENT_FILE})")
-    path.mkdir(parents=True, exist_ok=True)
     ds = data if data is not None else open_data(config.data, seed=config.seed)
+    for model in models:  # check the data for every model before anything is written
+        prepare(ds, config.replace(model=model))
+    path.mkdir(parents=True, exist_ok=True)
     info.update({
         "name": name,
         "models": models,
@@ -192,7 +204,7 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
     for model in models:
         run_dir = path / model
         cfg = config.replace(model=model, name=f"{name}/{model}")
-        if _finished(run_dir):
+        if _finished(run_dir, cfg):
             log(f"[{model}] finished earlier: {run_dir}")
             runs[model] = Run(run_dir)
             continue
@@ -223,6 +235,7 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
     log("combining predictions and scoring")
     combined = combine_predictions(runs)
     combined.attrs["experiment"] = name
+    combined.attrs["data"] = str(config.data)
     write_predictions(combined, path / PREDICTIONS)
     evaluate_experiment(path, ds, periods=periods, figures=figures, log=log)
     info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

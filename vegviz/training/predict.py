@@ -80,6 +80,7 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
         "source": f"vegviz.training.predict ({config.model}) driven by: {ds.attrs.get('source', 'unknown data')}",
         "synthetic": _attr(ds.attrs.get("synthetic", 0)),
         "model": config.model,
+        "data": str(config.data),
         "burn_in_days": int(config.burn_in),
         "config": config.to_yaml(),
         "checkpoint": str(checkpoint) if checkpoint else "",

@@ -1,0 +1,177 @@
+"""The training dashboard without a browser: real training on the small basin, events drained by poll()."""
+from __future__ import annotations
+
+import numpy as np
+import panel as pn
+import pytest
+
+from vegviz.dashboards import sources
+from vegviz.dashboards.training import TrainingDashboard
+from vegviz.training import Run
+
+#: a run of a few seconds per epoch on the small basin (4 batches per epoch)
+TINY = dict(data="virtual_ucrb_small", filters=4, window=60, burn_in=20, chunk=20, batch_size=4, stride=60,
+            device="cpu", extra={"num_threads": 1})
+TIMEOUT = 240
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch, small_basin):
+    """An empty runs directory of this test's own (the small basin is built first)."""
+    root = tmp_path / "runs"
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(root))
+    return root
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, small_basin):
+    """A dashboard, rendered, that trained a 2-epoch run to the end; (dashboard, callback calls, runs dir)."""
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VEGVIZ_RUNS_DIR", str(root))
+        dash = TrainingDashboard(max_epochs=2, **TINY)
+        pn.panel(dash).get_root()  # the stream updates below then go through real bokeh plots
+        calls = []
+        dash.on_finished(calls.append)
+        refreshed = []
+        dash.on_finished(lambda: refreshed.append(True))  # e.g. another dashboard's refresh()
+        assert dash.start(), dash.alert.object
+        assert dash.status == "starting" and dash.running
+        assert dash.wait(TIMEOUT) == "finished", dash.alert.object
+        yield dash, calls, refreshed, root
+
+
+def test_run_to_the_end_streams_losses_previews_and_publishes_the_run(finished):
+    dash, calls, refreshed, root = finished
+    assert not dash.alert.visible
+    assert not dash.running and dash.status == "finished"
+    # the live curves: one point per batch, one row per epoch
+    batches = dash._batch_buffer.data
+    assert len(batches) == 8 and np.isfinite(batches["loss"]).all()
+    assert batches["epoch"].iloc[-1] == pytest.approx(2.0)
+    epochs = dash._epoch_buffer.data
+    assert list(epochs["epoch"]) == [1, 2]
+    assert np.isfinite(epochs[["train_loss", "val_loss", "val_nse"]].to_numpy()).all()
+    assert list(dash.history["epoch"]) == [1, 2]
+    assert dash.device_used == "cpu (fp32)" and "cpu" in dash._device_text.object
+    assert dash._progress.value == dash._progress.max == 8
+    # the preview: the model's map next to the satellite composite of the same validation day
+    sat, pred = dash._satellite_pipe.data, dash._predicted_pipe.data
+    assert sat.dims == pred.dims == ("lat", "lon") and sat.shape == pred.shape
+    assert np.isfinite(sat.values).sum() > 50 and np.isfinite(pred.values).sum() >= np.isfinite(sat.values).sum()
+    assert "epoch 2" in pred.attrs["title"]
+    day = sat.attrs["title"].split()[-1]
+    assert day.startswith(("2003", "2004")) and day in dash._preview_text.object  # a validation day
+    # the run is on disk, listed for the other dashboards, and the callbacks were told
+    run_dir = root / dash.run_name
+    assert dash.run_dir == str(run_dir)
+    assert (run_dir / "predictions.nc").exists()
+    assert list(Run(run_dir).history["epoch"]) == [1, 2]
+    listed = sources.list_results()
+    assert dash.run_name in listed and listed[dash.run_name]["models"] == ["convlstm"]
+    assert [c.path for c in calls] == [run_dir] and refreshed == [True]
+
+
+def test_a_taken_run_name_is_refused_and_an_auto_name_renewed(finished, monkeypatch):
+    dash, calls, _, root = finished
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(root))
+    old = dash.run_name
+    other = TrainingDashboard(run_name=old, **TINY)  # a name the user typed
+    assert not other.start()
+    assert other.alert.visible and "already holds a run" in other.alert.object and "Resume" in other.alert.object
+    assert not other.running and other.status == "idle"
+    # the dashboard's own default name moves on instead of being refused
+    assert dash._run_dir(resume=False) != root / old and dash.run_name != old
+    assert dash.run_name.startswith("convlstm-")
+
+
+def test_stop_writes_a_checkpoint_and_resume_continues(runs):
+    dash = TrainingDashboard(max_epochs=1, **TINY)
+    assert dash.start()
+    dash.stop()  # before the first batch ends: honoured right after it
+    assert dash.status == "stopping"
+    assert dash.wait(TIMEOUT) == "stopped", dash.alert.object
+    run_dir = runs / dash.run_name
+    assert (run_dir / "checkpoints" / "last.pt").exists()
+    assert not (run_dir / "predictions.nc").exists()
+    assert len(dash._batch_buffer.data) == 1 and len(dash.history) == 0
+    assert "Resume" in dash._status_text.object and "epoch 1, batch 1" in dash._status_text.object
+    state = Run(run_dir).load_checkpoint("last")
+    assert (state["epoch"], state["batch"]) == (1, 1)
+
+    assert dash.resume(), dash.alert.object
+    assert dash.wait(TIMEOUT) == "finished", dash.alert.object
+    # the resumed run did batches 2-4 of epoch 1 only, then predicted
+    assert list(dash._batch_buffer.data["epoch"]) == pytest.approx([0.5, 0.75, 1.0])
+    assert list(dash.history["epoch"]) == [1]
+    assert (run_dir / "predictions.nc").exists() and dash.run_name in sources.list_results()
+
+
+def test_resume_without_a_checkpoint_says_so(runs):
+    dash = TrainingDashboard(run_name="never-trained", **TINY)
+    assert not dash.resume()
+    assert "no checkpoint to resume from" in dash.alert.object and "Start" in dash.alert.object
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lr": 0.0}, "optimizer.lr: must be > 0"),
+    ({"window": 20, "burn_in": 20}, "window: the scored window (20 days) must be longer than the burn-in"),
+    ({"device": "cuda"}, "device: 'cuda' was requested"),
+    ({"data": "no_such_data"}, "neither a model-ready catalog entry"),
+])
+def test_bad_settings_show_an_alert_and_write_nothing(runs, change, message):
+    if change.get("device") == "cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a GPU")
+    dash = TrainingDashboard(**{**TINY, **change})
+    assert not dash.start()
+    assert dash.alert.visible and dash.alert.alert_type == "danger"
+    assert message in dash.alert.object
+    assert not dash.running and dash.status == "idle"
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_an_error_inside_the_run_is_shown_and_a_new_start_works(runs, tmp_path):
+    import os
+
+    from conftest import make_contract_dataset
+
+    # a NetCDF in the data directory that lacks a forcing: the contract check fails on the training thread
+    bad = os.path.join(os.environ["VEGVIZ_DATA_DIR"], f"broken-{tmp_path.name}.nc")
+    make_contract_dataset(days=10).drop_vars("tair").to_netcdf(bad, engine="netcdf4")
+    dash = TrainingDashboard(**{**TINY, "data": bad})
+    assert dash.start()  # the settings are fine; the data are not
+    assert dash.wait(TIMEOUT) == "failed"
+    assert dash.alert.visible and "tair" in dash.alert.object and "failed" in dash.alert.object
+    assert not dash.running and not dash._start_button.disabled
+    assert not (runs / dash.run_name / "config.yaml").exists()
+
+    dash.data = "virtual_ucrb_small"
+    assert dash.start(), dash.alert.object
+    assert not dash.alert.visible  # the old error is cleared
+    dash.stop()
+    assert dash.wait(TIMEOUT) == "stopped", dash.alert.object
+    assert (runs / dash.run_name / "checkpoints" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("name", ["../../escape", "/etc/escape", "a/b/c", "  "])
+def test_run_names_outside_the_runs_folder_are_refused(runs, tmp_path, name):
+    dash = TrainingDashboard(run_name=name, **TINY)
+    assert not dash.start()
+    assert dash.alert.visible and "Run name" in dash.alert.object and "Fix:" in dash.alert.object
+    assert not (tmp_path / "escape").exists() and not (runs.parent.parent / "escape").exists()
+    assert not runs.exists() or not any(runs.iterdir())
+
+
+def test_each_dashboard_gets_its_own_run_name(runs):
+    a, b = TrainingDashboard(), TrainingDashboard()
+    assert a.run_name != b.run_name
+    assert a.run_name.startswith("convlstm-")
+    a.model = "lstm"  # a default name follows the model ...
+    assert a.run_name.startswith("lstm-")
+    b.run_name = "mine"
+    b.model = "lstm"  # ... a typed one stays
+    assert b.run_name == "mine"

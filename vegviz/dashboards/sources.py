@@ -1,0 +1,111 @@
+"""Where the dashboards get their data: the catalog and the runs directory, nothing else.
+
+Every dashboard reads through these functions, so they all agree on what a "result" is
+(a run or an experiment with ``predictions.nc``, listed by :class:`vegviz.catalog.RunsCatalog`)
+and on which observations belong to it (the data set named in its ``data`` attribute).
+
+Paths typed by a user never reach the file system directly: :func:`safe_path` resolves
+them and refuses anything outside the configured runs and data directories.
+"""
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import xarray as xr
+
+__all__ = ["PathOutsideRoots", "allowed_roots", "data_choices", "list_results", "observations_for",
+           "open_observations", "open_result", "result_models", "safe_path"]
+
+
+class PathOutsideRoots(PermissionError):
+    """A user-supplied path points outside the runs and data directories."""
+
+
+def allowed_roots() -> list[Path]:
+    """The folders the dashboards may read and write: the runs directory and the data cache."""
+    from ..data.virtual.store import cache_dir
+    from ..training import runs_root
+
+    return [runs_root().expanduser().resolve(), cache_dir().expanduser().resolve()]
+
+
+def safe_path(text: str | os.PathLike, *, roots: list[Path] | None = None) -> Path:
+    """``text`` as a resolved path inside one of ``roots`` (default :func:`allowed_roots`).
+
+    Relative paths are taken relative to the first root; ``..``, symlinks and absolute
+    paths that lead elsewhere raise :class:`PathOutsideRoots` naming the allowed folders.
+    """
+    roots = roots or allowed_roots()
+    p = Path(text).expanduser()
+    p = (p if p.is_absolute() else roots[0] / p).resolve()
+    for root in roots:
+        if p == root or root in p.parents:
+            return p
+    raise PathOutsideRoots(f"{text!s} is outside the folders this app may use ({', '.join(map(str, roots))}). "
+                           "Fix: choose a run name or a path inside one of them")
+
+
+def list_results(kind: str | None = None) -> dict[str, dict]:
+    """Runs and experiments with predictions, by catalog name -> metadata (kind, models, data, path).
+
+    Rescans the runs directory on every call (cheap: YAML files only), so a run finished
+    in another tab or process shows up at once. ``kind`` filters ("run" or "experiment").
+    """
+    from ..catalog import RunsCatalog
+
+    cat = RunsCatalog()
+    out = {}
+    for name in cat:
+        md = dict(cat._entries[name].describe().get("metadata", {}))
+        if kind is None or md.get("kind") == kind:
+            out[name] = md
+    # experiments first (they hold all three models), newest last within each kind
+    return dict(sorted(out.items(), key=lambda kv: (kv[1].get("kind") != "experiment", kv[0])))
+
+
+def open_result(name: str) -> xr.Dataset:
+    """The predictions of a run or experiment, lazily opened (one variable per model)."""
+    results = list_results()
+    if name not in results:
+        raise FileNotFoundError(f"no run or experiment named {name!r} with predictions. Existing: "
+                                f"{', '.join(results) or 'none yet'}. Fix: train one (vegviz train / "
+                                "vegviz experiment, or the Training dashboard)")
+    path = safe_path(Path(results[name]["path"]) / "predictions.nc")
+    return xr.open_dataset(path, engine="netcdf4", chunks={})
+
+
+def result_models(predictions: xr.Dataset) -> list[str]:
+    """The model variables of a predictions Dataset, in file order."""
+    return [v for v, da in predictions.data_vars.items() if set(da.dims) == {"time", "lat", "lon"}]
+
+
+@lru_cache(maxsize=4)
+def open_observations(data: str, seed: int = 42) -> xr.Dataset:
+    """The model-ready Dataset ``data`` (catalog entry or path), lazily opened; cached per process."""
+    from ..training.data import open_data
+
+    return open_data(data, seed=seed)
+
+
+def observations_for(predictions: xr.Dataset) -> xr.Dataset:
+    """The observations a predictions Dataset was made from (its ``data`` attribute)."""
+    data = predictions.attrs.get("data")
+    if not data:
+        raise ValueError("these predictions do not say which data set they belong to (no 'data' attribute). "
+                         "Fix: re-predict with this version of vegviz (Run.predict())")
+    seed = predictions.attrs.get("data_seed", 42)
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        seed = 42
+    return open_observations(str(data), seed)
+
+
+def data_choices() -> list[str]:
+    """Catalog entries a model can be trained on (time-dependent, model-ready data sets)."""
+    from ..catalog import open_catalog
+
+    cat = open_catalog()
+    return [name for name in cat if cat._entries[name].describe().get("metadata", {}).get("model_ready")]
