@@ -4,13 +4,15 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 import pytest
+from bokeh.models import GlyphRenderer, Image
 
 from vegviz.dashboards import sources
 from vegviz.dashboards.training import TrainingDashboard
 from vegviz.training import Run
 
-#: a run of a few seconds per epoch on the small basin (4 batches per epoch)
-TINY = dict(data="virtual_ucrb_small", filters=4, window=60, burn_in=20, chunk=20, batch_size=4, stride=60,
+#: a run of a few seconds per epoch on the small basin (4 batches per epoch); the predictions over
+#: the basin's 8 years at the end cost more than training
+TINY = dict(data="virtual_ucrb_small", filters=4, window=60, burn_in=20, chunk=20, batch_size=4, stride=122,
             device="cpu", extra={"num_threads": 1})
 TIMEOUT = 240
 
@@ -30,31 +32,36 @@ def finished(tmp_path_factory, small_basin):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VEGVIZ_RUNS_DIR", str(root))
         dash = TrainingDashboard(max_epochs=2, **TINY)
-        pn.panel(dash).get_root()  # the stream updates below then go through real bokeh plots
+        bokeh_root = pn.panel(dash).get_root()  # the stream updates below then go through real bokeh plots
         calls = []
         dash.on_finished(calls.append)
         refreshed = []
-        dash.on_finished(lambda: refreshed.append(True))  # e.g. another dashboard's refresh()
+
+        def refresh(reload: bool = False):  # like the other dashboards' refresh(): called without the run
+            refreshed.append(reload)
+
+        dash.on_finished(refresh)
         assert dash.start(), dash.alert.object
         assert dash.status == "starting" and dash.running
         assert dash.wait(TIMEOUT) == "finished", dash.alert.object
-        yield dash, calls, refreshed, root
+        yield dash, calls, refreshed, root, bokeh_root
 
 
 def test_run_to_the_end_streams_losses_previews_and_publishes_the_run(finished):
-    dash, calls, refreshed, root = finished
+    dash, calls, refreshed, root, page = finished
     assert not dash.alert.visible
     assert not dash.running and dash.status == "finished"
     # the live curves: one point per batch, one row per epoch
     batches = dash._batch_buffer.data
-    assert len(batches) == 8 and np.isfinite(batches["loss"]).all()
+    n = dash._progress.max // 2  # batches per epoch
+    assert n >= 2 and len(batches) == 2 * n and np.isfinite(batches["loss"]).all()
     assert batches["epoch"].iloc[-1] == pytest.approx(2.0)
     epochs = dash._epoch_buffer.data
     assert list(epochs["epoch"]) == [1, 2]
     assert np.isfinite(epochs[["train_loss", "val_loss", "val_nse"]].to_numpy()).all()
     assert list(dash.history["epoch"]) == [1, 2]
     assert dash.device_used == "cpu (fp32)" and "cpu" in dash._device_text.object
-    assert dash._progress.value == dash._progress.max == 8
+    assert dash._progress.value == dash._progress.max
     # the preview: the model's map next to the satellite composite of the same validation day
     sat, pred = dash._satellite_pipe.data, dash._predicted_pipe.data
     assert sat.dims == pred.dims == ("lat", "lon") and sat.shape == pred.shape
@@ -62,6 +69,12 @@ def test_run_to_the_end_streams_losses_previews_and_publishes_the_run(finished):
     assert "epoch 2" in pred.attrs["title"]
     day = sat.attrs["title"].split()[-1]
     assert day.startswith(("2003", "2004")) and day in dash._preview_text.object  # a validation day
+    # ... and the rendered page shows them
+    glyphs = list(page.select({"type": GlyphRenderer}))
+    images = [r.data_source.data["image"][0] for r in glyphs if isinstance(r.glyph, Image)]
+    assert len(images) == 2 and all(np.isfinite(i).sum() > 50 for i in images)
+    points = [len(r.data_source.data["loss"]) for r in glyphs if "loss" in r.data_source.data]
+    assert 2 * n in points and 2 in points  # the batch curve and the epoch curves
     # the run is on disk, listed for the other dashboards, and the callbacks were told
     run_dir = root / dash.run_name
     assert dash.run_dir == str(run_dir)
@@ -69,11 +82,11 @@ def test_run_to_the_end_streams_losses_previews_and_publishes_the_run(finished):
     assert list(Run(run_dir).history["epoch"]) == [1, 2]
     listed = sources.list_results()
     assert dash.run_name in listed and listed[dash.run_name]["models"] == ["convlstm"]
-    assert [c.path for c in calls] == [run_dir] and refreshed == [True]
+    assert [c.path for c in calls] == [run_dir] and refreshed == [False]
 
 
 def test_a_taken_run_name_is_refused_and_an_auto_name_renewed(finished, monkeypatch):
-    dash, calls, _, root = finished
+    dash, calls, _, root, _ = finished
     monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(root))
     old = dash.run_name
     other = TrainingDashboard(run_name=old, **TINY)  # a name the user typed
@@ -102,9 +115,19 @@ def test_stop_writes_a_checkpoint_and_resume_continues(runs):
     assert dash.resume(), dash.alert.object
     assert dash.wait(TIMEOUT) == "finished", dash.alert.object
     # the resumed run did batches 2-4 of epoch 1 only, then predicted
-    assert list(dash._batch_buffer.data["epoch"]) == pytest.approx([0.5, 0.75, 1.0])
+    n = dash._progress.max
+    assert list(dash._batch_buffer.data["epoch"]) == pytest.approx([b / n for b in range(2, n + 1)])
     assert list(dash.history["epoch"]) == [1]
     assert (run_dir / "predictions.nc").exists() and dash.run_name in sources.list_results()
+
+    # more epochs for a finished run: its past epochs come back into the curves
+    dash.max_epochs = 2
+    assert dash.resume(), dash.alert.object
+    dash.stop()
+    assert dash.wait(TIMEOUT) == "stopped", dash.alert.object
+    assert list(dash._epoch_buffer.data["epoch"]) == [1] and list(dash.history["epoch"]) == [1]
+    assert list(dash._batch_buffer.data["epoch"]) == pytest.approx([1 + 1 / n])
+    assert (Run(run_dir).load_checkpoint("last")["epoch"], Run(run_dir).load_checkpoint("last")["batch"]) == (2, 1)
 
 
 def test_resume_without_a_checkpoint_says_so(runs):
@@ -119,6 +142,7 @@ def test_resume_without_a_checkpoint_says_so(runs):
     ({"window": 20, "burn_in": 20}, "window: the scored window (20 days) must be longer than the burn-in"),
     ({"device": "cuda"}, "device: 'cuda' was requested"),
     ({"data": "no_such_data"}, "neither a model-ready catalog entry"),
+    ({"data": "/etc/hostname"}, "outside the folders this app may read"),
 ])
 def test_bad_settings_show_an_alert_and_write_nothing(runs, change, message):
     if change.get("device") == "cuda":

@@ -7,6 +7,7 @@
     vegviz train          train one model (config YAML and/or options), write a run directory
     vegviz evaluate       score a run or an experiment on a period; print the comparison table
     vegviz experiment     train the three models, score them, write the comparison table and figures
+    vegviz serve          serve the dashboards (panel serve dashboards/) on 127.0.0.1
 """
 from __future__ import annotations
 
@@ -210,6 +211,27 @@ def cmd_experiment(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    import subprocess
+
+    from .catalog import REPO_CATALOG
+
+    target = Path(args.path) if args.path else REPO_CATALOG.parent.parent / "dashboards"
+    if not target.exists():
+        raise FileNotFoundError(f"{target} does not exist. Fix: run from a vegviz checkout, or pass the folder "
+                                "or notebook to serve")
+    cmd = [sys.executable, "-m", "panel", "serve", str(target), "--address", args.address, "--port", str(args.port)]
+    if args.address not in ("127.0.0.1", "localhost", "::1"):
+        # reachable from other machines: the browser origin must be allowed explicitly
+        print(f"warning: serving on {args.address}: anyone who can reach this port can train models and read "
+              "the runs directory", file=sys.stderr)
+        cmd += ["--allow-websocket-origin", args.allow_origin or f"*:{args.port}"]
+    if args.show:
+        cmd.append("--show")
+    print(" ".join(cmd))
+    return subprocess.call(cmd)
+
+
 def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="configuration YAML (a run's config.yaml works); options below override it")
     p.add_argument("--data", help="catalog entry (virtual_ucrb, virtual_ucrb_small) or path to a Zarr/NetCDF store")
@@ -270,6 +292,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--runs-dir", help="parent folder (default: $VEGVIZ_RUNS_DIR or the user data dir)")
     x.add_argument("--no-figures", action="store_true", help="skip the HTML figures")
     x.set_defaults(func=cmd_experiment)
+
+    v = sub.add_parser("serve", help="serve the dashboards on 127.0.0.1 (panel serve dashboards/)")
+    v.add_argument("path", nargs="?", help="folder or notebook to serve (default: the repository's dashboards/)")
+    v.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
+                   "machine only)")
+    v.add_argument("--port", type=int, default=5006)
+    v.add_argument("--allow-origin", help="allowed browser origin host[:port] when --address is not local")
+    v.add_argument("--show", action="store_true", help="open a browser")
+    v.set_defaults(func=cmd_serve)
     return p
 
 

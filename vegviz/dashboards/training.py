@@ -46,7 +46,9 @@ from .. import grid as _grid
 from ..models import list_models
 from ..training import Config, ConfigError, ModelConfig, OptimizerConfig, Run, Trainer, run_sequence, runs_root
 from ..training.config import DEVICES
+from ..training.device import settings as device_settings
 from ..training.run import PREDICTIONS
+from ..training.trainer import HISTORY_COLUMNS, RESUMABLE_CHANGES
 from . import sources
 
 log = logging.getLogger(__name__)
@@ -97,14 +99,17 @@ def _merge(settings: dict, extra: dict) -> dict:
 
 
 def _call(callback: Callable, run: Run):
-    """``callback(run)``, or ``callback()`` for callbacks that take no argument (e.g. ``refresh``)."""
+    """``callback(run)`` when it requires a positional argument, else ``callback()``.
+
+    So a dashboard's ``refresh(reload=False)`` is called bare, not with the run as ``reload``.
+    """
     try:
-        inspect.signature(callback).bind(run)
-    except TypeError:
-        return callback()
-    except ValueError:  # no signature (some builtins): assume it takes the run
-        pass
-    return callback(run)
+        params = inspect.signature(callback).parameters.values()
+    except (TypeError, ValueError):  # no signature (some builtins): assume it takes the run
+        return callback(run)
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    wants_run = any((p.kind in positional and p.default is p.empty) or p.kind is p.VAR_POSITIONAL for p in params)
+    return callback(run) if wants_run else callback()
 
 
 def _round_up(x: float, step: float = 0.5) -> float:
@@ -155,7 +160,8 @@ class TrainingDashboard(pn.viewable.Viewer):
         except Exception as e:  # no catalog: the page still opens and says why
             log.warning("no data choices: %s", e)
             choices = []
-        self.param.data.objects = choices or [self.data]
+        self._choices = choices
+        self.param.data.objects = choices + ([self.data] if self.data not in choices else [])
         self._auto = ""
         if not self.run_name:
             self._auto = self.run_name = _auto_name(self.model)
@@ -165,13 +171,12 @@ class TrainingDashboard(pn.viewable.Viewer):
         self._tokens = 0
         self._callbacks: list[Callable] = []
         self._periodic = None
-        self._preview_grid = None
         self.history = self._empty_history()
         self._build()
 
     # ------------------------------------------------------------------ public API
     def on_finished(self, callback: Callable) -> Callable:
-        """Call ``callback(run)`` (or ``callback()``) when a run has written its predictions.
+        """Call ``callback(run)`` (``callback()`` if it needs no argument) when a run has written its predictions.
 
         Called from :meth:`poll`, i.e. on the page's thread, so a callback may update other
         dashboards (e.g. ``train.on_finished(skill.refresh)``). Returns ``callback``.
@@ -195,10 +200,10 @@ class TrainingDashboard(pn.viewable.Viewer):
             run_dir = self._run_dir(resume)
             config = self._resume_config(run_dir) if resume else self.config(run_dir)
             trainer = Trainer(config, None, run_dir, progress=False)
-        except (ConfigError, RunNameError, sources.PathOutsideRoots, FileNotFoundError, ValueError) as e:
+            run_dir.mkdir(parents=True, exist_ok=True)  # claim the name now: a second session sees it taken
+        except (ValueError, OSError) as e:  # ConfigError, RunNameError, DataError, PathOutsideRoots, ...
             self._show_error(str(e), title="Cannot start")
             return False
-        run_dir.mkdir(parents=True, exist_ok=True)  # claim the name now: a second session sees it taken
         self._tokens += 1
         job = _Job(self._tokens, trainer, run_dir, resume)
         trainer.subscribe(self._subscriber(job))
@@ -272,16 +277,20 @@ class TrainingDashboard(pn.viewable.Viewer):
         """A catalog entry name, or a path resolved inside the data (or runs) directory."""
         name = str(self.data or "").strip()
         if not name:
-            raise ConfigError("data: no data set chosen. Fix: pick one of " + ", ".join(self.param.data.objects))
-        if name in self.param.data.objects:
+            raise ConfigError("data: no data set chosen. Fix: pick one of " + ", ".join(self._choices))
+        if name in self._choices:
             return name
         from ..data.virtual.store import cache_dir
 
         roots = [cache_dir().expanduser().resolve(), self._runs_root()]
-        path = sources.safe_path(name, roots=roots)
+        try:
+            path = sources.safe_path(name, roots=roots)
+        except sources.PathOutsideRoots:
+            raise ConfigError(f"data: {name!r} is outside the folders this app may read ({roots[0]}, {roots[1]}). "
+                              f"Fix: choose one of {', '.join(self._choices)}, or put the data in {roots[0]}") from None
         if not path.exists():
             raise ConfigError(f"data: {name!r} is neither a model-ready catalog entry "
-                              f"({', '.join(self.param.data.objects)}) nor an existing Zarr/NetCDF path in "
+                              f"({', '.join(self._choices)}) nor an existing Zarr/NetCDF path in "
                               f"{roots[0]}. Fix: choose one of the entries")
         return str(path)
 
@@ -295,7 +304,7 @@ class TrainingDashboard(pn.viewable.Viewer):
             path = sources.safe_path(name, roots=[root])
         except sources.PathOutsideRoots:
             raise RunNameError(f"Run name {name!r} points outside the runs folder {root}. Fix: use a plain name "
-                               "such as 'convlstm-test' (letters, digits, '-', '_', '.')") from None
+                               "such as 'convlstm-test'") from None
         depth = len(path.relative_to(root).parts)
         if depth == 0 or depth > 2:
             raise RunNameError(f"Run name {name!r} must name a folder (or a folder/sub-folder) inside {root}. "
@@ -322,7 +331,15 @@ class TrainingDashboard(pn.viewable.Viewer):
         source = str(config.data)
         if Path(source).expanduser().is_absolute():
             sources.safe_path(source)  # a path must still lie inside the allowed folders
-        return config.replace(max_epochs=int(self.max_epochs), device=self.device)
+        # only settings that do not change what the weights mean may differ from the checkpoint's
+        changes = {k: v for k, v in (self.extra or {}).items() if k in RESUMABLE_CHANGES and k != "name"}
+        return config.replace(**{**changes, "max_epochs": int(self.max_epochs), "device": self.device})
+
+    @param.depends("data", watch=True)
+    def _list_path(self):
+        # a path given from code shows in the selector too (it is checked when training starts)
+        if self.data not in self.param.data.objects:
+            self.param.data.objects = self._choices + [self.data]
 
     @param.depends("model", watch=True)
     def _rename_on_model(self):
@@ -339,8 +356,8 @@ class TrainingDashboard(pn.viewable.Viewer):
             self._queue.put((job.token, "event", event))
             if event.kind == "start" or event.kind == "epoch":
                 try:
-                    item = self._preview(job.trainer, ctx, predicted=event.kind == "epoch" or event.resumed,
-                                         epoch=event.epoch if event.kind == "epoch" else event.epoch - 1)
+                    # at the start only the satellite map: the predicted one follows each epoch
+                    item = self._preview(job.trainer, ctx, predicted=event.kind == "epoch", epoch=event.epoch)
                 except Exception as e:  # a failed preview must not end the run
                     log.exception("preview failed")
                     item = {"error": f"{type(e).__name__}: {e}"}
@@ -360,7 +377,7 @@ class TrainingDashboard(pn.viewable.Viewer):
             ctx.update(k=k, day=pd.Timestamp(v.time[v.pad + k]),
                        satellite=stats.denormalize(obs[k]).astype(np.float32))
         k = ctx["k"]
-        item = {"day": ctx["day"], "satellite": ctx["satellite"], "epoch": epoch,
+        item = {"day": ctx["day"], "satellite": ctx["satellite"], "epoch": epoch, "model": trainer.config.model,
                 "lat": trainer.coords["lat"], "lon": trainer.coords["lon"], "predicted": None}
         if predicted:
             # burn-in days plus the validation days up to the preview day: no more than needed
@@ -377,7 +394,8 @@ class TrainingDashboard(pn.viewable.Viewer):
             run = Run(job.run_dir)
             if result != "stopped" and run.best_checkpoint.exists():
                 self._queue.put((job.token, "predicting", None))
-                run.predict()
+                with device_settings(trainer.config, trainer.hardware):  # the run's thread count applies here too
+                    run.predict()
         except BaseException as e:  # shown in the page by poll()
             log.debug("training run %s failed", job.run_dir, exc_info=True)
             error = e
@@ -430,13 +448,19 @@ class TrainingDashboard(pn.viewable.Viewer):
     def _on_start(self, job: _Job, ev) -> None:
         self.device_used = f"{ev.device} ({ev.precision})"
         self.status = "stopping" if job.trainer.stop_requested else "training"
-        self._total_batches = ev.batches_per_epoch
         self._max_epochs = ev.max_epochs
         self._progress.max = max(ev.max_epochs * ev.batches_per_epoch, 1)
         self._progress.value = min((ev.epoch - 1) * ev.batches_per_epoch, self._progress.max)
         self._progress_text.object = (f"epoch {min(ev.epoch, ev.max_epochs)}/{ev.max_epochs} · batch 0/"
                                       f"{ev.batches_per_epoch}")
         self._device_text.object = f"**Device:** {self.device_used}"
+        if ev.resumed:  # the epochs before the checkpoint, so the curves show the whole run
+            done = Run(job.run_dir).history
+            done = done[done["epoch"] < ev.epoch]
+            if len(done):
+                self.history = done.reset_index(drop=True)
+                self._epoch_buffer.send(done.rename(columns={"val_nse_median": "val_nse"})[
+                    ["epoch", "train_loss", "val_loss", "val_nse"]])
         what = "Resumed" if ev.resumed else "Training"
         self._message(f"{what} `{job.run_dir.name}` from epoch {ev.epoch} ({ev.config['model']}, "
                       f"{ev.batches_per_epoch} batches per epoch) on **{self.device_used}**.")
@@ -512,11 +536,12 @@ class TrainingDashboard(pn.viewable.Viewer):
         self._satellite_pipe.send(sat.assign_attrs(clim=clim, title=f"satellite LAI composite {day}"))
         if item["predicted"] is not None:
             pred = xr.DataArray(item["predicted"], coords, ("lat", "lon"), name="LAI")
-            self._predicted_pipe.send(pred.assign_attrs(clim=clim, title=f"{self.model} LAI {day}, "
+            self._predicted_pipe.send(pred.assign_attrs(clim=clim, title=f"{item['model']} LAI {day}, "
                                                                           f"epoch {item['epoch']}"))
-        after = f"after epoch {item['epoch']}" if item["predicted"] is not None else "before the first epoch"
+        model = (f"the model after epoch {item['epoch']}" if item["predicted"] is not None
+                 else "the model's map follows after each epoch")
         self._preview_text.object = (f"**Validation day {day}** (the best-observed satellite composite of the "
-                                     f"first validation year), model {after}.")
+                                     f"first validation year); {model}.")
 
     # ------------------------------------------------------------------ polling
     def _start_polling(self) -> None:
@@ -538,8 +563,6 @@ class TrainingDashboard(pn.viewable.Viewer):
     # ------------------------------------------------------------------ page
     @staticmethod
     def _empty_history() -> pd.DataFrame:
-        from ..training.trainer import HISTORY_COLUMNS
-
         return pd.DataFrame(columns=list(HISTORY_COLUMNS))
 
     def _reset_views(self, job: _Job) -> None:
@@ -551,7 +574,7 @@ class TrainingDashboard(pn.viewable.Viewer):
         self._progress.value = 0
         self._progress_text.object = "starting ..."
         self._device_text.object = "**Device:** resolving ..."
-        self._total_batches, self._max_epochs = 0, int(self.max_epochs)
+        self._max_epochs = int(self.max_epochs)
         self._message(f"{'Resuming' if job.resume else 'Starting'} `{job.run_dir.name}`: opening the data ...")
 
     def _message(self, text: str) -> None:
@@ -649,7 +672,7 @@ class TrainingDashboard(pn.viewable.Viewer):
             "stride": pn.widgets.IntInput, "chunk": pn.widgets.IntInput, "run_name": pn.widgets.TextInput,
         }
         settings = pn.Param(self.param, parameters=list(self._SETTINGS), widgets=widgets, show_name=False,
-                            width=280)
+                            width=260)
         controls = pn.Column(
             "### Training", settings, pn.Row(self._start_button, self._stop_button, self._resume_button), width=300)
         monitor = pn.Column(

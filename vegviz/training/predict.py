@@ -22,7 +22,7 @@ from ..io import write_netcdf_atomic
 from .checkpoint import file_sha256, vegviz_version
 from .config import Config
 from .data import prepare
-from .device import resolve
+from .device import resolve, settings
 from .trainer import INFERENCE_CHUNK, run_sequence
 from .windows import Normalization, load_period
 
@@ -62,7 +62,8 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
     model = model.to(hw.device)
     t = sub["time"].values
     arrays = load_period(sub, stats, t[0], t[-1], with_target=False)
-    out = stats.denormalize(run_sequence(model, arrays.x, hw, chunk, statics=arrays.statics))
+    with settings(config, hw):  # the run's thread count: predicting on all cores of a busy machine crawls
+        out = stats.denormalize(run_sequence(model, arrays.x, hw, chunk, statics=arrays.statics))
     del arrays
     mask = sub["mask"].fillna(0).values.astype(bool)
     out[:, ~mask] = np.nan
