@@ -3,22 +3,22 @@
     LaiMaps()                       # inline in a notebook
     LaiMaps().servable()            # in a served notebook or script
 
-Moving the date must stay fast on the full 36-year basin (13149 days), so nothing is
-rebuilt per date: the three maps are ``hv.DynamicMap``s fed by one stream, the data
-of the current storage chunk (365 days) of each variable is held in memory so that a
-date inside it is a numpy slice, and the basemap and land-cover outlines are built
-once per grid (module-level caches). :meth:`LaiMaps.render_date` is the work of one
-slider move, for benchmarks.
+Moving the date must stay fast on the full 36-year basin (13149 days). So nothing is
+re-rendered per date: the three maps are drawn once per result with HoloViews, and a
+date move writes the new arrays and titles straight into the drawn Bokeh data sources
+(registered through HoloViews plot hooks). The storage chunk (365 days) around the
+date is held in memory per variable, so a date inside it is a numpy slice; the
+basemap and land-cover outlines are built once per grid (module-level caches).
+:meth:`LaiMaps.render_date` is the server-side work of one slider move, for benchmarks.
 
-This module also holds :class:`ResultViewer`, the base of the result-browsing
-dashboards (result choice, refresh, header, "no results yet" and error alerts).
+The shared base, :class:`~vegviz.dashboards.base.ResultViewer`, lives in :mod:`.base`.
 """
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import weakref
 from collections import OrderedDict
+from functools import partial
 
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options used below)
@@ -28,118 +28,22 @@ import panel as pn
 import param
 import xarray as xr
 
-from ..contract import IGBP_CLASSES
-from . import sources
+from .base import (ResultViewer, _as_date, _round_up, basemap_overlay, composite_counts, dominant_vegetation,
+                   in_server, landcover_outlines, result_periods)
 
-__all__ = ["LaiMaps", "ResultViewer", "dominant_vegetation", "result_periods"]
+__all__ = ["LaiMaps", "ResultViewer", "basemap_overlay", "composite_counts", "dominant_vegetation",
+           "landcover_outlines", "result_periods"]
 
 LAI_CMAP = "YlGn"
 DIFF_CMAP = "BrBG"
-#: IGBP class colours for the land-cover overlay (after the usual MODIS land-cover legend)
-IGBP_COLORS = {
-    0: "#1c66b5", 1: "#05450a", 2: "#086a10", 3: "#54a708", 4: "#78d203", 5: "#009900", 6: "#c6b044",
-    7: "#b08a2e", 8: "#6e7d14", 9: "#c99d3a", 10: "#8fa843", 11: "#27ff87", 12: "#c24f44", 13: "#a5a5a5",
-    14: "#ff6d4c", 15: "#69fff8", 16: "#8a6f5a",
-}
-HOW_TO_MAKE_ONE = ("Make one with `vegviz experiment --data virtual_ucrb_small` in a terminal (a few minutes "
-                   "on a laptop), or train one in the **Training** tab; then press **Refresh**.")
-
-
-# ----------------------------------------------------------------------------- shared helpers
-
-def result_periods(predictions: xr.Dataset) -> dict[str, tuple[str, str]]:
-    """The train/validation/test periods the result was trained with, from its config.
-
-    Experiments keep each member's config YAML in the variable attribute ``run_config``;
-    single runs keep it in the global attribute ``config``. Without either (older files),
-    the study's periods (:data:`vegviz.evaluation.PERIODS`).
-    """
-    from ..evaluation import PERIODS
-    from ..training.config import Config
-
-    texts = [predictions.attrs.get("config")]
-    texts += [predictions[v].attrs.get("run_config") for v in sources.result_models(predictions)]
-    for text in texts:
-        if text and isinstance(text, str):
-            p = Config.from_yaml(text if "\n" in text else text + "\n").periods
-            return {k: tuple(str(x) for x in getattr(p, k)) for k in ("train", "validation", "test")}
-    return {k: tuple(v) for k, v in PERIODS.items()}
-
-
-def dominant_vegetation(observations: xr.Dataset, min_cells: int = 5) -> dict[str, int]:
-    """IGBP name -> code of the vegetation types with at least ``min_cells`` mask cells (water left out)."""
-    mask = np.asarray(observations["mask"].transpose("lat", "lon").values) == 1
-    lc = np.asarray(observations["landcover"].transpose("lat", "lon").values)
-    codes, counts = np.unique(lc[mask], return_counts=True)
-    return {IGBP_CLASSES.get(int(c), str(c)): int(c) for c, n in zip(codes, counts) if n >= min_cells and c != 0}
-
-
-def _data_key(observations: xr.Dataset) -> tuple:
-    """What identifies a data set's grid and static fields, for the module-level caches."""
-    a = observations.attrs
-    return (str(a.get("title", "")), str(a.get("seed", "")), observations.sizes["lat"], observations.sizes["lon"],
-            float(observations["lat"][0]), float(observations["lon"][0]), observations.sizes.get("time", 0))
-
-
-_STATIC_CACHE: dict[tuple, object] = {}
-_STATIC_LOCK = threading.Lock()
-
-
-def _cached(kind: str, observations: xr.Dataset, build):
-    """``build()`` once per (kind, data set) for the life of the process."""
-    key = (kind, *_data_key(observations))
-    with _STATIC_LOCK:
-        if key not in _STATIC_CACHE:
-            _STATIC_CACHE[key] = build()
-        return _STATIC_CACHE[key]
-
-
-def basemap_overlay(observations: xr.Dataset):
-    """State lines, lakes, state names and the basin outline for this grid (built once, then cached)."""
-    def build():
-        from .. import basemap, grid
-
-        try:
-            g = grid.nldas_window(observations["lat"].values, observations["lon"].values)
-        except ValueError:
-            g = grid.UCRB
-        static = xr.Dataset({"mask": observations["mask"].load()})
-        return basemap.basemap(g) * basemap.basin_outline(static)
-
-    return _cached("basemap", observations, build)
-
-
-def landcover_outlines(observations: xr.Dataset):
-    """Outlines of each land-cover class inside the basin, coloured by class (built once, then cached)."""
-    def build():
-        from ..basemap import mask_rings
-
-        lat, lon = observations["lat"].values, observations["lon"].values
-        lc = np.asarray(observations["landcover"].transpose("lat", "lon").values)
-        mask = np.asarray(observations["mask"].transpose("lat", "lon").values) == 1
-        data = []
-        for code in np.unique(lc[mask]):
-            for ring in mask_rings(mask & (lc == code), lat, lon):
-                data.append({"lon": ring[:, 0], "lat": ring[:, 1], "land cover": IGBP_CLASSES.get(int(code), str(code))})
-        colors = {IGBP_CLASSES.get(k, str(k)): c for k, c in IGBP_COLORS.items()}
-        return hv.Path(data, kdims=["lon", "lat"], vdims=["land cover"], label="Land cover").opts(
-            color=hv.dim("land cover").categorize(colors, default="#000000"), line_width=1.5, tools=["hover"])
-
-    return _cached("landcover", observations, build)
-
-
-def composite_counts(observations: xr.Dataset) -> np.ndarray:
-    """Per day, how many basin cells have a satellite LAI value (0: no composite that day); cached."""
-    def build():
-        inside = observations["mask"] == 1
-        n = observations["lai"].notnull().where(inside, False).sum(("lat", "lon"))
-        return np.asarray(n.values, dtype=int)
-
-    return _cached("composites", observations, build)
-
-
-def _round_up(x: float, step: float) -> float:
-    return float(np.ceil(max(x, step) / step) * step) if np.isfinite(x) else step
+def map_size(lat, lon, frame_width: int, *, colorbar: bool = True) -> tuple[int, int]:
+    """(width, height) in pixels of a lon/lat map whose frame is ``frame_width`` wide, cells shown
+    at their true shape (a degree of longitude is cos(latitude) of a degree of latitude)."""
+    lat, lon = np.asarray(lat, float), np.asarray(lon, float)
+    span_lat = lat.max() - lat.min() + (abs(lat[1] - lat[0]) if lat.size > 1 else 0.125)
+    span_lon = lon.max() - lon.min() + (abs(lon[1] - lon[0]) if lon.size > 1 else 0.125)
+    frame_height = frame_width * span_lat / (span_lon * np.cos(np.deg2rad(lat.mean())))
+    return int(frame_width + 70 + (95 if colorbar else 0)), int(round(frame_height)) + 75
 
 
 class _Blocks:
@@ -184,175 +88,14 @@ class _Blocks:
         return data[i - start]
 
 
-def _as_date(value) -> dt.date:
-    return pd.Timestamp(value).date()
-
-
-# ----------------------------------------------------------------------------- the base component
-
-class ResultViewer(pn.viewable.Viewer):
-    """Base of the dashboards that browse one result (a run or an experiment with predictions).
-
-    Subclasses implement :meth:`_prepare` (called after a result is opened; may raise)
-    and :meth:`_content` (the component's body once a result is loaded). Errors while
-    opening or drawing are shown as an Alert and leave the component usable.
-    """
-
-    result = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
-                            doc="run or experiment to show (runs directory, experiments first)")
-    _loaded = param.Integer(default=0, precedence=-1, doc="bumped whenever a result was (re)opened")
-
-    def __init__(self, **params):
-        self._results: dict[str, dict] = {}
-        self.predictions: xr.Dataset | None = None
-        self.observations: xr.Dataset | None = None
-        self.models: list[str] = []
-        self.periods: dict[str, tuple[str, str]] = {}
-        self._error: str | None = None
-        self._alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
-        super().__init__(**params)
-        self._refresh_button = pn.widgets.Button(name="Refresh", button_type="default", width=90)
-        self._refresh_button.on_click(lambda _e: self.refresh())
-        self.param.watch(self._on_result, "result")
-        self.refresh(reload=True)
-
-    # --------------------------------------------------------------- results
-    def refresh(self, reload: bool = False) -> list[str]:
-        """Re-list the runs directory (e.g. after a training run finished); return the result names.
-
-        The current result stays selected when it still exists; otherwise the first one
-        (an experiment if any) is chosen.
-        """
-        try:
-            results = sources.list_results()
-        except Exception as e:  # a broken runs directory must not break the page
-            results, self._error = {}, f"Could not list the results: {e}"
-        self._results = results
-        names = list(results)
-        self.param.result.objects = names
-        if self.result in names:
-            if reload:
-                self._open()
-            else:
-                self._loaded += 1  # the header lists the results, redraw it
-        else:
-            new = names[0] if names else None
-            if new == self.result:  # None -> None: nothing to open, but the page must say so
-                self._open()
-            else:
-                self.result = new
-        return names
-
-    def _on_result(self, _event=None):
-        self._open()
-
-    def _open(self):
-        self._error = None
-        self.predictions = self.observations = None
-        self.models, self.periods = [], {}
-        self._alert.visible = False
-        if self.result is not None:
-            try:
-                pred = sources.open_result(self.result)
-                obs = sources.observations_for(pred)
-                models = sources.result_models(pred)
-                if not models:
-                    raise ValueError("the predictions hold no (time, lat, lon) model variable")
-                self.predictions, self.observations, self.models = pred, obs, models
-                self.periods = result_periods(pred)
-                self._prepare()
-            except Exception as e:
-                self.predictions = self.observations = None
-                self._error = (f"Could not open {self.result!r}: {type(e).__name__}: {e}. "
-                               "Choose another result, or re-create this one and press Refresh.")
-        self._loaded += 1
-
-    def _prepare(self):
-        """Subclass hook: set up parameters and caches for the newly opened result."""
-
-    # --------------------------------------------------------------- shared views
-    @property
-    def ready(self) -> bool:
-        """True when a result is open without error."""
-        return self.predictions is not None and self._error is None
-
-    @property
-    def synthetic(self) -> bool:
-        from ..evaluation.scoring import is_synthetic
-
-        return self.observations is not None and is_synthetic(self.observations)
-
-    def header_text(self) -> str:
-        if not self._results:
-            return "**No results yet.**"
-        if not self.ready:
-            return f"Result **{self.result}**"
-        md = self._results.get(self.result, {})
-        data = self.predictions.attrs.get("data", md.get("data", "?"))
-        kind = "**synthetic** (virtual basin, not real observations)" if self.synthetic else "real observations"
-        t = self.observations["time"].values
-        span = f"{pd.Timestamp(t[0]):%Y-%m-%d}..{pd.Timestamp(t[-1]):%Y-%m-%d}"
-        return (f"Data set **{data}** ({span}): {kind} · {md.get('kind', 'result')} **{self.result}**: "
-                f"{', '.join(self.models)}")
-
-    @param.depends("_loaded")
-    def _header(self):
-        return pn.pane.Markdown(self.header_text(), margin=(0, 10))
-
-    def _empty_alert(self):
-        from ..training import runs_root
-
-        return pn.pane.Alert(
-            f"### No trained results yet\nThere is no run or experiment with predictions in "
-            f"`{runs_root()}`.\n\n{HOW_TO_MAKE_ONE}", alert_type="info", sizing_mode="stretch_width")
-
-    def _show_error(self, message: str):
-        self._alert.object = message
-        self._alert.visible = True
-
-    def _clear_error(self):
-        self._alert.visible = False
-
-    @param.depends("_loaded")
-    def _body(self):
-        if not self._results:
-            return self._empty_alert()
-        if self._error:
-            return pn.pane.Alert(self._error, alert_type="danger", sizing_mode="stretch_width")
-        if not self.ready:
-            return pn.pane.Alert("Choose a result.", alert_type="info")
-        try:
-            return self._content()
-        except Exception as e:
-            return pn.pane.Alert(f"Could not draw {self.result!r}: {type(e).__name__}: {e}",
-                                 alert_type="danger", sizing_mode="stretch_width")
-
-    def _content(self):
-        raise NotImplementedError
-
-    def _controls(self) -> list:
-        """Widgets shown above the body (subclasses extend)."""
-        return [pn.widgets.Select.from_param(self.param.result, name="result", width=220)]
-
-    def __panel__(self):
-        if not hasattr(self, "_layout"):
-            self._layout = pn.Column(
-                pn.Row(*self._controls(), pn.Column(pn.Spacer(height=18), self._refresh_button)),
-                self._header, self._alert, pn.panel(self._body, defer_load=False),
-                sizing_mode="stretch_width",
-            )
-        return self._layout
-
-
-# ----------------------------------------------------------------------------- LAI maps
-
 class LaiMaps(ResultViewer):
     """Daily maps of satellite LAI, a model's simulated LAI and their difference (model - satellite).
 
     Pan and zoom are linked across the three maps; state lines, lakes and the basin
     outline are drawn offline; ``show_landcover`` outlines the land-cover classes.
-    Clicking a cell (the ``tap_streams``) shows its time series for the year of ``date``
-    (or the whole data period with ``series_span='all'``).
+    Clicking a cell (the ``tap_streams``; or setting ``cell``) shows its series: every
+    model, the process model and the satellite composites over the year of ``date``
+    (followed as the date moves) or the whole data period (``series_span='all'``).
     """
 
     model = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
@@ -363,7 +106,6 @@ class LaiMaps(ResultViewer):
     cell = param.Tuple(default=None, allow_None=True, length=2, doc="(lat, lon) of the clicked cell")
     series_span = param.Selector(default="year", objects=["year", "all"],
                                  doc="the clicked cell's series: the year of the date, or the whole period")
-    _year = param.Integer(default=0, precedence=-1)
 
     map_width = 300
 
@@ -372,27 +114,33 @@ class LaiMaps(ResultViewer):
         self._arrays: dict[str, np.ndarray] = {}
         self._titles: dict[str, str] = {}
         self._sat = self._sim = None
+        self._sims: dict[str, _Blocks] = {}
         self._days = np.array([], dtype="datetime64[D]")
         self._counts = np.array([], dtype=int)
         self._composites = np.array([], dtype="datetime64[D]")
-        self._clim = (0.0, 2.5)
-        self._dlim = (-1.0, 1.0)
+        self._clim, self._dlim = (0.0, 2.5), (-1.0, 1.0)
         self._busy = self._preparing = False
+        self._series_year = None
         self.tap_streams: list[hv.streams.Tap] = []
         self.indicator = pn.pane.Markdown("", margin=(0, 10))
-        self._slider = pn.widgets.DateSlider(name="date", start=dt.date(2000, 1, 1), end=dt.date(2000, 1, 2),
+        self.series = pn.Column()
+        # three panes, not one hv.Layout: Bokeh collapses a grid of figures that shares a
+        # nested page with other plots; Panel links the panes' lon/lat axes instead
+        self.maps_row = pn.Row()
+        self.date_slider = pn.widgets.DateSlider(label="date", start=dt.date(2000, 1, 1), end=dt.date(2000, 1, 2),
                                              value=dt.date(2000, 1, 1), width=420)
-        self._player = pn.widgets.Player(name="player", start=0, end=1, value=0, interval=300, loop_policy="once",
+        self.player = pn.widgets.Player(label="player", start=0, end=1, value=0, interval=300, loop_policy="once",
                                          show_loop_controls=False, width=330)
-        self._jump = pn.widgets.Button(name="Nearest composite", width=140)
+        self.jump_button = pn.widgets.Button(label="Nearest composite", width=140)
         super().__init__(**params)
-        self._slider.param.watch(self._from_slider, "value_throttled")
-        self._player.param.watch(self._from_player, "value")
-        self._jump.on_click(lambda _e: self.jump_to_composite())
+        self.date_slider.param.watch(self._from_slider, "value")  # fast enough to follow a drag
+        self.player.param.watch(self._from_player, "value")
+        self.jump_button.on_click(lambda _e: self.jump_to_composite())
         self.param.watch(self._on_date, "date")
         self.param.watch(self._on_model, "model")
         self.param.watch(self._on_composites_only, "composites_only")
         self.param.watch(self._on_overlays, ["show_landcover", "cell"])
+        self.param.watch(self._on_series_choice, ["cell", "series_span"])
 
     # --------------------------------------------------------------- set-up per result
     def _prepare(self):
@@ -404,33 +152,35 @@ class LaiMaps(ResultViewer):
         self._composites = self._days[self._counts > 0]
         self._sat = _Blocks(obs["lai"])
         self._sims = {m: _Blocks(pred[m]) for m in self.models}
-        self._preparing = True  # the watchers below wait until the result is set up
+        self._plots = {}  # the old result's views are replaced
+        first, last = self._days[0].astype(object), self._days[-1].astype(object)
+        day = self.date if self.date is not None and first <= self.date <= last else self._default_date()
+        self._preparing = True  # the watchers wait until the result is set up
         try:
             self.param.model.objects = list(self.models)
-            if self.model not in self.models:
-                self.model = self.models[0]
+            self.param.date.bounds = (first, last)
+            self.param.update(model=self.model if self.model in self.models else self.models[0],
+                              date=day, cell=None)
         finally:
             self._preparing = False
         self._sim = self._sims[self.model]
-        first, last = self._days[0].astype(object), self._days[-1].astype(object)
-        self.param.date.bounds = (first, last)
-        self._slider.param.update(start=first, end=last)
+        self.date_slider.param.update(start=first, end=last)
         self._update_player()
-        day = self.date if self.date is not None and first <= self.date <= last else self._default_date()
         self._set_limits(day)
-        self._preparing = True
-        try:
-            self.param.update(date=day, cell=None)
-        finally:
-            self._preparing = False
         self._render(day)
+        self.maps_row.objects = [pn.pane.HoloViews(el, linked_axes=True) for el in self.maps()]
+        self._series_year = None
+        self._draw_series()
 
     def _default_date(self) -> dt.date:
-        """The first composite date of the test period (the study's panel c is a test day), else the first one."""
+        """The best-observed composite date of the test period's first year (panel c shows a test day)."""
         start = np.datetime64(self.periods.get("test", (str(self._days[0]),))[0], "D")
-        later = self._composites[self._composites >= start]
-        pick = later[0] if later.size else (self._composites[0] if self._composites.size else self._days[0])
-        return pick.astype(object)
+        first_year = (self._days >= start) & (self._days < start + np.timedelta64(366, "D")) & (self._counts > 0)
+        if not first_year.any():
+            first_year = self._counts > 0
+        if not first_year.any():
+            return self._days[0].astype(object)
+        return self._days[np.flatnonzero(first_year)[np.argmax(self._counts[first_year])]].astype(object)
 
     def _set_limits(self, day):
         """Colour limits for the whole result from the year around ``day``: maps stay comparable across dates."""
@@ -443,9 +193,9 @@ class LaiMaps(ResultViewer):
         observed = days[self._counts[start:start + sat.shape[0]] > 0]
         diffs = []
         for d in observed[:: max(1, observed.size // 24)]:
-            k = int(np.searchsorted(days, d))
             sim = self._sim.get(d)
             if sim is not None:
+                k = int(np.searchsorted(days, d))
                 diffs.append(np.abs(sim - sat[k])[np.isfinite(sat[k])])
         d = np.concatenate(diffs) if diffs else np.array([])
         d = d[np.isfinite(d)]
@@ -456,11 +206,13 @@ class LaiMaps(ResultViewer):
         return self._composites if self.composites_only and self._composites.size else self._days
 
     def _update_player(self):
-        steps = self._steps()
-        with param.parameterized.discard_events(self._player):
-            self._player.param.update(start=0, end=max(int(steps.size) - 1, 1))
+        self._busy = True
+        try:
+            self.player.param.update(start=0, end=max(int(self._steps().size) - 1, 1))
+        finally:
+            self._busy = False
 
-    # --------------------------------------------------------------- date handling
+    # --------------------------------------------------------------- dates
     def nearest_composite(self, day) -> dt.date | None:
         """The composite date nearest to ``day`` (None when the data hold none)."""
         if not self._composites.size:
@@ -479,7 +231,7 @@ class LaiMaps(ResultViewer):
         if self._busy or event.new is None:
             return
         day = _as_date(event.new)
-        self.date = self.nearest_composite(day) if self.composites_only else day
+        self.date = (self.nearest_composite(day) or day) if self.composites_only else day
 
     def _from_player(self, event):
         if self._busy:
@@ -495,7 +247,7 @@ class LaiMaps(ResultViewer):
         self._sync_widgets(self.date)
 
     def _on_model(self, _event):
-        if not self._preparing and self.ready and self.model in getattr(self, "_sims", {}):
+        if not self._preparing and self.ready and self.model in self._sims:
             self._sim = self._sims[self.model]
             self._render(self.date)
 
@@ -506,7 +258,7 @@ class LaiMaps(ResultViewer):
     def render_date(self, date) -> dict[str, np.ndarray]:
         """Show ``date``: the server-side work of one slider move. Returns the three maps' arrays.
 
-        Setting ``date`` does the same; this returns what was drawn, for tests and benchmarks.
+        Setting ``date`` does the same; this also checks the date and returns what was drawn.
         """
         day = _as_date(date)
         lo, hi = self.param.date.bounds or (None, None)
@@ -524,8 +276,7 @@ class LaiMaps(ResultViewer):
         try:
             sat = self._sat.get(day)
             if sat is None:
-                raise ValueError(f"{day} is outside the data period "
-                                 f"{self._days[0]}..{self._days[-1]}")
+                raise ValueError(f"{day} is outside the data period {self._days[0]}..{self._days[-1]}")
             sat = np.where(self._mask, sat, np.nan)
             sim = self._sim.get(day)
             sim = np.full_like(sat, np.nan) if sim is None else np.where(self._mask, sim, np.nan)
@@ -536,14 +287,15 @@ class LaiMaps(ResultViewer):
                 "model": f"{self.model} LAI {day:%Y-%m-%d}",
                 "difference": f"{self.model} - satellite {day:%Y-%m-%d}",
             }
-            self._push("satellite", "model", "difference")
+            self._push("satellite", "model", "difference", "dateline")
             self.indicator.object = self._indicator_text(day, n)
             self._sync_widgets(day)
-            if day.year != self._year:
-                self._year = day.year
             self._clear_error()
         except Exception as e:  # e.g. a damaged chunk: say so, keep the page usable
             self._show_error(f"Could not show {day}: {type(e).__name__}: {e}")
+            return
+        if self.cell is not None and self.series_span == "year" and day.year != self._series_year:
+            self._later(self._draw_series)
 
     def _indicator_text(self, day, n: int) -> str:
         cells = int(self._mask.sum())
@@ -561,17 +313,25 @@ class LaiMaps(ResultViewer):
             return
         self._busy = True
         try:
-            if self._slider.value != day:
-                self._slider.value = day
+            if self.date_slider.value != day:
+                self.date_slider.value = day
             steps = self._steps()
             d = np.datetime64(day, "D")
             k = int(min(np.searchsorted(steps, d), steps.size - 1)) if steps.size else 0
-            if self._player.value != k:
-                self._player.value = k
+            if self.player.value != k:
+                self.player.value = k
         finally:
             self._busy = False
 
-    # --------------------------------------------------------------- elements
+    @staticmethod
+    def _later(fn):
+        """Run ``fn`` after this event in a server (the maps' update goes out first); now elsewhere."""
+        if in_server():
+            pn.state.curdoc.add_next_tick_callback(fn)
+        else:
+            fn()
+
+    # --------------------------------------------------------------- drawing
     # The maps are drawn once per result with HoloViews; a date (or model) change then
     # writes the new arrays and titles straight into the drawn Bokeh data sources of
     # every open view (registered by the hooks below). Re-rendering HoloViews overlays
@@ -584,28 +344,41 @@ class LaiMaps(ResultViewer):
         return hook
 
     def _apply(self, kind: str, plot):
-        """Bring one drawn plot up to date (called per date and when a plot is first drawn)."""
+        """Bring one drawn plot up to date (per date, and when a plot is first drawn)."""
         if kind in self._arrays:
-            source = plot.handles["source"]
-            if "image" in source.data:
-                source.data.update(image=[self._arrays[kind]])
+            plot.handles["source"].data.update(image=[self._arrays[kind]])
             plot.handles["plot"].title.text = self._titles.get(kind, "")
         elif kind == "landcover":
             plot.handles["glyph_renderer"].visible = bool(self.show_landcover)
         elif kind == "marker":
             lat, lon = self.cell if self.cell is not None else ([], [])
-            lat, lon = np.atleast_1d(lat).astype(float), np.atleast_1d(lon).astype(float)
-            plot.handles["source"].data = {"lon": lon, "lat": lat}
+            plot.handles["source"].data = {"lon": np.atleast_1d(lon).astype(float),
+                                           "lat": np.atleast_1d(lat).astype(float)}
+        elif kind == "dateline" and self.date is not None:
+            plot.handles["glyph"].location = pd.Timestamp(self.date).value / 1e6  # ms since 1970, as Bokeh wants
 
     def _push(self, *kinds):
-        for kind in kinds:
-            for plot in list(self._plots.get(kind, ())):
-                try:
-                    self._apply(kind, plot)
-                    if plot.comm is not None:  # a notebook view: send the change now
-                        plot.push()
-                except (KeyError, AttributeError):  # a view that was closed meanwhile
-                    self._plots[kind].discard(plot)
+        views = [(kind, plot) for kind in kinds for plot in list(self._plots.get(kind, ()))]
+        if not views:
+            return
+        here = pn.state.curdoc
+        # unlocked(): Bokeh models may only change under the document lock, which e.g. a
+        # tap callback does not hold; this collects the changes and sends them at the end
+        with pn.io.unlocked():
+            for kind, plot in views:
+                doc = plot.document
+                if doc is not None and doc is not here and doc.session_context is not None:
+                    doc.add_next_tick_callback(partial(self._push_one, kind, plot))  # another session's view
+                else:
+                    self._push_one(kind, plot)
+
+    def _push_one(self, kind: str, plot):
+        try:
+            self._apply(kind, plot)
+            if plot.comm is not None:  # a notebook view: send the change now
+                plot.push()
+        except (KeyError, AttributeError):  # a view that was closed meanwhile
+            self._plots.get(kind, set()).discard(plot)
 
     def _on_tap(self, x=None, y=None, **_):
         if x is None or y is None or not self.ready:
@@ -619,15 +392,22 @@ class LaiMaps(ResultViewer):
     def _on_overlays(self, event):
         self._push("landcover" if event.name == "show_landcover" else "marker")
 
+    def _on_series_choice(self, _event):
+        if not self._preparing:
+            self._draw_series()
+
     def maps(self):
-        """The three linked maps as one HoloViews layout (drawn per result, updated in place per date)."""
-        aspect = 1.0 / np.cos(np.deg2rad(float(self._lat.mean())))
+        """The three maps (satellite, model, difference) as a HoloViews layout, drawn per result and
+        updated in place per date. The page shows them as three panes with linked axes."""
+        # explicit sizes with cells at their true shape (frame_width + data_aspect figures
+        # misbehave in nested Panel layouts)
+        width, height = map_size(self._lat, self._lon, self.map_width)
         base = basemap_overlay(self.observations)
         lc = landcover_outlines(self.observations).opts(hooks=[self._hook("landcover")],
                                                          visible=self.show_landcover, clone=True)
         marker = hv.Points([], kdims=["lon", "lat"]).opts(
             marker="x", size=14, color="red", line_width=3, hooks=[self._hook("marker")])
-        style = dict(colorbar=True, tools=["hover", "tap"], frame_width=self.map_width, data_aspect=aspect,
+        style = dict(colorbar=True, tools=["hover", "tap"], width=width, height=height,
                      xlabel="longitude", ylabel="latitude")
         panels, self.tap_streams = [], []
         for which, label, cmap, clim in (("satellite", "LAI (m2 m-2)", LAI_CMAP, self._clim),
@@ -642,40 +422,54 @@ class LaiMaps(ResultViewer):
             panels.append((img * lc * marker * base).opts(title=self._titles.get(which, which)))
         return hv.Layout(panels).cols(3).opts(shared_axes=True)
 
-    @param.depends("cell", "_year", "series_span", "_loaded")
-    def cell_series(self):
-        """The clicked cell's series: every model, the process model and the satellite composites."""
-        if not self.ready:
-            return pn.pane.Markdown("")
-        if self.cell is None:
-            return pn.pane.Markdown("*Click a cell on a map to see its time series.*")
+    def series_period(self) -> tuple[str, str]:
+        """The period of the clicked cell's series: the year of ``date``, or all the data."""
+        if self.series_span == "all" or self.date is None:
+            return str(self._days[0]), str(self._days[-1])
+        return f"{self.date.year}-01-01", f"{self.date.year}-12-31"
+
+    def series_element(self):
+        """The clicked cell's series (HoloViews) with a line at ``date``; None without a cell."""
+        if not self.ready or self.cell is None:
+            return None
         from ..evaluation.panels import cell_timeseries
 
         lat, lon = self.cell
-        if self.series_span == "all":
-            t = self._days
-            period = (str(t[0]), str(t[-1]))
-        else:
-            period = (f"{self._year}-01-01", f"{self._year}-12-31")
+        curves = cell_timeseries(self.predictions, self.observations, lat, lon, period=self.series_period(),
+                                 width=900, height=260)
+        line = hv.VLine(pd.Timestamp(self.date)).opts(color="black", line_dash="dotted", line_width=1,
+                                                      hooks=[self._hook("dateline")])
+        return (curves * line).opts(**curves.opts.get().kwargs)  # keep the panel's size, title and legend
+
+    def _draw_series(self):
+        if not self.ready:
+            self.series.objects = []
+            return
+        if self.cell is None:
+            self.series.objects = [pn.pane.Markdown("*Click a cell on a map to see its time series.*")]
+            return
+        self._series_year = self.date.year if self.date is not None else None
+        self._plots.pop("dateline", None)
         try:
-            return pn.pane.HoloViews(cell_timeseries(self.predictions, self.observations, lat, lon, period=period,
-                                                     width=900, height=260), sizing_mode="fixed")
+            self.series.objects = [pn.pane.HoloViews(self.series_element())]
         except Exception as e:
-            return pn.pane.Alert(f"Could not draw the cell's series: {e}", alert_type="warning")
+            self.series.objects = [pn.pane.Alert(f"Could not draw the cell's series: {type(e).__name__}: {e}",
+                                                 alert_type="warning")]
 
     def _content(self):
         widgets = pn.Row(
-            self._slider, self._player,
-            pn.Column(pn.widgets.Checkbox.from_param(self.param.composites_only, name="composite dates only"),
-                      pn.widgets.Checkbox.from_param(self.param.show_landcover, name="land-cover outlines")),
-            self._jump,
+            self.date_slider, self.player,
+            pn.Column(pn.widgets.Checkbox.from_param(self.param.composites_only, label="composite dates only"),
+                      pn.widgets.Checkbox.from_param(self.param.show_landcover, label="land-cover outlines")),
+            self.jump_button,
         )
         return pn.Column(
             widgets, self.indicator,
-            pn.pane.HoloViews(self.maps(), linked_axes=True),
-            pn.Row(pn.widgets.RadioButtonGroup.from_param(self.param.series_span, name="series"), margin=(0, 10)),
-            self.cell_series,
+            self.maps_row,
+            pn.Row(pn.pane.Markdown("Clicked cell's series:"),
+                   pn.widgets.RadioButtonGroup.from_param(self.param.series_span, label="series")),
+            self.series,
         )
 
     def _controls(self):
-        return [*super()._controls(), pn.widgets.Select.from_param(self.param.model, name="model", width=180)]
+        return [*super()._controls(), pn.widgets.Select.from_param(self.param.model, label="model", width=180)]

@@ -1,0 +1,281 @@
+"""The result-browsing dashboards (LAI maps, skill, time series) on a real tiny experiment, without a browser.
+
+One tiny experiment (three models, one epoch, small virtual basin) is made through the
+command line and shared by the module; VEGVIZ_RUNS_DIR points at its runs folder.
+The maps are checked on what the browser receives: the arrays in the drawn Bokeh
+data sources.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import pytest
+from bokeh.models import Plot, TapTool
+
+from vegviz.dashboards import LaiMaps, Skill, TimeSeries
+from vegviz.dashboards.maps import result_periods
+from vegviz.dashboards.skill import ALL_TYPES
+from vegviz.evaluation import comparison_table, score
+from vegviz.training import Config
+
+MODELS = ["convlstm", "convlstm_physics", "lstm"]
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tiny_experiment):
+    """The session's runs directory (VEGVIZ_RUNS_DIR), holding the shared ``tiny`` experiment."""
+    return tiny_experiment.path.parent
+
+
+@pytest.fixture
+def other_runs(monkeypatch, tmp_path):
+    """An empty runs directory of its own, for this test only."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(root))
+    return root
+
+
+def drawn(component):
+    """Render the component to a Bokeh model (as a server or notebook would); return the root."""
+    root = pn.panel(component).get_root()
+    assert root is not None
+    return root
+
+
+def image_data(component: LaiMaps, kind: str) -> np.ndarray:
+    plots = list(component._plots[kind])
+    assert plots, f"no drawn {kind} map"
+    return np.asarray(plots[0].handles["source"].data["image"][0])
+
+
+def visible_alerts(component) -> list[str]:
+    return [a.object for a in pn.panel(component).select(pn.pane.Alert) if a.visible]
+
+
+def masked(da, obs):
+    return da.where(obs["mask"] == 1).transpose("lat", "lon").values
+
+
+# ----------------------------------------------------------------------------- LAI maps
+
+def test_lai_maps_moving_the_date_changes_the_drawn_maps(runs_dir):
+    m = LaiMaps()
+    root = drawn(m)
+    figures = [f for f in root.select({"type": Plot}) if f.title is not None and str(m.date) in (f.title.text or "")]
+    assert len(figures) == 3 and len({f.x_range.id for f in figures}) == 1  # linked pan and zoom
+    assert m.result == "tiny" and m.param.result.objects[0] == "tiny"
+    assert {"tiny/convlstm", "tiny/lstm"} <= set(m.param.result.objects)
+    assert m.param.model.objects == MODELS and m.model == "convlstm"
+    obs, pred = m.observations, m.predictions
+    test_start = pd.Timestamp(Config.from_yaml(pred["convlstm"].attrs["run_config"]).periods.test[0])
+    assert pd.Timestamp(m.date) >= test_start  # a test-period composite, like the study's panel (c)
+
+    first = image_data(m, "satellite").copy()
+    np.testing.assert_allclose(first, masked(obs["lai"].sel(time=str(m.date)), obs), equal_nan=True)
+    composites = m._composites
+    day = composites[composites > np.datetime64(m.date)][3].astype(object)
+    arrays = m.render_date(day)
+    sat, sim = image_data(m, "satellite"), image_data(m, "model")
+    assert not np.allclose(sat, first, equal_nan=True)
+    np.testing.assert_allclose(sat, masked(obs["lai"].sel(time=str(day)), obs), equal_nan=True)
+    np.testing.assert_allclose(sim, masked(pred["convlstm"].sel(time=str(day)), obs), rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(image_data(m, "difference"), sim - sat, rtol=1e-5, equal_nan=True)
+    np.testing.assert_array_equal(arrays["satellite"], sat)
+    title = next(iter(m._plots["model"])).handles["plot"].title.text
+    assert title == f"convlstm LAI {day:%Y-%m-%d}"
+    assert "composite on this day: **yes**" in m.indicator.object
+
+    m.model = "lstm"  # the model map follows the selector
+    np.testing.assert_allclose(image_data(m, "model"), masked(pred["lstm"].sel(time=str(day)), obs),
+                               rtol=1e-6, equal_nan=True)
+    with pytest.raises(ValueError, match="outside the data period"):
+        m.render_date("1900-01-01")
+
+
+def test_lai_maps_composite_dates_are_marked_and_navigable(runs_dir):
+    m = LaiMaps()
+    drawn(m)
+    gap = next(d for d in m._days if d not in set(m._composites) and d > m._composites[0])
+    m.date = gap.astype(object)
+    assert "composite on this day: **no**" in m.indicator.object and "nearest" in m.indicator.object
+    assert np.isnan(image_data(m, "satellite")).all() and np.isnan(image_data(m, "difference")).all()
+    m.jump_to_composite()
+    assert np.datetime64(m.date) in set(m._composites)
+    assert "**yes**" in m.indicator.object
+
+    m.composites_only = True  # the player now steps through composite dates only
+    assert m.player.end == m._composites.size - 1
+    m.player.value = 10
+    assert np.datetime64(m.date) == m._composites[10]
+    m.date_slider.value = gap.astype(object)  # the slider snaps to the nearest composite
+    assert np.datetime64(m.date) in set(m._composites)
+    m.composites_only = False
+    m.date_slider.value = gap.astype(object)
+    assert m.date == gap.astype(object) and m.player.value == int(np.searchsorted(m._days, gap))
+
+
+def test_lai_maps_click_shows_the_cells_series(runs_dir):
+    m = LaiMaps()
+    root = drawn(m)
+    assert len(list(root.select({"type": TapTool}))) == 3 and len(m.tap_streams) == 3
+    assert "Click a cell" in m.series.objects[0].object
+    lat, lon = float(m._lat[30]), float(m._lon[20])
+    m.tap_streams[1].event(x=lon + 0.04, y=lat - 0.05)  # anywhere inside the cell
+    assert m.cell == (lat, lon)
+    marker = next(iter(m._plots["marker"])).handles["source"].data
+    assert list(marker["lat"]) == [lat] and list(marker["lon"]) == [lon]
+    series = m.series.objects[0].object
+    year = m.date.year
+    for model in MODELS:
+        curve = next(c for c in series.traverse(lambda x: x, [hv.Curve]) if c.label == model)
+        expected = m.predictions[model].sel(lat=lat, lon=lon).sel(time=str(year)).values
+        np.testing.assert_allclose(curve.dimension_values("LAI"), expected, rtol=1e-6)
+    m.date = dt.date(year - 1, 7, 1)  # the series follows the year
+    curve = next(c for c in m.series.objects[0].object.traverse(lambda x: x, [hv.Curve]) if c.label == "lstm")
+    assert pd.Timestamp(curve.dimension_values("time")[0]).year == year - 1
+    m.tap_streams[0].event(x=-130.0, y=10.0)  # outside the grid: nothing changes
+    assert m.cell == (lat, lon)
+
+
+def test_lai_maps_land_cover_overlay_toggles(runs_dir):
+    m = LaiMaps()
+    drawn(m)
+    renderers = [p.handles["glyph_renderer"] for p in m._plots["landcover"]]
+    assert len(renderers) == 3 and not any(r.visible for r in renderers)
+    m.show_landcover = True
+    assert all(r.visible for r in renderers)
+    assert isinstance(m.servable(), pn.viewable.Viewable)
+
+
+# ----------------------------------------------------------------------------- skill
+
+def test_skill_table_periods_metrics_and_vegetation(runs_dir):
+    s = Skill()
+    drawn(s)
+    assert s.result == "tiny" and s.param.model.objects[:3] == MODELS
+    cfg = Config.from_yaml(s.predictions["convlstm"].attrs["run_config"])
+    assert s.period == "test" and s.period_dates() == tuple(cfg.periods.test)
+    expected = comparison_table(score(s.predictions, s.observations, period=cfg.periods.test),
+                                s.observations["landcover"])
+    pd.testing.assert_frame_equal(s.table(), expected)
+    tab = next(t for t in pn.panel(s).select(pn.widgets.Tabulator))
+    assert list(tab.value["model"]) == list(expected.index)
+
+    s.period = "validation"
+    assert s.scores().attrs["period_start"] == cfg.periods.validation[0]
+    assert s.scores() is s.scores()  # computed once per (result, period)
+
+    box_all = s.boxplots()
+    assert set(box_all.data["model"]) == set(MODELS) and box_all.data["vegetation"].nunique() >= 2
+    veg = s.param.vegetation.objects[1]
+    assert s.param.vegetation.objects[0] == ALL_TYPES
+    s.vegetation = veg
+    box = s.boxplots()
+    assert list(box.data["vegetation"].str.rsplit(" (", n=1).str[0].unique()) == [veg]
+    shown = s.shown_scores()["nse"].sel(model="convlstm").values
+    assert np.isfinite(shown).sum() == int(box.data.query("model == 'convlstm'")["NSE"].size)
+
+    s.metric = "rmse"
+    assert "RMSE" in s.boxplots().vdims[0].name
+    s.model = "process"  # a reference on the map, the trained models in the density
+    layout = s.map_and_density()
+    assert len(layout) == 2
+    assert not visible_alerts(s)
+
+
+# ----------------------------------------------------------------------------- time series
+
+def test_timeseries_vegetation_and_clicked_cell(runs_dir):
+    t = TimeSeries()
+    drawn(t)
+    assert t.vegetation == "Open shrublands" and t.period == "test"
+    assert t.lat is not None and t.lon is not None  # a default cell of that type
+    el = t.vegetation_element()
+    mean = next(c for c in el.traverse(lambda x: x, [hv.Curve]) if c.label == "convlstm").dimension_values("LAI")
+    other = next(v for v in t.param.vegetation.objects if v != t.vegetation)
+    t.vegetation = other
+    el2 = t.vegetation_element()
+    assert other in el2.opts.get().kwargs["title"]
+    mean2 = next(c for c in el2.traverse(lambda x: x, [hv.Curve]) if c.label == "convlstm").dimension_values("LAI")
+    assert not np.allclose(mean, mean2)
+    # the curve is the mean over that type's basin cells
+    obs, pred = t.observations, t.predictions
+    sel = (obs["mask"] == 1) & (obs["landcover"] == t._veg_codes[other])
+    start, end = t.period_dates()
+    direct = pred["convlstm"].sel(time=slice(start, end)).where(sel).mean(("lat", "lon")).values
+    np.testing.assert_allclose(mean2, direct, rtol=1e-4)
+
+    lat, lon = float(t._lat[10]), float(t._lon[40])
+    t.tap_stream.event(x=lon, y=lat)
+    assert (t.lat, t.lon) == (lat, lon)
+    cell = t.cell_element()
+    assert f"{lat:.4f} N" in cell.opts.get().kwargs["title"]
+    curve = next(c for c in cell.traverse(lambda x: x, [hv.Curve]) if c.label == "lstm")
+    np.testing.assert_allclose(curve.dimension_values("LAI"),
+                               pred["lstm"].sel(lat=lat, lon=lon, time=slice(start, end)).values, rtol=1e-6)
+    t.period = "validation"
+    curve = next(c for c in t.cell_element().traverse(lambda x: x, [hv.Curve]) if c.label == "lstm")
+    assert str(pd.Timestamp(curve.dimension_values("time")[0]).date()) == t.periods["validation"][0]
+    t.lat = 80.0  # off the grid: an alert in the page, not an exception
+    assert any("outside the grid" in a for a in visible_alerts(t))
+
+
+# ----------------------------------------------------------------------------- shared behaviour
+
+@pytest.mark.parametrize("cls", [LaiMaps, Skill, TimeSeries])
+def test_without_results_the_page_says_how_to_make_one(other_runs, cls):
+    c = cls()
+    drawn(c)
+    assert c.result is None and not c.ready
+    text = " ".join(visible_alerts(c))
+    assert "vegviz experiment --data virtual_ucrb_small" in text and "Training" in text
+
+
+def test_refresh_picks_up_a_new_run(runs_dir, other_runs):
+    c = TimeSeries()
+    drawn(c)
+    assert c.result is None
+    shutil.copytree(runs_dir / "tiny" / "lstm", other_runs / "fresh")  # a run finished meanwhile
+    assert c.refresh() == ["fresh"]
+    assert c.result == "fresh" and c.ready and c.models == ["lstm"]
+    assert not visible_alerts(c)
+    assert "fresh" in c.header_text()
+
+
+def test_header_says_which_data_set_and_that_it_is_synthetic(runs_dir):
+    m = Skill()
+    text = m.header_text()
+    assert "virtual_ucrb_small" in text and "synthetic" in text and "tiny" in text
+
+
+def test_periods_come_from_the_results_own_config(runs_dir):
+    from vegviz.dashboards import sources
+
+    exp = sources.open_result("tiny")
+    run = sources.open_result("tiny/lstm")
+    cfg = Config.from_yaml(exp["convlstm"].attrs["run_config"])
+    assert "config" in run.attrs  # a single run keeps it globally
+    assert result_periods(exp) == result_periods(run) == {
+        "train": tuple(cfg.periods.train), "validation": tuple(cfg.periods.validation),
+        "test": tuple(cfg.periods.test)}
+
+
+@pytest.mark.parametrize("cls", [LaiMaps, Skill, TimeSeries])
+def test_a_damaged_result_shows_an_alert_and_the_component_stays_usable(runs_dir, other_runs, cls):
+    shutil.copytree(runs_dir / "tiny" / "convlstm", other_runs / "good")
+    broken = other_runs / "broken"
+    shutil.copytree(runs_dir / "tiny" / "lstm", broken)
+    (broken / "predictions.nc").write_bytes(b"this is not a netCDF file" * 100)
+    c = cls(result="broken")
+    drawn(c)
+    assert not c.ready
+    assert any("Could not open 'broken'" in a for a in visible_alerts(c))
+    c.result = "good"
+    assert c.ready and c.models == ["convlstm"]
+    assert not any("Could not open" in a for a in visible_alerts(c))

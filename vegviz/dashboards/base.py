@@ -1,0 +1,329 @@
+"""The base of the result-browsing dashboards, and the helpers they share.
+
+:class:`ResultViewer` picks a run or experiment (through :mod:`vegviz.dashboards.sources`),
+re-lists results on :meth:`~ResultViewer.refresh`, says which data set is shown and
+whether it is synthetic, and shows "no results yet" and error alerts instead of failing.
+The module-level caches (basemap, land-cover outlines, composite counts) are built once
+per grid and shared by every session.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (registers the bokeh options used below)
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+import xarray as xr
+
+from ..contract import IGBP_CLASSES
+from . import sources
+
+__all__ = ["ResultViewer", "basemap_overlay", "composite_counts", "dominant_vegetation", "in_server",
+           "landcover_outlines", "result_periods"]
+
+#: IGBP class colours for the land-cover overlay (after the usual MODIS land-cover legend)
+IGBP_COLORS = {
+    0: "#1c66b5", 1: "#05450a", 2: "#086a10", 3: "#54a708", 4: "#78d203", 5: "#009900", 6: "#c6b044",
+    7: "#b08a2e", 8: "#6e7d14", 9: "#c99d3a", 10: "#8fa843", 11: "#27ff87", 12: "#c24f44", 13: "#a5a5a5",
+    14: "#ff6d4c", 15: "#69fff8", 16: "#8a6f5a",
+}
+HOW_TO_MAKE_ONE = ("Make one with `vegviz experiment --data virtual_ucrb_small` in a terminal (a few minutes "
+                   "on a laptop), or train one in the **Training** tab; then press **Refresh**.")
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+def result_periods(predictions: xr.Dataset) -> dict[str, tuple[str, str]]:
+    """The train/validation/test periods the result was trained with, from its config.
+
+    Experiments keep each member's config YAML in the variable attribute ``run_config``;
+    single runs keep it in the global attribute ``config``. Without either (older files),
+    the study's periods (:data:`vegviz.evaluation.PERIODS`).
+    """
+    from ..evaluation import PERIODS
+    from ..training.config import Config
+
+    texts = [predictions.attrs.get("config")]
+    texts += [predictions[v].attrs.get("run_config") for v in sources.result_models(predictions)]
+    for text in texts:
+        if text and isinstance(text, str):
+            p = Config.from_yaml(text if "\n" in text else text + "\n").periods
+            return {k: tuple(str(x) for x in getattr(p, k)) for k in ("train", "validation", "test")}
+    return {k: tuple(v) for k, v in PERIODS.items()}
+
+
+def dominant_vegetation(observations: xr.Dataset, min_cells: int = 5) -> dict[str, int]:
+    """IGBP name -> code of the vegetation types with at least ``min_cells`` mask cells (water left out)."""
+    mask = np.asarray(observations["mask"].transpose("lat", "lon").values) == 1
+    lc = np.asarray(observations["landcover"].transpose("lat", "lon").values)
+    codes, counts = np.unique(lc[mask], return_counts=True)
+    return {IGBP_CLASSES.get(int(c), str(c)): int(c) for c, n in zip(codes, counts) if n >= min_cells and c != 0}
+
+
+def _data_key(observations: xr.Dataset) -> tuple:
+    """What identifies a data set's grid and static fields, for the module-level caches."""
+    a = observations.attrs
+    return (str(a.get("title", "")), str(a.get("seed", "")), observations.sizes["lat"], observations.sizes["lon"],
+            float(observations["lat"][0]), float(observations["lon"][0]), observations.sizes.get("time", 0))
+
+
+_STATIC_CACHE: dict[tuple, object] = {}
+_STATIC_LOCK = threading.Lock()
+
+
+def _cached(kind: str, observations: xr.Dataset, build):
+    """``build()`` once per (kind, data set) for the life of the process."""
+    key = (kind, *_data_key(observations))
+    with _STATIC_LOCK:
+        if key not in _STATIC_CACHE:
+            _STATIC_CACHE[key] = build()
+        return _STATIC_CACHE[key]
+
+
+def _joined(paths: list[dict], kdims=("lon", "lat")) -> dict:
+    """Many paths as one, separated by NaN rows: Bokeh draws the gaps, and one geometry per
+    layer renders ~50x faster than hundreds of small ones (multipath overhead)."""
+    parts = []
+    for p in paths:
+        xy = np.column_stack([np.asarray(p[kdims[0]], float), np.asarray(p[kdims[1]], float)])
+        parts += [xy, np.full((1, 2), np.nan)]
+    xy = np.concatenate(parts[:-1]) if parts else np.empty((0, 2))
+    return {kdims[0]: xy[:, 0], kdims[1]: xy[:, 1]}
+
+
+def _join_layer(el):
+    """A multi-path Path element as a single NaN-separated path with the same options."""
+    if not isinstance(el, hv.Path) or len(el.data) <= 1:
+        return el
+    kd = [d.name for d in el.kdims]
+    merged = _joined([{k: sub.dimension_values(k) for k in kd} for sub in el.split()], tuple(kd))
+    vd = {d.name: el.label or d.name for d in el.vdims}
+    return el.clone([{**merged, **vd}])
+
+
+def basemap_overlay(observations: xr.Dataset):
+    """State lines, lakes, state names and the basin outline for this grid (built once, then cached)."""
+    def build():
+        from .. import basemap, grid
+
+        try:
+            g = grid.nldas_window(observations["lat"].values, observations["lon"].values)
+        except ValueError:
+            g = grid.UCRB
+        static = xr.Dataset({"mask": observations["mask"].load()})
+        layers = [*basemap.basemap(g), basemap.basin_outline(static)]
+        return hv.Overlay([_join_layer(el) for el in layers])
+
+    return _cached("basemap", observations, build)
+
+
+def landcover_outlines(observations: xr.Dataset):
+    """Outlines of each land-cover class inside the basin, coloured by class (built once, then cached)."""
+    def build():
+        from ..basemap import mask_rings
+
+        lat, lon = observations["lat"].values, observations["lon"].values
+        lc = np.asarray(observations["landcover"].transpose("lat", "lon").values)
+        mask = np.asarray(observations["mask"].transpose("lat", "lon").values) == 1
+        data = []
+        for code in np.unique(lc[mask]):
+            rings = [{"lon": r[:, 0], "lat": r[:, 1]} for r in mask_rings(mask & (lc == code), lat, lon)]
+            data.append({**_joined(rings), "land cover": IGBP_CLASSES.get(int(code), str(code))})
+        colors = {IGBP_CLASSES.get(k, str(k)): c for k, c in IGBP_COLORS.items()}
+        return hv.Path(data, kdims=["lon", "lat"], vdims=["land cover"], label="Land cover").opts(
+            color=hv.dim("land cover").categorize(colors, default="#000000"), line_width=1.5, tools=["hover"])
+
+    return _cached("landcover", observations, build)
+
+
+def composite_counts(observations: xr.Dataset) -> np.ndarray:
+    """Per day, how many basin cells have a satellite LAI value (0: no composite that day); cached."""
+    def build():
+        inside = observations["mask"] == 1
+        n = observations["lai"].notnull().where(inside, False).sum(("lat", "lon"))
+        return np.asarray(n.values, dtype=int)
+
+    return _cached("composites", observations, build)
+
+
+def _round_up(x: float, step: float) -> float:
+    return float(np.ceil(max(x, step) / step) * step) if np.isfinite(x) else step
+
+
+def _as_date(value) -> dt.date:
+    return pd.Timestamp(value).date()
+
+
+# ----------------------------------------------------------------------------- the base component
+
+def in_server() -> bool:
+    """True inside a Bokeh/Panel server session (not a notebook, not a bare ``get_root``)."""
+    doc = pn.state.curdoc
+    return doc is not None and doc.session_context is not None
+
+
+class ResultViewer(pn.viewable.Viewer):
+    """Base of the dashboards that browse one result (a run or an experiment with predictions).
+
+    Subclasses implement :meth:`_prepare` (called after a result is opened; may raise)
+    and :meth:`_content` (the component's body once a result is loaded). Errors while
+    opening or drawing are shown as an Alert and leave the component usable.
+    """
+
+    result = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
+                            doc="run or experiment to show (runs directory, experiments first)")
+    _loaded = param.Integer(default=0, precedence=-1, doc="bumped whenever a result was (re)opened")
+    _listed = param.Integer(default=0, precedence=-1, doc="bumped whenever the results were re-listed")
+
+    def __init__(self, **params):
+        self._results: dict[str, dict] = {}
+        self._list_error: str | None = None
+        self.predictions: xr.Dataset | None = None
+        self.observations: xr.Dataset | None = None
+        self.models: list[str] = []
+        self.periods: dict[str, tuple[str, str]] = {}
+        self.error: str | None = None
+        self._content_obj = None
+        self._alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
+        super().__init__(**params)
+        self._refresh_button = pn.widgets.Button(label="Refresh", width=90)
+        self._refresh_button.on_click(lambda _e: self.refresh())
+        self.param.watch(self._on_result, "result")
+        self.refresh(reload=True)
+
+    # --------------------------------------------------------------- results
+    def refresh(self, reload: bool = False) -> list[str]:
+        """Re-list the runs directory (e.g. after a training run finished); return the result names.
+
+        The current result stays selected (and drawn as it is, unless ``reload``) when it
+        still exists; otherwise the first one (an experiment if any) is chosen.
+        """
+        try:
+            results, self._list_error = sources.list_results(), None
+        except Exception as e:  # a broken runs directory must not break the page
+            results, self._list_error = {}, f"Could not list the results: {type(e).__name__}: {e}"
+        self._results = results
+        names = list(results)
+        self.param.result.objects = names
+        if self.result in names or (self.result is None and not names):
+            if reload:
+                self._open()
+        else:
+            self.result = names[0] if names else None  # the watcher opens it
+        self._listed += 1
+        return names
+
+    def _on_result(self, _event=None):
+        self._open()
+
+    def _open(self):
+        # batched: views that depend on several parameters set here redraw once, at the end
+        with param.parameterized.batch_call_watchers(self):
+            self.error = None
+            self.predictions = self.observations = None
+            self.models, self.periods = [], {}
+            self._clear_error()
+            if self.result is not None:
+                try:
+                    pred = sources.open_result(self.result)
+                    obs = sources.observations_for(pred)
+                    models = sources.result_models(pred)
+                    if not models:
+                        raise ValueError("the predictions hold no (time, lat, lon) model variable")
+                    self.predictions, self.observations, self.models = pred, obs, models
+                    self.periods = result_periods(pred)
+                    self._prepare()
+                except Exception as e:
+                    self.predictions = self.observations = None
+                    self.error = (f"Could not open {self.result!r}: {type(e).__name__}: {e}. "
+                                  "Choose another result, or re-create this one and press Refresh.")
+            self._loaded += 1
+
+    def _prepare(self):
+        """Subclass hook: set up parameters and caches for the newly opened result."""
+
+    # --------------------------------------------------------------- shared views
+    @property
+    def ready(self) -> bool:
+        """True when a result is open without error."""
+        return self.predictions is not None and self.error is None
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the shown observations are labelled synthetic (``attrs['synthetic']``)."""
+        from ..evaluation.scoring import is_synthetic
+
+        return self.observations is not None and is_synthetic(self.observations)
+
+    def header_text(self) -> str:
+        """One line: which data set is shown, whether it is synthetic, which result."""
+        if not self._results:
+            return "**No results yet.**"
+        if not self.ready:
+            return f"Result **{self.result}**"
+        md = self._results.get(self.result, {})
+        data = self.predictions.attrs.get("data", md.get("data", "?"))
+        kind = "**synthetic** (virtual basin, not real observations)" if self.synthetic else "real observations"
+        t = self.observations["time"].values
+        span = f"{pd.Timestamp(t[0]):%Y-%m-%d}..{pd.Timestamp(t[-1]):%Y-%m-%d}"
+        return (f"Data set **{data}** ({span}): {kind} · {md.get('kind', 'result')} **{self.result}**: "
+                f"{', '.join(self.models)}")
+
+    @param.depends("_loaded", "_listed")
+    def _header(self):
+        return pn.pane.Markdown(self.header_text(), margin=(0, 10))
+
+    def _empty_alert(self):
+        from ..training import runs_root
+
+        text = (f"### No trained results yet\nThere is no run or experiment with predictions in "
+                f"`{runs_root()}`.\n\n{HOW_TO_MAKE_ONE}")
+        if self._list_error:
+            text += f"\n\n{self._list_error}"
+        return pn.pane.Alert(text, alert_type="info", sizing_mode="stretch_width")
+
+    def _show_error(self, message: str):
+        self._alert.param.update(object=message, visible=True)
+
+    def _clear_error(self):
+        if self._alert.visible:
+            self._alert.visible = False
+
+    @param.depends("_loaded")
+    def _body(self):
+        if not self._results:
+            return self._empty_alert()
+        if self.error:
+            return pn.pane.Alert(self.error, alert_type="danger", sizing_mode="stretch_width")
+        if not self.ready:
+            return pn.pane.Alert("Choose a result.", alert_type="info")
+        try:
+            if self._content_obj is None:  # built once; its views follow the parameters
+                self._content_obj = self._content()
+            return self._content_obj
+        except Exception as e:
+            return pn.pane.Alert(f"Could not draw {self.result!r}: {type(e).__name__}: {e}",
+                                 alert_type="danger", sizing_mode="stretch_width")
+
+    def _content(self):
+        """The body shown while a result is open (built once per component)."""
+        raise NotImplementedError
+
+    def _controls(self) -> list:
+        """Widgets shown above the body (subclasses extend)."""
+        return [pn.widgets.Select.from_param(self.param.result, label="result", width=220)]
+
+    def __panel__(self):
+        if not hasattr(self, "_layout"):
+            self._layout = pn.Column(
+                pn.Row(*self._controls(), pn.Column(pn.Spacer(height=18), self._refresh_button)),
+                self._header, self._alert, pn.panel(self._body, defer_load=False),
+            )
+        return self._layout
+
+
+# ----------------------------------------------------------------------------- LAI maps

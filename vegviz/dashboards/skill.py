@@ -1,0 +1,209 @@
+"""Skill: per-cell NSE, KGE or RMSE of a result's models, as in the study's panels (a) and (b), and a table.
+
+    Skill()                     # inline in a notebook
+    Skill().servable()          # in a served notebook or script
+
+(a) the map of one model's skill next to its density over cells; (b) boxplots per
+dominant vegetation type for the trained models; a table of medians
+(:func:`vegviz.evaluation.comparison_table`). The period is the result's own
+validation or test period (from its config). Scores are computed once per
+(result, period) and cached for the process: scoring the full basin takes seconds.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+import xarray as xr
+from bokeh.models.widgets.tables import NumberFormatter
+
+from .base import ResultViewer, _round_up, dominant_vegetation
+
+__all__ = ["ALL_TYPES", "Skill", "cached_scores"]
+
+ALL_TYPES = "all types"
+_SCORES: OrderedDict[tuple, xr.Dataset] = OrderedDict()
+_SCORES_LOCK = threading.Lock()
+_SCORES_KEEP = 8
+
+
+def cached_scores(result: str, predictions: xr.Dataset, observations: xr.Dataset, period_name: str,
+                  period: tuple[str, str], path: str | None = None) -> xr.Dataset:
+    """:func:`vegviz.evaluation.score` of every model (and the references) over ``period``, cached.
+
+    The cache key includes the predictions file's modification time, so a result that
+    is re-trained under the same name is scored again.
+    """
+    from ..evaluation import score
+
+    stamp = None
+    if path:
+        f = Path(path) / "predictions.nc"
+        stamp = f.stat().st_mtime_ns if f.exists() else None
+    key = (result, str(path), stamp, tuple(period))
+    with _SCORES_LOCK:
+        if key in _SCORES:
+            _SCORES.move_to_end(key)
+            return _SCORES[key]
+    scores = score(predictions, observations, period=tuple(period))
+    scores.attrs["period"] = period_name  # score() calls a (start, end) pair "custom"
+    with _SCORES_LOCK:
+        _SCORES[key] = scores
+        while len(_SCORES) > _SCORES_KEEP:
+            _SCORES.popitem(last=False)
+    return scores
+
+
+class Skill(ResultViewer):
+    """Per-cell skill of a result's models: map and density (a), boxplots per vegetation type (b), medians.
+
+    ``vegetation`` restricts the map, the density and the boxplots to the cells of one
+    dominant type (at least 5 basin cells); the table always covers every type.
+    """
+
+    metric = param.Selector(default="nse", objects=["nse", "kge", "rmse"], doc="skill metric")
+    period = param.Selector(default="test", objects=["validation", "test"],
+                            doc="the result's own validation or test period (from its config)")
+    model = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
+                           doc="model (or reference) on the map")
+    vegetation = param.Selector(default=ALL_TYPES, objects=[ALL_TYPES], check_on_set=False,
+                                doc="dominant vegetation type shown in the map, density and boxplots")
+
+    def __init__(self, **params):
+        self._veg_codes: dict[str, int] = {}
+        super().__init__(**params)
+
+    def _prepare(self):
+        obs = self.observations
+        self._veg_codes = dominant_vegetation(obs)
+        references = [r for r, var in (("process", "lai_process"), ("noise_ceiling", "lai_true")) if var in obs]
+        choices = [*self.models, *references]
+        self.param.model.objects = choices
+        self.param.vegetation.objects = [ALL_TYPES, *self._veg_codes]
+        updates = {}
+        if self.model not in choices:
+            updates["model"] = choices[0]
+        if self.vegetation not in self.param.vegetation.objects:
+            updates["vegetation"] = ALL_TYPES
+        self.param.update(**updates)
+
+    # --------------------------------------------------------------- data
+    def period_dates(self) -> tuple[str, str]:
+        """(start, end) of the chosen period in this result's config."""
+        if self.period not in self.periods:
+            raise ValueError(f"the result has no {self.period!r} period; it has {sorted(self.periods)}")
+        return self.periods[self.period]
+
+    def scores(self) -> xr.Dataset:
+        """Per-cell scores of every model and reference over the chosen period (cached)."""
+        if not self.ready:
+            raise ValueError(self.error or "no result is open. Fix: train one, then press Refresh")
+        path = self._results.get(self.result, {}).get("path")
+        return cached_scores(self.result, self.predictions, self.observations, self.period,
+                             self.period_dates(), path)
+
+    def vegetation_mask(self) -> np.ndarray | None:
+        """(lat, lon) selection of the chosen vegetation type's basin cells; None for all types."""
+        if self.vegetation == ALL_TYPES or self.vegetation is None:
+            return None
+        if self.vegetation not in self._veg_codes:
+            raise ValueError(f"unknown vegetation type {self.vegetation!r}; choose one of {list(self._veg_codes)}")
+        lc = np.asarray(self.observations["landcover"].transpose("lat", "lon").values)
+        mask = np.asarray(self.observations["mask"].transpose("lat", "lon").values) == 1
+        return mask & (lc == self._veg_codes[self.vegetation])
+
+    def shown_scores(self) -> xr.Dataset:
+        """The scores restricted to the chosen vegetation type (all cells for 'all types')."""
+        scores = self.scores()
+        sel = self.vegetation_mask()
+        if sel is None:
+            return scores
+        keep = xr.DataArray(sel, dims=("lat", "lon"), coords={"lat": scores["lat"], "lon": scores["lon"]})
+        out = scores.copy()
+        for v in scores.data_vars:
+            if {"lat", "lon"} <= set(scores[v].dims) and scores[v].dtype.kind == "f":
+                out[v] = scores[v].where(keep)
+        return out
+
+    def map_and_density(self):
+        """Panel (a): the chosen model's skill map next to the density of the trained models (and it)."""
+        from ..evaluation.panels import nse_map_and_density
+
+        density = list(self.models) + ([self.model] if self.model not in self.models else [])
+        plot = nse_map_and_density(self.shown_scores(), self.model, metric=self.metric, density_models=density)
+        return plot
+
+    def boxplots(self):
+        """Panel (b): boxplots of the trained models' skill per dominant vegetation type."""
+        from ..evaluation.panels import nse_boxplots
+
+        scores = self.shown_scores()
+        if self.metric == "rmse":
+            v = np.asarray(scores["rmse"].sel(model=self.models).values, dtype=float)
+            v = v[np.isfinite(v)]
+            ylim = (0.0, round(_round_up(float(np.percentile(v, 98)), 0.1), 6) if v.size else 1.0)
+        else:
+            ylim = (-1.0, 1.0)
+        return nse_boxplots(scores, self.observations["landcover"], self.models, metric=self.metric, ylim=ylim)
+
+    def table(self) -> pd.DataFrame:
+        """Medians per model (and per vegetation type): :func:`vegviz.evaluation.comparison_table`."""
+        from ..evaluation import comparison_table
+
+        return comparison_table(self.scores(), self.observations["landcover"])
+
+    # --------------------------------------------------------------- views
+    def _safe(self, build, what: str):
+        if not self.ready:
+            return pn.pane.Markdown("")
+        try:
+            return build()
+        except Exception as e:  # shown in the page; the other views and controls stay usable
+            return pn.pane.Alert(f"Could not draw {what}: {type(e).__name__}: {e}", alert_type="warning",
+                                 sizing_mode="stretch_width")
+
+    @param.depends("_loaded", "period", "metric", "model", "vegetation")
+    def view_map(self):
+        # one pane per plot, not the hv.Layout: Bokeh collapses a grid of figures that
+        # shares a nested page with other plots. Unlinked: Panel would tie the density's
+        # NSE axis to the boxplots' NSE axis.
+        return self._safe(lambda: pn.Row(*(pn.pane.HoloViews(el, linked_axes=False)
+                                           for el in self.map_and_density())), "the skill map")
+
+    @param.depends("_loaded", "period", "metric", "vegetation")
+    def view_boxplots(self):
+        return self._safe(lambda: pn.pane.HoloViews(self.boxplots(), linked_axes=False), "the boxplots")
+
+    @param.depends("_loaded", "period")
+    def view_table(self):
+        def build():
+            df = self.table().reset_index()
+            floats = {c: NumberFormatter(format="0.000") for c in df.columns if pd.api.types.is_float_dtype(df[c])}
+            note = pn.pane.Markdown(f"Medians over the basin cells, {self.period} "
+                                    f"{' to '.join(self.period_dates())}", margin=(0, 10))
+            return pn.Column(note, pn.widgets.Tabulator(df, disabled=True, show_index=False, formatters=floats,
+                                                        sizing_mode="stretch_width"))
+
+        return self._safe(build, "the table")
+
+    def _content(self):
+        return pn.Column(
+            pn.panel(self.view_map, loading_indicator=True),
+            pn.panel(self.view_boxplots, loading_indicator=True),
+            pn.panel(self.view_table, loading_indicator=True),
+            sizing_mode="stretch_width",
+        )
+
+    def _controls(self):
+        return [
+            *super()._controls(),
+            pn.widgets.RadioButtonGroup.from_param(self.param.metric, label="metric"),
+            pn.widgets.RadioButtonGroup.from_param(self.param.period, label="period"),
+            pn.widgets.Select.from_param(self.param.model, label="model (map)", width=180),
+            pn.widgets.Select.from_param(self.param.vegetation, label="vegetation", width=240),
+        ]

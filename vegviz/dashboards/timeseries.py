@@ -1,0 +1,185 @@
+"""Time series: the models against satellite LAI for a vegetation type (the study's panel d) and for one cell.
+
+    TimeSeries()                         # inline in a notebook
+    TimeSeries(lat=39.06, lon=-108.56)   # a cell set programmatically
+
+The vegetation view is the mean over the basin cells of the chosen dominant type with
+a band between the 25th and 75th percentiles across cells
+(:func:`vegviz.evaluation.panels.vegetation_timeseries`); the cell view is
+:func:`~vegviz.evaluation.panels.cell_timeseries` for the cell clicked on the small
+land-cover map (or set with ``lat``/``lon``).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+import xarray as xr
+
+from ..contract import IGBP_CLASSES
+from .base import IGBP_COLORS, ResultViewer, basemap_overlay, dominant_vegetation
+
+__all__ = ["TimeSeries"]
+
+STUDY_VEGETATION = "Open shrublands"  # the study's panel (d)
+
+
+class TimeSeries(ResultViewer):
+    """Models vs satellite LAI: mean over one vegetation type's cells (panel d) and one clicked cell."""
+
+    vegetation = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
+                                doc="dominant vegetation type (at least 5 basin cells)")
+    period = param.Selector(default="test", objects=["test", "validation", "train"],
+                            doc="the result's own period (from its config)")
+    lat = param.Number(default=None, allow_None=True, doc="latitude of the cell shown (cell centre or inside it)")
+    lon = param.Number(default=None, allow_None=True, doc="longitude of the cell shown")
+
+    map_width = 260
+    _CACHE_KEEP = 16
+
+    def __init__(self, **params):
+        self._veg_codes: dict[str, int] = {}
+        self._elements: OrderedDict[tuple, object] = OrderedDict()
+        self.tap_stream: hv.streams.Tap | None = None
+        self.picker_pane = pn.pane.HoloViews(None)
+        super().__init__(**params)
+
+    def _prepare(self):
+        obs = self.observations
+        self._veg_codes = dominant_vegetation(obs)
+        if not self._veg_codes:
+            raise ValueError("no vegetation type has 5 or more cells in the basin")
+        self._lat, self._lon = obs["lat"].values, obs["lon"].values
+        self._mask = np.asarray(obs["mask"].transpose("lat", "lon").values) == 1
+        self._lc = np.asarray(obs["landcover"].transpose("lat", "lon").values)
+        names = list(self._veg_codes)
+        self.param.vegetation.objects = names
+        veg = self.vegetation if self.vegetation in names else (
+            STUDY_VEGETATION if STUDY_VEGETATION in names else self._largest_type())
+        updates = {"vegetation": veg}
+        if not self._inside(self.lat, self.lon):
+            updates["lat"], updates["lon"] = self._central_cell(self._veg_codes[veg])
+        self.param.update(**updates)
+        self._elements.clear()
+        self.picker_pane.object = self.picker()
+
+    def _largest_type(self) -> str:
+        return max(self._veg_codes, key=lambda n: int((self._mask & (self._lc == self._veg_codes[n])).sum()))
+
+    def _inside(self, lat, lon) -> bool:
+        if lat is None or lon is None:
+            return False
+        half = 0.5 * (abs(self._lat[1] - self._lat[0]) if self._lat.size > 1 else 0.125)
+        return bool(self._lat[0] - half <= lat <= self._lat[-1] + half
+                    and self._lon[0] - half <= lon <= self._lon[-1] + half)
+
+    def _central_cell(self, code: int) -> tuple[float, float]:
+        """The cell of type ``code`` nearest to the centroid of that type's basin cells: a typical default."""
+        ii, jj = np.nonzero(self._mask & (self._lc == code))
+        k = int(np.argmin((ii - ii.mean()) ** 2 + (jj - jj.mean()) ** 2))
+        return float(self._lat[ii[k]]), float(self._lon[jj[k]])
+
+    # --------------------------------------------------------------- data
+    def period_dates(self) -> tuple[str, str]:
+        if self.period not in self.periods:
+            raise ValueError(f"the result has no {self.period!r} period; it has {sorted(self.periods)}")
+        return self.periods[self.period]
+
+    def _cached(self, key, build):
+        key = (self.result, self.period, *key)
+        if key in self._elements:
+            self._elements.move_to_end(key)
+            return self._elements[key]
+        el = build()
+        self._elements[key] = el
+        while len(self._elements) > self._CACHE_KEEP:
+            self._elements.popitem(last=False)
+        return el
+
+    def vegetation_element(self):
+        """Panel (d): the models and satellite LAI averaged over the chosen vegetation type's cells."""
+        from ..evaluation.panels import vegetation_timeseries
+
+        if self.vegetation not in self._veg_codes:
+            raise ValueError(f"unknown vegetation type {self.vegetation!r}; choose one of {list(self._veg_codes)}")
+        code = self._veg_codes[self.vegetation]
+        return self._cached(("vegetation", code), lambda: vegetation_timeseries(
+            self.predictions, self.observations, code, period=self.period_dates(), width=900, height=300))
+
+    def cell_element(self):
+        """The models and satellite LAI at the chosen cell (``lat``, ``lon``)."""
+        from ..evaluation.panels import cell_timeseries
+
+        if self.lat is None or self.lon is None:
+            raise ValueError("no cell chosen. Fix: click a cell on the map, or set lat and lon")
+        return self._cached(("cell", round(self.lat, 6), round(self.lon, 6)), lambda: cell_timeseries(
+            self.predictions, self.observations, self.lat, self.lon, period=self.period_dates(),
+            width=900, height=260))
+
+    # --------------------------------------------------------------- the cell picker
+    def _picker_frame(self, vegetation=None, lat=None, lon=None):
+        """The chosen type's cells outlined, and a cross on the chosen cell."""
+        from ..basemap import basin_outline
+
+        code = self._veg_codes.get(vegetation)
+        sel = self._mask & (self._lc == code) if code is not None else np.zeros_like(self._mask)
+        static = xr.Dataset({"sel": (("lat", "lon"), sel.astype("int8"))}, coords={"lat": self._lat, "lon": self._lon})
+        outline = basin_outline(static, "sel", color="red", line_width=2).relabel(str(vegetation))
+        pts = [] if lat is None or lon is None else [(lon, lat)]
+        cross = hv.Points(pts, kdims=["lon", "lat"]).opts(marker="x", size=14, color="black", line_width=3)
+        return outline * cross
+
+    def picker(self):
+        """A small land-cover map; clicking a cell (``tap_stream``) chooses it."""
+        codes = np.where(self._mask, self._lc, np.nan).astype(float)
+        cmap = [IGBP_COLORS.get(k, "#ffffff") for k in range(17)]
+        lc = hv.Image((self._lon, self._lat, codes), kdims=["lon", "lat"], vdims=["IGBP code"]).opts(
+            cmap=cmap, clim=(-0.5, 16.5), color_levels=17, tools=["hover", "tap"], frame_width=self.map_width,
+            data_aspect=1.0 / np.cos(np.deg2rad(float(self._lat.mean()))), xlabel="longitude", ylabel="latitude",
+            title="land cover: click a cell", alpha=0.8)
+        dyn = hv.DynamicMap(self._picker_frame, streams=[hv.streams.Params(self, ["vegetation", "lat", "lon"])])
+        self.tap_stream = hv.streams.Tap(source=lc, x=None, y=None)
+        self.tap_stream.add_subscriber(self._on_tap)
+        return lc * basemap_overlay(self.observations) * dyn
+
+    def _on_tap(self, x=None, y=None, **_):
+        if x is not None and y is not None and self.ready and self._inside(y, x):
+            i, j = int(np.abs(self._lat - y).argmin()), int(np.abs(self._lon - x).argmin())
+            self.param.update(lat=float(self._lat[i]), lon=float(self._lon[j]))
+
+    # --------------------------------------------------------------- views
+    def _safe(self, build, what: str):
+        if not self.ready:
+            return pn.pane.Markdown("")
+        try:
+            return build()
+        except Exception as e:  # shown in the page; the rest stays usable
+            return pn.pane.Alert(f"Could not draw {what}: {type(e).__name__}: {e}", alert_type="warning",
+                                 sizing_mode="stretch_width")
+
+    @param.depends("_loaded", "vegetation", "period")
+    def view_vegetation(self):
+        return self._safe(lambda: pn.pane.HoloViews(self.vegetation_element()), "the vegetation series")
+
+    @param.depends("_loaded", "lat", "lon", "period")
+    def view_cell(self):
+        return self._safe(lambda: pn.pane.HoloViews(self.cell_element()), "the cell's series")
+
+    def _content(self):
+        return pn.Column(
+            pn.panel(self.view_vegetation, loading_indicator=True),
+            pn.Row(self.picker_pane, pn.panel(self.view_cell, loading_indicator=True)),
+            sizing_mode="stretch_width",
+        )
+
+    def _controls(self):
+        legend = ", ".join(f"{k} {v}" for k, v in IGBP_CLASSES.items())
+        return [
+            *super()._controls(),
+            pn.widgets.Select.from_param(self.param.vegetation, label="vegetation", width=240),
+            pn.widgets.RadioButtonGroup.from_param(self.param.period, label="period"),
+            pn.widgets.TooltipIcon(value=f"Land-cover codes (IGBP): {legend}"),
+        ]
