@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -228,8 +229,11 @@ def cmd_serve(args) -> int:
         cmd += ["--allow-websocket-origin", args.allow_origin or f"*:{args.port}"]
     if args.show:
         cmd.append("--show")
+    env = dict(os.environ)
+    if args.address not in ("127.0.0.1", "localhost", "::1"):
+        env["VEGVIZ_ALLOW_REMOTE"] = "1"  # the user asked for a reachable server; the app's guard lets them in
     print(" ".join(cmd))
-    return subprocess.call(cmd)
+    return subprocess.call(cmd, env=env)
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
