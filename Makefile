@@ -28,11 +28,7 @@ demo: $(STAMP)
 
 ## the test suite (what CI runs)
 test: $(STAMP)
-	# the dashboard tests leave the process's HDF5 library unusable for later NetCDF opens
-	# (threads / a deliberately damaged file; under investigation), so they run in processes of their own
-	$(BIN)/python -m pytest -q -ra --ignore=tests/test_dashboard_training.py --ignore=tests/test_dashboards.py
-	$(BIN)/python -m pytest -q -ra tests/test_dashboards.py
-	$(BIN)/python -m pytest -q -ra tests/test_dashboard_training.py
+	$(BIN)/python -m pytest -q -ra
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

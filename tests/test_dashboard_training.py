@@ -13,7 +13,7 @@ from vegviz.training import Run
 #: a run of a few seconds per epoch on the small basin (4 batches per epoch); the predictions over
 #: the basin's 8 years at the end cost more than training
 TINY = dict(data="virtual_ucrb_small", filters=4, window=60, burn_in=20, chunk=20, batch_size=4, stride=122,
-            device="cpu", extra={"num_threads": 1})
+            device="cpu", threads=1)
 TIMEOUT = 240
 
 
@@ -61,6 +61,7 @@ def test_run_to_the_end_streams_losses_previews_and_publishes_the_run(finished):
     assert np.isfinite(epochs[["train_loss", "val_loss", "val_nse"]].to_numpy()).all()
     assert list(dash.history["epoch"]) == [1, 2]
     assert dash.device_used == "cpu (fp32)" and "cpu" in dash._device_text.object
+    assert Run(dash.run_dir).config.num_threads == 1  # the form's CPU threads reach the run
     assert dash._progress.value == dash._progress.max
     # the preview: the model's map next to the satellite composite of the same validation day
     sat, pred = dash._satellite_pipe.data, dash._predicted_pipe.data

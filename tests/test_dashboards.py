@@ -8,7 +8,9 @@ data sources.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+from pathlib import Path
 
 import holoviews as hv
 import numpy as np
@@ -17,6 +19,7 @@ import panel as pn
 import pytest
 from bokeh.models import Plot, TapTool
 
+from vegviz.contract import IGBP_CLASSES
 from vegviz.dashboards import LaiMaps, Skill, TimeSeries
 from vegviz.dashboards.maps import result_periods
 from vegviz.dashboards.skill import ALL_TYPES
@@ -151,6 +154,74 @@ def test_lai_maps_land_cover_overlay_toggles(runs_dir):
     m.show_landcover = True
     assert all(r.visible for r in renderers)
     assert isinstance(m.servable(), pn.viewable.Viewable)
+
+
+def test_lai_maps_send_outlines_as_one_row_per_layer_and_land_cover_class(runs_dir):
+    """The basemap and land-cover outlines reach the browser as a few NaN-separated rows, not
+    thousands of two-point segments (~15,500 websocket buffers and ~10 s in the browser before)."""
+    from bokeh.document import Document
+    from bokeh.models import HoverTool, MultiLine
+    from bokeh.protocol import Protocol
+
+    from vegviz.basemap import mask_rings
+    from vegviz.dashboards.base import basemap_overlay
+
+    m = LaiMaps()
+    root = drawn(m)
+    obs = m.observations
+    lc = np.asarray(obs["landcover"].transpose("lat", "lon").values)
+    mask = np.asarray(obs["mask"].transpose("lat", "lon").values) == 1
+    codes = np.unique(lc[mask])
+    layers = [el for el in basemap_overlay(obs) if isinstance(el, hv.Path)]
+    assert {el.label for el in layers} >= {"State lines", "Basin outline"}
+
+    lines = [r for r in root.references() if hasattr(r, "glyph") and isinstance(r.glyph, MultiLine)]
+    outlines = [r.data_source for r in lines if "land_cover" in r.data_source.data]
+    basemap = [r.data_source for r in lines if "name" in r.data_source.data]
+    assert len(outlines) == 3 and len(basemap) == 3 * len(layers)  # three maps
+    for src in basemap:  # one row per layer, named after it, its parts kept apart by NaN gaps
+        assert len(src.data["xs"]) == 1 and src.data["name"][0] in {el.label for el in layers}
+    code_of = {name: code for code, name in IGBP_CLASSES.items()}
+    for src in outlines:  # one row per class, coloured per class, every ring vertex kept
+        assert sorted(src.data["land_cover"]) == sorted(IGBP_CLASSES[int(c)] for c in codes)
+        assert len(set(src.data["color"])) == len(codes)
+        for name, xs in zip(src.data["land_cover"], src.data["xs"]):
+            rings = mask_rings(mask & (lc == code_of[name]), obs["lat"].values, obs["lon"].values)
+            assert np.isfinite(xs).sum() == sum(len(r) for r in rings) and np.isnan(xs).sum() == len(rings) - 1
+    hovers = [h for h in root.select({"type": HoverTool}) if ("land cover", "@{land_cover}") in list(h.tooltips)]
+    assert len(hovers) == 3  # hovering an outline still names its class
+
+    doc = Document()
+    doc.add_root(root)
+    buffers = Protocol().create("PULL-DOC-REPLY", "probe", doc).buffers
+    assert len(buffers) < 300, f"{len(buffers)} binary buffers for the first page (15,531 before the fix)"
+
+
+def test_data_and_runs_folders_are_found_without_torch(tmp_path, monkeypatch):
+    """The dashboards find the two folders through the light vegviz.paths (the old places delegate)."""
+    import subprocess
+    import sys
+
+    from vegviz import paths
+    from vegviz.dashboards import sources
+    from vegviz.data.virtual.store import cache_dir
+    from vegviz.training import runs_root
+
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("VEGVIZ_DATA_DIR", str(tmp_path / "data"))
+    assert runs_root() == paths.runs_root() == tmp_path / "runs"
+    assert cache_dir() == paths.cache_dir() == tmp_path / "data" and cache_dir("~/x") == Path("~/x").expanduser()
+    assert sources.allowed_roots() == [(tmp_path / "runs").resolve(), (tmp_path / "data").resolve()]
+    monkeypatch.delenv("VEGVIZ_RUNS_DIR")
+    monkeypatch.delenv("VEGVIZ_DATA_DIR")
+    assert runs_root() == paths.user_data_dir() / "runs" and cache_dir() == paths.user_data_dir()
+    code = ("import sys; import vegviz.dashboards.sources as s; s.allowed_roots(); s.list_results(); "
+            "s.safe_path('x'); print(sorted(m for m in ('torch', 'vegviz.training', 'vegviz.data.virtual') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "VEGVIZ_RUNS_DIR": str(tmp_path / "runs")})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
 
 
 # ----------------------------------------------------------------------------- skill

@@ -141,7 +141,7 @@ class RunsCatalog(Catalog):
     def root_path(self) -> Path:
         if self.root:
             return Path(self.root).expanduser()
-        from .training.run import runs_root
+        from .paths import runs_root  # not vegviz.training: listing runs must not import torch
 
         return runs_root()
 
@@ -164,8 +164,24 @@ class RunsCatalog(Catalog):
         self._entries = entries
 
 
+_METADATA: dict[tuple, dict] = {}
+
+
 def _run_metadata(folder: Path) -> dict:
-    """What a run or experiment folder holds, from its YAML files (no data is opened)."""
+    """What a run or experiment folder holds, from its YAML files (no data is opened).
+
+    Cached by the files' modification times: the catalog rescans every second, and a
+    runs folder may hold many runs.
+    """
+    stamp = tuple((folder / f).stat().st_mtime_ns if (folder / f).exists() else None
+                  for f in ("experiment.yaml", "config.yaml"))
+    key = (str(folder), stamp)
+    if key not in _METADATA:
+        _METADATA[key] = _read_run_metadata(folder)
+    return dict(_METADATA[key])
+
+
+def _read_run_metadata(folder: Path) -> dict:
     import yaml
 
     md = {"path": str(folder), "kind": "run", "models": [], "data": "unknown", "synthetic": None}

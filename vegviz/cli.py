@@ -143,10 +143,9 @@ def cmd_train(args) -> int:
     cfg = _config(args)
     run_dir = Path(args.run_dir) if args.run_dir else None
     run = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
-    h = run.history
+    h, best = run.history, run.best
     print(f"run: {run.path}")
-    if len(h):
-        best = h.loc[h["val_loss"].idxmin()]
+    if best is not None:
         print(f"{len(h)} epochs; best epoch {int(best['epoch'])}: val loss {best['val_loss']:.4f}, "
               f"median validation NSE {best['val_nse_median']:.3f} ({best['device']})")
     if run.predictions_path.exists():
@@ -166,9 +165,9 @@ def _find_run(target: str) -> Path:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluation import comparison_table, markdown_table, score
-    from .experiment import EXPERIMENT_FILE, evaluate_experiment
-    from .io import write_netcdf_atomic, write_atomic
+    from .evaluation import markdown_table
+    from .experiment import EXPERIMENT_FILE, evaluate_experiment, score_period
+    from .io import write_atomic
     from .training import Run
     from .training.data import open_data
 
@@ -186,11 +185,7 @@ def cmd_evaluate(args) -> int:
                                 f"Fix: vegviz train --config {path / 'config.yaml'} --resume --run-dir {path}")
     cfg = run.config
     obs = open_data(args.data or cfg.data, seed=cfg.seed)
-    scores = score(pred, obs, period=getattr(cfg.periods, args.period),
-                   references=("process", "noise_ceiling", "climatology"))
-    scores.attrs["period"] = args.period
-    write_netcdf_atomic(scores, path / f"scores_{args.period}.nc")
-    table = comparison_table(scores, obs["landcover"])
+    _, table = score_period(pred, obs, cfg, args.period, path)
     text = markdown_table(table)
     write_atomic(path / f"comparison_{args.period}.md", (text + "\n").encode())
     print(text)

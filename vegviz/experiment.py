@@ -23,7 +23,6 @@ model from its last checkpoint and skips finished ones.
 """
 from __future__ import annotations
 
-import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from .training.config import Config, ConfigError
 from .training.data import open_data, prepare
 from .training.predict import write_predictions
 from .training.run import Run, runs_root, train
+from .training.trainer import RESUMABLE_CHANGES
 
 __all__ = ["DEFAULT_MODELS", "Experiment", "combine_predictions", "run_experiment"]
 
@@ -86,7 +86,8 @@ class Experiment:
         return xr.open_dataset(self.path / PREDICTIONS, engine="netcdf4", chunks={})
 
     def scores(self, period: str = "test") -> xr.Dataset:
-        return xr.open_dataset(self.path / f"scores_{period}.nc", engine="netcdf4").load()
+        with xr.open_dataset(self.path / f"scores_{period}.nc", engine="netcdf4") as ds:
+            return ds.load()
 
     @property
     def table(self) -> pd.DataFrame:
@@ -142,11 +143,11 @@ def _finished(run_dir: Path, config: Config) -> bool:
         return False
     if pred.stat().st_mtime < best.stat().st_mtime:
         return False
-    h = Run(run_dir).history
-    if len(h) >= config.max_epochs:
+    run = Run(run_dir)
+    epochs, best = len(run.history), run.best
+    if epochs >= config.max_epochs:
         return True
-    best_epoch = int(h.loc[h["val_loss"].idxmin(), "epoch"]) if len(h) else 0
-    return len(h) - best_epoch >= config.patience  # stopped early
+    return epochs - (int(best["epoch"]) if best is not None else 0) >= config.patience  # stopped early
 
 
 def _save_info(path: Path, info: dict) -> None:
@@ -179,8 +180,7 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
         info = yaml.safe_load((path / EXPERIMENT_FILE).read_text()) or {}
         old = Config.from_dict(info["config"]).to_dict()
         new = config.to_dict()
-        diff = [k for k in new if k not in ("max_epochs", "patience", "name", "device", "num_threads")
-                and old.get(k) != new[k]]
+        diff = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
         if diff:
             raise ConfigError(f"experiment {path} exists with a different configuration ({', '.join(diff)}). "
                               "Fix: choose another --name, or rerun with the experiment's own configuration "
@@ -213,7 +213,7 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
         run = train(cfg, run_dir, data=ds, resume=(run_dir / "checkpoints" / "last.pt").exists(),
                     progress=progress)
         seconds = time.perf_counter() - t0
-        h = run.history
+        h, best = run.history, run.best
         if not run.predictions_path.exists():
             raise RuntimeError(f"[{model}] training ended without predictions (stopped?): {run_dir}")
         (run_dir / "finished").write_text(datetime.now(timezone.utc).isoformat(timespec="seconds") + "\n")
@@ -221,8 +221,8 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
         info["runs"][model] = {
             "run_dir": str(run_dir),
             "epochs": int(len(h)),
-            "best_epoch": int(h.loc[h["val_loss"].idxmin(), "epoch"]) if len(h) else 0,
-            "best_val_nse_median": float(h.loc[h["val_loss"].idxmin(), "val_nse_median"]) if len(h) else None,
+            "best_epoch": int(best["epoch"]) if best is not None else 0,
+            "best_val_nse_median": float(best["val_nse_median"]) if best is not None else None,
             "device": str(h["device"].iloc[-1]) if len(h) else "",
             # wall time of all sessions that trained it (resumed runs add up)
             "wall_seconds": round(float(prev.get("wall_seconds", 0.0)) + seconds, 1),
@@ -243,27 +243,33 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
     return Experiment.open(path)
 
 
+def score_period(predictions: xr.Dataset, observations: xr.Dataset, config: Config, period: str,
+                 out_dir: Path) -> tuple[xr.Dataset, pd.DataFrame]:
+    """Per-cell scores on ``config``'s own ``period`` written to ``out_dir/scores_{period}.nc``, and their table.
+
+    The run's own split is used, not the study's: they differ, e.g., on the small basin.
+    """
+    from .evaluation import comparison_table, score
+
+    scores = score(predictions, observations, period=getattr(config.periods, period),
+                   references=("process", "noise_ceiling", "climatology"))
+    scores.attrs["period"] = period
+    write_netcdf_atomic(scores, Path(out_dir) / f"scores_{period}.nc")
+    return scores, comparison_table(scores, observations["landcover"])
+
+
 def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods=("validation", "test"),
                         figures: bool = True, log=print) -> pd.DataFrame:
     """Score an experiment's combined predictions; write scores, tables and figures. Returns the test table."""
-    from .evaluation import comparison_table, markdown_table, score
+    from .evaluation import markdown_table
 
     exp = Experiment.open(path)
     obs = observations if observations is not None else exp.observations()
     pred = exp.predictions
-    tables = {}
-    for period in periods:
-        # the experiment's own split (it may differ from the study's, e.g. on the small basin)
-        scores = score(pred, obs, period=getattr(exp.config.periods, period),
-                       references=("process", "noise_ceiling", "climatology"))
-        scores.attrs["period"] = period
-        write_netcdf_atomic(scores, exp.path / f"scores_{period}.nc")
-        tables[period] = comparison_table(scores, obs["landcover"])
+    tables = {period: score_period(pred, obs, exp.config, period, exp.path)[1] for period in periods}
     main = "test" if "test" in tables else periods[-1]
     table = tables[main]
-    tmp = exp.path / ".comparison.csv.tmp"
-    table.to_csv(tmp)
-    os.replace(tmp, exp.path / "comparison.csv")
+    write_atomic(exp.path / "comparison.csv", table.to_csv().encode())
     text = [f"# Experiment {exp.name}: {', '.join(exp.models)} on {exp.config.data}", ""]
     for period, t in tables.items():
         text += [f"## {period} period (median per-cell skill over the basin mask)", "", markdown_table(t), ""]

@@ -45,15 +45,36 @@ def result_periods(predictions: xr.Dataset) -> dict[str, tuple[str, str]]:
     the study's periods (:data:`vegviz.evaluation.PERIODS`).
     """
     from ..evaluation import PERIODS
-    from ..training.config import Config
 
     texts = [predictions.attrs.get("config")]
     texts += [predictions[v].attrs.get("run_config") for v in sources.result_models(predictions)]
     for text in texts:
         if text and isinstance(text, str):
-            p = Config.from_yaml(text if "\n" in text else text + "\n").periods
-            return {k: tuple(str(x) for x in getattr(p, k)) for k in ("train", "validation", "test")}
+            return _config_periods(text)
     return {k: tuple(v) for k, v in PERIODS.items()}
+
+
+def _config_periods(text: str) -> dict[str, tuple[str, str]]:
+    """The ``periods`` of a run's config YAML.
+
+    Read straight from the YAML when it holds all three [start, end] pairs (as every saved
+    config does): a full :class:`~vegviz.training.Config` validates the model name, which
+    imports torch, a second or two of the first page for three dates. Anything else goes
+    through Config, which fills defaults and names what is wrong.
+    """
+    import yaml
+
+    names = ("train", "validation", "test")
+    try:
+        p = (yaml.safe_load(text) or {}).get("periods")
+    except (yaml.YAMLError, AttributeError):
+        p = None
+    if isinstance(p, dict) and all(isinstance(p.get(k), (list, tuple)) and len(p[k]) == 2 for k in names):
+        return {k: tuple(str(x) for x in p[k]) for k in names}
+    from ..training.config import Config
+
+    periods = Config.from_yaml(text if "\n" in text else text + "\n").periods
+    return {k: tuple(str(x) for x in getattr(periods, k)) for k in names}
 
 
 def dominant_vegetation(observations: xr.Dataset, min_cells: int = 5) -> dict[str, int]:
@@ -85,8 +106,7 @@ def _cached(kind: str, observations: xr.Dataset, build):
 
 
 def _joined(paths: list[dict], kdims=("lon", "lat")) -> dict:
-    """Many paths as one, separated by NaN rows: Bokeh draws the gaps, and one geometry per
-    layer renders ~50x faster than hundreds of small ones (multipath overhead)."""
+    """Many paths as one, separated by NaN rows (Bokeh leaves a gap at each NaN)."""
     parts = []
     for p in paths:
         xy = np.column_stack([np.asarray(p[kdims[0]], float), np.asarray(p[kdims[1]], float)])
@@ -95,18 +115,42 @@ def _joined(paths: list[dict], kdims=("lon", "lat")) -> dict:
     return {kdims[0]: xy[:, 0], kdims[1]: xy[:, 1]}
 
 
+# Why Contours, not Path: with hover or a colour mapping, HoloViews' PathPlot cuts every
+# path into two-point segments, one Bokeh row (and two websocket buffers) each: ~15,500
+# buffers for the three LAI maps, and the browser needed ~10 s to become ready. ContourPlot
+# sends each geometry as one row with its NaN gaps kept (one multi_line entry per layer or
+# per land-cover class), and its hover shows that row's value dimension.
+
+def _lines(rows: list[dict], vdim: str, label: str, **opts) -> hv.Contours:
+    """NaN-separated line geometries, one Bokeh row each, with the given bokeh options."""
+    el = hv.Contours(rows, kdims=["lon", "lat"], vdims=[vdim], label=label)
+    # no legend entry, as for the Path it replaces (Contours would add one, covering the map's corner)
+    return el.opts(backend="bokeh", **{"show_legend": False, **opts})
+
+
+def _bokeh_opts(el) -> dict:
+    """The bokeh options set on ``el`` itself (style and plot), to carry over to another element."""
+    out = {}
+    for group in ("style", "plot"):
+        out.update(el.opts.get(group, backend="bokeh", defaults=False).kwargs)
+    return out
+
+
 def _join_layer(el):
-    """A multi-path Path element as a single NaN-separated path with the same options."""
-    if not isinstance(el, hv.Path) or len(el.data) <= 1:
+    """A Path layer (many geometries) as one NaN-separated row named after the layer, same options."""
+    if not isinstance(el, hv.Path) or isinstance(el, hv.Contours) or not len(el.data):
         return el
     kd = [d.name for d in el.kdims]
     merged = _joined([{k: sub.dimension_values(k) for k in kd} for sub in el.split()], tuple(kd))
-    vd = {d.name: el.label or d.name for d in el.vdims}
-    return el.clone([{**merged, **vd}])
+    vdim = el.vdims[0].name if el.vdims else "name"
+    return _lines([{**merged, vdim: el.label or vdim}], vdim, el.label, **_bokeh_opts(el))
 
 
 def basemap_overlay(observations: xr.Dataset):
-    """State lines, lakes, state names and the basin outline for this grid (built once, then cached)."""
+    """State lines, lakes, state names and the basin outline for this grid (built once, then cached).
+
+    Each line layer is ONE row of the drawn Bokeh source (its geometries joined by NaN gaps).
+    """
     def build():
         from .. import basemap, grid
 
@@ -122,20 +166,24 @@ def basemap_overlay(observations: xr.Dataset):
 
 
 def landcover_outlines(observations: xr.Dataset):
-    """Outlines of each land-cover class inside the basin, coloured by class (built once, then cached)."""
+    """Outlines of each land-cover class inside the basin, coloured by class (built once, then cached).
+
+    One row per class in the drawn Bokeh source (its rings joined by NaN gaps); hover names the class.
+    """
     def build():
         from ..basemap import mask_rings
 
         lat, lon = observations["lat"].values, observations["lon"].values
         lc = np.asarray(observations["landcover"].transpose("lat", "lon").values)
         mask = np.asarray(observations["mask"].transpose("lat", "lon").values) == 1
-        data = []
+        rows = []
         for code in np.unique(lc[mask]):
             rings = [{"lon": r[:, 0], "lat": r[:, 1]} for r in mask_rings(mask & (lc == code), lat, lon)]
-            data.append({**_joined(rings), "land cover": IGBP_CLASSES.get(int(code), str(code))})
+            if rings:
+                rows.append({**_joined(rings), "land cover": IGBP_CLASSES.get(int(code), str(code))})
         colors = {IGBP_CLASSES.get(k, str(k)): c for k, c in IGBP_COLORS.items()}
-        return hv.Path(data, kdims=["lon", "lat"], vdims=["land cover"], label="Land cover").opts(
-            color=hv.dim("land cover").categorize(colors, default="#000000"), line_width=1.5, tools=["hover"])
+        return _lines(rows, "land cover", "Land cover", line_width=1.5, tools=["hover"],
+                      color=hv.dim("land cover").categorize(colors, default="#000000"))
 
     return _cached("landcover", observations, build)
 
@@ -278,7 +326,7 @@ class ResultViewer(pn.viewable.Viewer):
         return pn.pane.Markdown(self.header_text(), margin=(0, 10))
 
     def _empty_alert(self):
-        from ..training import runs_root
+        from ..paths import runs_root
 
         text = (f"### No trained results yet\nThere is no run or experiment with predictions in "
                 f"`{runs_root()}`.\n\n{HOW_TO_MAKE_ONE}")

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import xarray as xr
 
+from .. import paths  # the only vegviz import here: finding the two folders must not import torch
+
 __all__ = ["PathOutsideRoots", "allowed_roots", "data_choices", "list_results", "observations_for",
            "open_observations", "open_result", "result_models", "safe_path"]
 
@@ -25,10 +27,7 @@ class PathOutsideRoots(PermissionError):
 
 def allowed_roots() -> list[Path]:
     """The folders the dashboards may read and write: the runs directory and the data cache."""
-    from ..data.virtual.store import cache_dir
-    from ..training import runs_root
-
-    return [runs_root().expanduser().resolve(), cache_dir().expanduser().resolve()]
+    return [paths.runs_root().expanduser().resolve(), paths.cache_dir().expanduser().resolve()]
 
 
 def safe_path(text: str | os.PathLike, *, roots: list[Path] | None = None) -> Path:
@@ -55,7 +54,7 @@ def list_results(kind: str | None = None) -> dict[str, dict]:
     """
     from ..catalog import RunsCatalog
 
-    cat = RunsCatalog()
+    cat = RunsCatalog(root=paths.runs_root())  # the same folder as its default, found without importing torch
     out = {}
     for name in cat:
         md = dict(cat._entries[name].describe().get("metadata", {}))
@@ -83,10 +82,26 @@ def result_models(predictions: xr.Dataset) -> list[str]:
 
 @lru_cache(maxsize=4)
 def open_observations(data: str, seed: int = 42) -> xr.Dataset:
-    """The model-ready Dataset ``data`` (catalog entry or path), lazily opened; cached per process."""
-    from ..training.data import open_data
+    """The model-ready Dataset ``data`` (catalog entry or Zarr/NetCDF path), lazily opened; cached per process.
 
-    return open_data(data, seed=seed)
+    Opens what :func:`vegviz.training.open_data` opens, without importing :mod:`vegviz.training`
+    (its package imports torch: 1-2 s of the first page, for a data set the catalog opens).
+    """
+    path = Path(data).expanduser()
+    if path.exists():
+        return xr.open_zarr(path) if path.is_dir() else xr.open_dataset(path, engine="netcdf4", chunks={})
+    from ..catalog import open_catalog
+
+    cat = open_catalog()
+    if data not in cat:
+        raise FileNotFoundError(f"data set {data!r} is neither an existing Zarr/NetCDF path nor a catalog entry "
+                                f"(entries: {', '.join(cat)}). Fix: re-create the result from one of them")
+    entry = cat[data]
+    try:
+        entry = entry(seed=seed)
+    except (TypeError, ValueError):  # an entry without a seed parameter
+        pass
+    return entry.to_dask()
 
 
 def observations_for(predictions: xr.Dataset) -> xr.Dataset:

@@ -24,6 +24,7 @@ unique default name, so sessions that train at the same time never share a folde
 from __future__ import annotations
 
 import inspect
+import os
 import logging
 import queue
 import secrets
@@ -137,6 +138,10 @@ class TrainingDashboard(pn.viewable.Viewer):
     stride = param.Integer(default=_CFG["stride"].default, bounds=(0, None), label="Stride (days, 0 = window)")
     chunk = param.Integer(default=_CFG["chunk"].default, bounds=(1, None), label="BPTT chunk (days)")
     device = param.Selector(default="auto", objects=list(DEVICES))
+    # half the cores by default: torch would take them all, and the page (and a second
+    # user's run) then waits for compute
+    threads = param.Integer(default=max(1, (os.cpu_count() or 2) // 2), bounds=(1, os.cpu_count() or 1),
+                            label="CPU threads", doc="torch threads of a run on the CPU (Config.num_threads)")
     run_name = param.String(default="", label="Run name",
                             doc="folder under the runs directory; a fresh unique name per session by default")
     extra = param.Dict(default={}, precedence=-1, doc="further Config settings, e.g. {'num_threads': 1}")
@@ -151,7 +156,7 @@ class TrainingDashboard(pn.viewable.Viewer):
     history = param.DataFrame(default=None, precedence=-1, doc="per-epoch metrics of the current run")
 
     _SETTINGS = ("data", "model", "filters", "max_epochs", "lr", "batch_size", "window", "burn_in", "stride",
-                 "chunk", "device", "run_name")
+                 "chunk", "device", "threads", "run_name")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -263,6 +268,7 @@ class TrainingDashboard(pn.viewable.Viewer):
             "stride": int(self.stride) or None,
             "chunk": int(self.chunk),
             "device": self.device,
+            "num_threads": int(self.threads),
         }
         if run_dir is not None:
             settings["name"] = run_dir.relative_to(self._runs_root()).as_posix()
@@ -280,7 +286,7 @@ class TrainingDashboard(pn.viewable.Viewer):
             raise ConfigError("data: no data set chosen. Fix: pick one of " + ", ".join(self._choices))
         if name in self._choices:
             return name
-        from ..data.virtual.store import cache_dir
+        from ..paths import cache_dir
 
         roots = [cache_dir().expanduser().resolve(), self._runs_root()]
         try:
@@ -333,7 +339,8 @@ class TrainingDashboard(pn.viewable.Viewer):
             sources.safe_path(source)  # a path must still lie inside the allowed folders
         # only settings that do not change what the weights mean may differ from the checkpoint's
         changes = {k: v for k, v in (self.extra or {}).items() if k in RESUMABLE_CHANGES and k != "name"}
-        return config.replace(**{**changes, "max_epochs": int(self.max_epochs), "device": self.device})
+        return config.replace(**{"num_threads": int(self.threads), **changes, "max_epochs": int(self.max_epochs),
+                                 "device": self.device})
 
     @param.depends("data", watch=True)
     def _list_path(self):
@@ -669,7 +676,8 @@ class TrainingDashboard(pn.viewable.Viewer):
             "filters": pn.widgets.IntInput, "max_epochs": pn.widgets.IntInput,
             "lr": {"type": pn.widgets.FloatInput, "step": 1e-4, "format": "0.00000"},
             "batch_size": pn.widgets.IntInput, "window": pn.widgets.IntInput, "burn_in": pn.widgets.IntInput,
-            "stride": pn.widgets.IntInput, "chunk": pn.widgets.IntInput, "run_name": pn.widgets.TextInput,
+            "stride": pn.widgets.IntInput, "chunk": pn.widgets.IntInput, "threads": pn.widgets.IntInput,
+            "run_name": pn.widgets.TextInput,
         }
         settings = pn.Param(self.param, parameters=list(self._SETTINGS), widgets=widgets, show_name=False,
                             width=260)

@@ -14,7 +14,6 @@ Layout of a run directory (default ``$VEGVIZ_RUNS_DIR/<name>``, else
 """
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -34,14 +33,7 @@ RUNS_ENV = "VEGVIZ_RUNS_DIR"
 PREDICTIONS = "predictions.nc"
 
 
-def runs_root() -> Path:
-    """Where runs live: $VEGVIZ_RUNS_DIR, else the user data directory's ``runs`` folder."""
-    env = os.environ.get(RUNS_ENV)
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("vegviz")) / "runs"
+from ..paths import runs_root  # noqa: E402  ($VEGVIZ_RUNS_DIR, else the user data dir's runs folder)
 
 
 def default_run_dir(config: Config) -> Path:
@@ -86,6 +78,12 @@ class Run:
 
         f = self.path / "history.csv"
         return pd.read_csv(f) if f.exists() else pd.DataFrame(columns=list(HISTORY_COLUMNS))
+
+    @property
+    def best(self) -> pd.Series | None:
+        """The history row of the best epoch (lowest validation loss); None before the first epoch ends."""
+        h = self.history
+        return h.loc[h["val_loss"].idxmin()] if len(h) else None
 
     def checkpoint(self, which: str | int = "best") -> Path:
         """Path of ``"best"``, ``"last"`` or an epoch number's checkpoint."""

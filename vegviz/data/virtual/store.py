@@ -271,16 +271,7 @@ def _alive(pid: int) -> bool:
 
 # ----------------------------------------------------------------------------- the cache
 
-def cache_dir(data_dir=None) -> Path:
-    """Where cached data lives: ``data_dir``, else $VEGVIZ_DATA_DIR, else the user data directory."""
-    if data_dir is not None:
-        return Path(data_dir).expanduser()
-    env = os.environ.get("VEGVIZ_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("vegviz"))
+from ...paths import cache_dir  # noqa: E402  (data_dir, else $VEGVIZ_DATA_DIR, else the user data dir)
 
 
 def store_name(variant: str, seed: int) -> str:
