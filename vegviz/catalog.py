@@ -43,6 +43,32 @@ def open_catalog(path: str | os.PathLike | None = None):
     return intake.open_catalog(str(path or catalog_path()))
 
 
+def open_data(source: str | os.PathLike, seed: int | None = None):
+    """A data set by catalog entry name or by Zarr/NetCDF path, lazily opened (an xarray Dataset).
+
+    ``seed`` goes to entries that take one (the virtual basin) and is ignored by the others.
+    """
+    import xarray as xr
+
+    path = Path(source).expanduser()
+    if path.exists():
+        if path.is_dir():
+            return xr.open_zarr(path)
+        return xr.open_dataset(path, engine="netcdf4", chunks={})
+    cat = open_catalog()
+    name = str(source)
+    if name not in cat:
+        raise FileNotFoundError(f"data: {name!r} is neither an existing Zarr/NetCDF path nor an entry of the "
+                                f"catalog; entries: {', '.join(cat)}. Fix: use one of them or a path")
+    entry = cat[name]
+    if seed is not None:
+        try:
+            entry = entry(seed=seed)
+        except (TypeError, ValueError):  # an entry without a seed parameter
+            pass
+    return entry.to_dask()
+
+
 def plot(source, name: str | None = None, **overrides):
     """Plot a catalog entry with the hvplot defaults stored in its metadata.
 

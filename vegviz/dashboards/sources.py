@@ -82,26 +82,10 @@ def result_models(predictions: xr.Dataset) -> list[str]:
 
 @lru_cache(maxsize=4)
 def open_observations(data: str, seed: int = 42) -> xr.Dataset:
-    """The model-ready Dataset ``data`` (catalog entry or Zarr/NetCDF path), lazily opened; cached per process.
+    """The model-ready Dataset ``data`` (catalog entry or Zarr/NetCDF path), lazily opened; cached per process."""
+    from ..catalog import open_data  # not vegviz.training's re-export: that package imports torch
 
-    Opens what :func:`vegviz.training.open_data` opens, without importing :mod:`vegviz.training`
-    (its package imports torch: 1-2 s of the first page, for a data set the catalog opens).
-    """
-    path = Path(data).expanduser()
-    if path.exists():
-        return xr.open_zarr(path) if path.is_dir() else xr.open_dataset(path, engine="netcdf4", chunks={})
-    from ..catalog import open_catalog
-
-    cat = open_catalog()
-    if data not in cat:
-        raise FileNotFoundError(f"data set {data!r} is neither an existing Zarr/NetCDF path nor a catalog entry "
-                                f"(entries: {', '.join(cat)}). Fix: re-create the result from one of them")
-    entry = cat[data]
-    try:
-        entry = entry(seed=seed)
-    except (TypeError, ValueError):  # an entry without a seed parameter
-        pass
-    return entry.to_dask()
+    return open_data(data, seed=seed)
 
 
 def observations_for(predictions: xr.Dataset) -> xr.Dataset:
