@@ -3,10 +3,13 @@ import os
 from pathlib import Path
 
 import intake
+import numpy as np
 import pytest
 import xarray as xr
 
+import vegviz
 import vegviz.catalog as vcat
+from vegviz.training import Config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,3 +83,36 @@ def test_top_level_helpers(small_basin, tmp_path, monkeypatch):
     assert ds.sizes["time"] == small_basin.sizes["time"]
     with pytest.raises(KeyError, match="entries"):
         vegviz.open_dataset("nope")
+
+
+def test_registered_store_opens_like_a_builtin_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEGVIZ_DATA_DIR", str(tmp_path / "data"))
+    store = tmp_path / "real.zarr"
+    xr.Dataset({"lai": ("time", np.arange(3.0))}).to_zarr(store, zarr_format=2)
+    periods = {"train": ["1990-01-01", "1999-12-31"], "validation": ["2000-01-01", "2002-12-31"],
+               "test": ["2003-01-01", "2005-12-31"]}
+    path = vcat.register("ucrb_real", store, description="real data",
+                         metadata={"model_ready": True, "synthetic": False, "periods": periods})
+    assert path == tmp_path / "data" / "catalog.yaml"
+    cat = vegviz.open_catalog()
+    assert {"virtual_ucrb", "static", "runs", "ucrb_real"} <= set(cat)
+    assert cat.static.read()["landcover"].shape == (63, 54)  # the built-in entries still resolve their paths
+    np.testing.assert_array_equal(vcat.open_data("ucrb_real")["lai"].values, [0.0, 1.0, 2.0])
+    assert Config.for_data("ucrb_real").periods.test == ("2003-01-01", "2005-12-31")
+    from vegviz.dashboards.sources import data_choices
+
+    assert "ucrb_real" in data_choices()
+    # registering again replaces the entry, keeping the others
+    vcat.register("other", store, description="again")
+    vcat.register("ucrb_real", store, description="replaced", metadata={"model_ready": False})
+    cat = vegviz.open_catalog()
+    assert "other" in cat and "ucrb_real" not in data_choices()
+
+
+@pytest.mark.parametrize("name, message", [("static", "built-in entry"), ("1bad", "letters, digits"),
+                                           ("a/b", "letters, digits")])
+def test_register_refuses_bad_names_and_writes_nothing(tmp_path, monkeypatch, name, message):
+    monkeypatch.setenv("VEGVIZ_DATA_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match=message):
+        vcat.register(name, tmp_path / "x.zarr", description="")
+    assert not (tmp_path / "catalog.yaml").exists()

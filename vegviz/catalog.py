@@ -38,9 +38,60 @@ def catalog_path() -> Path:
     return path
 
 
+USER_CATALOG = "catalog.yaml"
+
+
+def user_catalog_path() -> Path:
+    """The catalog of the user's own data sets (written by ``vegviz prepare``), in the data directory."""
+    from .paths import cache_dir
+
+    return cache_dir() / USER_CATALOG
+
+
 def open_catalog(path: str | os.PathLike | None = None):
-    """Open the vegviz intake catalog; works from any working directory."""
-    return intake.open_catalog(str(path or catalog_path()))
+    """Open the vegviz intake catalog; works from any working directory.
+
+    Without ``path``, the main catalog and, when it exists, the user catalog of data sets
+    registered by ``vegviz prepare`` (:func:`user_catalog_path`), as one catalog.
+    """
+    if path is not None:
+        return intake.open_catalog(str(path))
+    user = user_catalog_path()
+    if user.exists():
+        return intake.open_catalog([str(catalog_path()), str(user)])
+    return intake.open_catalog(str(catalog_path()))
+
+
+def register(name: str, urlpath: str | os.PathLike, *, description: str, metadata: dict | None = None) -> Path:
+    """Add (or replace) the Zarr store ``urlpath`` as entry ``name`` of the user catalog; returns its file.
+
+    The entry then opens like the built-in ones: ``open_data(name)``, ``vegviz train --data
+    name``, the dashboards' data choices. Names of the main catalog's entries are refused.
+    """
+    import re
+
+    import yaml
+
+    from .io import write_atomic
+
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name or ""):
+        raise ValueError(f"catalog name {name!r}: use letters, digits and underscores, starting with a letter "
+                         "(e.g. 'ucrb_real'). Fix: pass another --name")
+    builtin = set(intake.open_catalog(str(catalog_path())))
+    if name in builtin:
+        raise ValueError(f"catalog name {name!r} is a built-in entry ({', '.join(sorted(builtin))}). "
+                         "Fix: pass another --name")
+    path = user_catalog_path()
+    doc = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    doc.setdefault("metadata", {"version": 1, "title": "vegviz: the user's prepared data sets"})
+    doc.setdefault("sources", {})[name] = {
+        "description": description,
+        "driver": "zarr",
+        "args": {"urlpath": str(Path(urlpath).expanduser().resolve())},
+        "metadata": dict(metadata or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomic(path, yaml.safe_dump(doc, sort_keys=False).encode())
 
 
 def open_data(source: str | os.PathLike, seed: int | None = None):
