@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from vegviz.data.nldas import FIELDS, granule_name, read_granule
+from vegviz.data import samples
+from vegviz.data.nldas import FIELDS, read_granule
 from vegviz.grid import Grid
 
 REAL_GRIB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nldas" / \
@@ -61,46 +62,11 @@ def hourly_values(t: pd.Timestamp, day_index: int, window: Grid = WINDOW) -> dic
     return {k: np.asarray(v, np.float32) for k, v in out.items()}
 
 
-def write_nc_granule(folder, t, values: dict[str, np.ndarray], window: Grid = WINDOW, *,
-                     name: str | None = None, units: dict | None = None, lat=None, lon=None) -> Path:
-    """One version 2.0 hourly file of ``values`` on ``window``; knobs for broken variants."""
-    import netCDF4
-
-    t = pd.Timestamp(t)
-    path = Path(folder) / (name or granule_name(t, "020"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lat = window.lat if lat is None else np.asarray(lat)
-    lon = window.lon if lon is None else np.asarray(lon)
-    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
-        nc.createDimension("time", None)
-        nc.createDimension("lat", lat.size)
-        nc.createDimension("lon", lon.size)
-        tv = nc.createVariable("time", "f8", ("time",))
-        tv.setncatts({"units": f"hours since {t:%Y-%m-%d %H:%M:%S}", "calendar": "standard",
-                      "standard_name": "time", "long_name": "time"})
-        tv[:] = [0.0]
-        for c, vals, sn, u in (("lat", lat, "latitude", "degrees_north"), ("lon", lon, "longitude", "degrees_east")):
-            v = nc.createVariable(c, "f4", (c,))
-            v.setncatts({"units": u, "standard_name": sn, "long_name": sn})
-            v[:] = vals
-        for k, a in values.items():
-            f = FIELDS[k]
-            v = nc.createVariable(k, "f4", ("time", "lat", "lon"), zlib=True, complevel=1,
-                                fill_value=np.float32(-9999.0), chunksizes=(1, lat.size, lon.size))
-            v.setncatts({"units": (units or {}).get(k, f.units), "long_name": f.long_name,
-                         "missing_value": np.float32(-9999.0), "cell_methods": "time: point"})
-            v[0] = np.where(np.isnan(a), -9999.0, a)
-        nc.setncatts({"Conventions": "CF-1.8", "title": "NLDAS Primary Forcing Data L4 Hourly 0.125 x 0.125 degree "
-                      "V2.0 (test fixture derived from the V002 GRIB file)", "institution": "NASA GSFC",
-                      "MissingValue": np.float32(-9999.0)})
-    return path
+def write_nc_granule(folder, t, values: dict[str, np.ndarray], window: Grid = WINDOW, **knobs) -> Path:
+    """One version 2.0 hourly file of ``values`` on ``window`` (see vegviz.data.samples)."""
+    return samples.write_nc_granule(folder, t, values, window, **knobs)
 
 
 def make_nc_files(folder, start="2017-10-23", days=2, window: Grid = WINDOW, values=hourly_values) -> list[Path]:
     """``days`` x 24 hourly 2.0 files from ``start`` (UTC day) in ``folder``."""
-    paths = []
-    for d in range(days):
-        for h in range(24):
-            t = pd.Timestamp(start) + pd.Timedelta(days=d, hours=h)
-            paths.append(write_nc_granule(folder, t, values(t, d, window), window))
-    return paths
+    return samples.make_nc_files(folder, start, days, window, values)

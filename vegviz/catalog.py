@@ -62,17 +62,9 @@ def open_catalog(path: str | os.PathLike | None = None):
     return intake.open_catalog(str(catalog_path()))
 
 
-def register(name: str, urlpath: str | os.PathLike, *, description: str, metadata: dict | None = None) -> Path:
-    """Add (or replace) the Zarr store ``urlpath`` as entry ``name`` of the user catalog; returns its file.
-
-    The entry then opens like the built-in ones: ``open_data(name)``, ``vegviz train --data
-    name``, the dashboards' data choices. Names of the main catalog's entries are refused.
-    """
+def check_name(name: str) -> str:
+    """``name`` if it can name a user catalog entry; ValueError naming the problem otherwise."""
     import re
-
-    import yaml
-
-    from .io import write_atomic
 
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name or ""):
         raise ValueError(f"catalog name {name!r}: use letters, digits and underscores, starting with a letter "
@@ -81,6 +73,20 @@ def register(name: str, urlpath: str | os.PathLike, *, description: str, metadat
     if name in builtin:
         raise ValueError(f"catalog name {name!r} is a built-in entry ({', '.join(sorted(builtin))}). "
                          "Fix: pass another --name")
+    return name
+
+
+def register(name: str, urlpath: str | os.PathLike, *, description: str, metadata: dict | None = None) -> Path:
+    """Add (or replace) the Zarr store ``urlpath`` as entry ``name`` of the user catalog; returns its file.
+
+    The entry then opens like the built-in ones: ``open_data(name)``, ``vegviz train --data
+    name``, the dashboards' data choices. Names of the main catalog's entries are refused.
+    """
+    import yaml
+
+    from .io import write_atomic
+
+    check_name(name)
     path = user_catalog_path()
     doc = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
     doc.setdefault("metadata", {"version": 1, "title": "vegviz: the user's prepared data sets"})

@@ -9,6 +9,8 @@
     vegviz experiment     train the three models, score them, write the comparison table and figures
     vegviz serve          serve the dashboards (panel serve dashboards/) on 127.0.0.1
     vegviz fetch nldas    download NLDAS-2 hourly forcing (Earthdata login) for a period
+    vegviz prepare        build the model-ready data set from NLDAS-2, GLOBMAP and land-cover files
+    vegviz sample-archive write a small archive in those files' layouts (NOT observations) to try prepare
 """
 from __future__ import annotations
 
@@ -249,6 +251,58 @@ def cmd_fetch(args) -> int:
     return 0
 
 
+def _grid(text: str | None):
+    """--grid: "study" (the UCRB grid), "sample" (the sample archive's window) or LAT0,LON0,NLAT,NLON."""
+    from .data.samples import SAMPLE_GRID
+    from .grid import UCRB, Grid, on_nldas_lattice
+
+    if text in (None, "study"):
+        return UCRB
+    if text == "sample":
+        return SAMPLE_GRID
+    try:
+        lat0, lon0, nlat, nlon = text.split(",")
+        g = Grid(float(lat0), float(lon0), int(nlat), int(nlon), name=f"window {text}")
+    except ValueError:
+        raise ValueError(f"--grid {text!r}: expected study, sample or LAT0,LON0,NLAT,NLON (south-west cell "
+                         "centre and size, e.g. 38.5625,-108.4375,12,12)") from None
+    if not (on_nldas_lattice(g.lat) and on_nldas_lattice(g.lon)):
+        raise ValueError(f"--grid {text!r}: the south-west cell centre is not on the NLDAS-2 1/8-degree lattice "
+                         "(centres end in .0625, .1875, ...). Fix: e.g. 38.5625,-108.4375,12,12")
+    return g
+
+
+def cmd_prepare(args) -> int:
+    from .data.prepare import prepare_real
+
+    client = None
+    if args.scheduler:
+        from distributed import Client
+
+        client = Client(args.scheduler)  # the aggregation's dask tasks then run on that cluster
+    try:
+        prepare_real(args.nldas, args.globmap, args.out, landcover=args.landcover,
+                     landcover_product=args.landcover_product, grid=_grid(args.grid), start=args.start,
+                     end=args.end, name=args.name, daily_lai=args.daily_lai,
+                     allow_missing_hours=args.allow_missing_hours, overwrite=args.overwrite)
+    finally:
+        if client is not None:
+            client.close()
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .data.samples import write_sample_archive
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty. Fix: choose a new folder")
+    r = write_sample_archive(out, start=args.start, days=args.days)
+    print(f"sample archive (NOT observations) for {r['start']}..{r['end']} in {out}\n"
+          f"next: vegviz prepare --nldas {r['nldas']} --globmap {r['globmap']} --grid sample --out sample.zarr")
+    return 0
+
+
 def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="configuration YAML (a run's config.yaml works); options below override it")
     p.add_argument("--data", help="catalog entry (virtual_ucrb, virtual_ucrb_small) or path to a Zarr/NetCDF store")
@@ -328,6 +382,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="2.0 = NetCDF (current), 002 = GRIB (the older distribution)")
     f.add_argument("--dry-run", action="store_true", help="list the granules and their URLs, download nothing")
     f.set_defaults(func=cmd_fetch)
+
+    r = sub.add_parser("prepare", help="build the model-ready data set from NLDAS-2, GLOBMAP and land-cover files")
+    r.add_argument("--nldas", required=True, help="folder with the hourly NLDAS-2 files (.020.nc or .002.grb)")
+    r.add_argument("--globmap", required=True, help="folder with the GLOBMAP LAI V3 files (.hdf or .LAI.tif)")
+    r.add_argument("--landcover", help="MCD12C1 or MCD12Q1 file (default: the committed MCD12C1 2019)")
+    r.add_argument("--landcover-product", default="MCD12C1", choices=("MCD12C1", "MCD12Q1"))
+    r.add_argument("--out", required=True, help="the Zarr store to write, e.g. ucrb_real.zarr")
+    r.add_argument("--name", help="catalog entry to register (default: the store's name; '' registers nothing)")
+    r.add_argument("--grid", help="study (default), sample, or LAT0,LON0,NLAT,NLON: a window of the study grid")
+    r.add_argument("--start", help="first day, YYYY-MM-DD (default: the files' first)")
+    r.add_argument("--end", help="last day, YYYY-MM-DD (default: the files' last)")
+    r.add_argument("--daily-lai", action="store_true", help="also write lai_daily (composites interpolated in time)")
+    r.add_argument("--allow-missing-hours", type=int, default=0, help="hours a day may lack (default 0)")
+    r.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    r.add_argument("--scheduler", help="dask.distributed scheduler address to run the aggregation on")
+    r.set_defaults(func=cmd_prepare)
+
+    m = sub.add_parser("sample-archive", help="write a small NLDAS-2 + GLOBMAP sample archive (NOT observations)")
+    m.add_argument("out", help="an empty or new folder")
+    m.add_argument("--start", default="2003-04-01")
+    m.add_argument("--days", type=int, default=120)
+    m.set_defaults(func=cmd_sample)
     return p
 
 

@@ -1,0 +1,206 @@
+"""``vegviz prepare``: sample archive in the real layouts -> validated model-ready store -> training.
+
+The archive (vegviz.data.samples) holds NLDAS-2 version 2.0 hourly NetCDF files and GLOBMAP
+LAI V3 GeoTIFF composites for a 12 x 12 cell window; it is written once per session.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from vegviz import cli
+from vegviz.contract import validate
+from vegviz.data import globmap, nldas
+from vegviz.data.prepare import PrepareError, prepare_real, split_periods, static_on_grid, work_dir
+from vegviz.data.samples import SAMPLE_GRID, write_sample_archive
+
+DAYS = 90
+
+
+@pytest.fixture(scope="session")
+def archive(tmp_path_factory):
+    return write_sample_archive(tmp_path_factory.mktemp("archive"), start="2003-04-01", days=DAYS)
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A data directory of the test's own (the user catalog is written there)."""
+    d = tmp_path / "data"
+    monkeypatch.setenv("VEGVIZ_DATA_DIR", str(d))
+    return d
+
+
+@pytest.fixture(scope="session")
+def prepared(archive, tmp_path_factory):
+    """The archive prepared once (registered in a data directory of its own), for the read-only tests."""
+    root = tmp_path_factory.mktemp("prepared")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VEGVIZ_DATA_DIR", str(root / "data"))
+        ds = prepare_real(archive["nldas"], archive["globmap"], root / "sample.zarr", grid=SAMPLE_GRID,
+                          name="sample_real", log=lambda *a: None)
+    return {"ds": ds, "root": root, "out": root / "sample.zarr", "data_dir": root / "data"}
+
+
+def test_prepared_store_is_the_validated_contract(prepared, archive):
+    ds = prepared["ds"]
+    validate(ds, grid=None, require=("precip", "tair", "tmin", "swdown", "lai", "lai_process", "landcover",
+                                     "elevation", "mask"))
+    assert ds.sizes == {"time": DAYS, "lat": 12, "lon": 12}
+    assert ds.attrs["synthetic"] == 0 and "vegviz_prepared" in ds.attrs
+    assert "NLDAS-2" in ds.attrs["source"] and "GLOBMAP" in ds.attrs["source"]
+    # forcings are the NLDAS aggregation, LAI the GLOBMAP regridding, on the same days
+    daily = nldas.nldas_daily(archive["nldas"], SAMPLE_GRID).load()
+    for v in ("precip", "tair", "tmin", "swdown", "vpd"):
+        np.testing.assert_allclose(ds[v].values, daily[v].values, rtol=1e-6, err_msg=v)
+    lai = globmap.globmap_lai(archive["globmap"], SAMPLE_GRID, start=archive["start"], end=archive["end"])
+    np.testing.assert_allclose(ds["lai"].values, lai["lai"].values, equal_nan=True)
+    composite_days = int(ds["lai"].notnull().any(("lat", "lon")).sum())
+    assert composite_days == len(list(Path(archive["globmap"]).glob("*.tif"))) == 11  # DOY 97, 105, ..., 177
+    # static fields: the committed ones on the window
+    static = static_on_grid(SAMPLE_GRID)
+    for v in ("landcover", "elevation", "mask"):
+        np.testing.assert_array_equal(ds[v].values, static[v].values)
+    assert int(ds["mask"].sum()) == 144
+    # the process-based LAI, calibrated on the training period only
+    periods = split_periods(pd.DatetimeIndex(ds["time"].values))
+    assert ds["lai_process"].attrs["calibration_period"].startswith(periods["train"][0])
+    assert np.isfinite(ds["lai_process"].where(ds["mask"] == 1).values[:, ds["mask"].values == 1]).all()
+    assert not work_dir(prepared["out"]).exists()  # the intermediate is removed when done
+
+
+def test_registered_entry_trains_like_the_virtual_basin(prepared, tmp_path, monkeypatch):
+    monkeypatch.setenv("VEGVIZ_DATA_DIR", str(prepared["data_dir"]))
+    import vegviz
+    from vegviz.dashboards.sources import data_choices
+    from vegviz.training import Config, Run
+
+    assert "sample_real" in vegviz.open_catalog() and "sample_real" in data_choices()
+    cfg = Config.for_data("sample_real", window=20, burn_in=10)  # the defaults need 455 days of training
+    assert cfg.periods.train == ("2003-04-01", "2003-05-24") and cfg.periods.test[1] == "2003-06-29"
+    run_dir = tmp_path / "run"
+    rc = cli.main(["train", "--data", "sample_real", "--epochs", "1", "--run-dir", str(run_dir), "--no-progress",
+                   "--set", "window=20", "--set", "burn_in=10", "--set", "chunk=10", "--set", "hparams.filters=4",
+                   "--set", "batch_size=2", "--set", "stride=10", "--set", "num_threads=1"])
+    assert rc == 0
+    pred = Run(run_dir).predictions
+    assert pred.attrs["data"] == "sample_real" and pred.sizes["lat"] == 12
+    inside = pred["convlstm"].values[:, prepared["ds"]["mask"].values == 1]
+    assert np.isnan(inside[:10]).all() and np.isfinite(inside[10:]).all()  # NaN only in the first burn-in
+
+
+def test_periods_split_60_20_20_or_the_studys():
+    days = pd.date_range("2003-01-01", periods=100)
+    assert split_periods(days) == {"train": ["2003-01-01", "2003-03-01"],
+                                   "validation": ["2003-03-02", "2003-03-21"],
+                                   "test": ["2003-03-22", "2003-04-10"]}
+    assert split_periods(pd.date_range("1980-01-01", "2016-12-31"))["validation"] == ["2002-01-01", "2008-12-31"]
+    with pytest.raises(PrepareError, match="too few"):
+        split_periods(days[:3])
+
+
+def test_interrupted_prepare_resumes_and_ends_complete(archive, prepared, tmp_path):
+    out = tmp_path / "sample.zarr"
+    env = {**os.environ, "VEGVIZ_DATA_DIR": str(tmp_path / "data")}
+    # killed (SIGKILL) right after the first block of daily forcings was written
+    script = textwrap.dedent(f"""
+        import os, signal
+        from vegviz.data.prepare import prepare_real
+        from vegviz.data.samples import SAMPLE_GRID
+
+        def log(msg):
+            print(msg, flush=True)
+            if "block 1/" in msg:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        prepare_real({str(archive['nldas'])!r}, {str(archive['globmap'])!r}, {str(out)!r}, grid=SAMPLE_GRID,
+                     name="resumed", log=log)
+    """)
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == -9, run.stderr[-2000:]
+    assert not out.exists() and work_dir(out).exists()  # nothing at the target; the work is kept
+    # a stale temporary store from a kill during the final write is cleaned up too
+    stale = tmp_path / ".sample.zarr.tmp-deadbeef"
+    stale.mkdir()
+    logs = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VEGVIZ_DATA_DIR", str(tmp_path / "data"))
+        ds = prepare_real(archive["nldas"], archive["globmap"], out, grid=SAMPLE_GRID, name="resumed",
+                          log=logs.append)
+    assert sum("block" in m for m in logs) < 3  # only the unfinished blocks were computed again
+    xr.testing.assert_identical(ds.load().drop_attrs(), prepared["ds"].load().drop_attrs())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "sample.zarr"]
+
+
+def _corrupt_globmap(archive, tmp_path) -> Path:
+    bad = tmp_path / "globmap"
+    shutil.copytree(archive["globmap"], bad)
+    victim = sorted(bad.glob("*.tif"))[3]
+    victim.write_bytes(victim.read_bytes()[:200])
+    return bad
+
+
+@pytest.mark.parametrize("case, message", [
+    ("globmap folder missing", "--globmap .*no such folder"),
+    ("grid outside the study area", "not inside the study grid"),
+    ("no composite in the period", "no GLOBMAP composite falls in"),
+    ("corrupt GLOBMAP file", r"GlobMapLAIV3\.A2003\d{3}\.Global\.LAI\.tif"),
+    ("missing hour", r"2003-04-0\d.*hour"),
+    ("out is not a zarr store", r"name it \*\.zarr"),
+])
+def test_bad_input_is_a_clear_error_and_writes_nothing(archive, data_dir, tmp_path, case, message):
+    nldas_dir, globmap_dir, grid, out = archive["nldas"], archive["globmap"], SAMPLE_GRID, tmp_path / "x.zarr"
+    start = end = None
+    if case == "globmap folder missing":
+        globmap_dir = tmp_path / "nope"
+    elif case == "grid outside the study area":
+        grid = cli._grid("30.0625,-108.4375,4,4")
+    elif case == "no composite in the period":
+        start, end = "2003-04-08", "2003-04-14"  # between the composites of DOY 97 and 105
+    elif case == "corrupt GLOBMAP file":
+        globmap_dir = _corrupt_globmap(archive, tmp_path)
+    elif case == "missing hour":
+        nldas_dir = tmp_path / "nldas"
+        shutil.copytree(archive["nldas"], nldas_dir)
+        next(nldas_dir.glob("*A20030405.1300*")).unlink()
+    elif case == "out is not a zarr store":
+        out = tmp_path / "x.nc"
+    with pytest.raises(ValueError, match=message):
+        prepare_real(nldas_dir, globmap_dir, out, grid=grid, start=start, end=end, log=lambda *a: None)
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith((".x", "x"))]
+    assert leftovers in ([], [".x.zarr.work"]), leftovers  # at most a resumable intermediate
+    assert not (data_dir / "catalog.yaml").exists()
+
+
+def test_existing_store_is_refused_untouched_unless_overwrite(archive, prepared, data_dir, tmp_path, capsys):
+    out = tmp_path / "kept.zarr"
+    shutil.copytree(prepared["out"], out)
+    before = sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*"))
+    argv = ["prepare", "--nldas", str(archive["nldas"]), "--globmap", str(archive["globmap"]), "--grid", "sample",
+            "--out", str(out)]
+    assert cli.main(argv) == 2
+    assert "exists" in capsys.readouterr().err
+    assert sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*")) == before
+    assert cli.main(argv + ["--overwrite", "--name", "kept"]) == 0
+    assert sorted((p.relative_to(out), p.stat().st_mtime_ns) for p in out.rglob("*")) != before  # rewritten
+    validate(xr.open_zarr(out), grid=None)
+    assert "kept" in (data_dir / "catalog.yaml").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "data") == ["kept.zarr"]
+
+
+def test_sample_archive_command_writes_the_real_layouts(tmp_path, capsys):
+    assert cli.main(["sample-archive", str(tmp_path / "a"), "--days", "2", "--start", "2003-07-04"]) == 0
+    names = sorted(p.name for p in (tmp_path / "a" / "nldas").iterdir())
+    assert len(names) == 48 and names[0] == "NLDAS_FORA0125_H.A20030704.0000.020.nc"
+    assert [p.name for p in (tmp_path / "a" / "globmap").iterdir()] == ["GlobMapLAIV3.A2003185.Global.LAI.tif"]
+    assert "NOT observations" in (tmp_path / "a" / "README.txt").read_text()
+    assert "vegviz prepare" in capsys.readouterr().out
+    assert cli.main(["sample-archive", str(tmp_path / "a")]) == 2  # not into a non-empty folder

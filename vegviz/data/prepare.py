@@ -1,0 +1,241 @@
+"""Build the model-ready Dataset from the real archives (``vegviz prepare``).
+
+::
+
+    from vegviz.data.prepare import prepare_real
+    ds = prepare_real("downloads/nldas", "downloads/globmap", out="ucrb_real.zarr", name="ucrb_real")
+
+Steps, each reusing its module:
+
+1. NLDAS-2 hourly files -> daily forcings (:func:`vegviz.data.nldas.write_daily_zarr`), built
+   in a work folder next to ``out``; this is the long step, out of core and restartable:
+   rerunning after an interruption continues with the first unfinished block;
+2. GLOBMAP LAI V3 composites -> ``lai`` on the same days (:func:`vegviz.data.globmap.globmap_lai`),
+   NaN between composites (``daily_lai=True`` adds ``lai_daily``);
+3. static fields: ``elevation``, ``mask`` (and ``cell_area``) from the committed static file
+   (:func:`vegviz.data.static.load_static`: ETOPO5 and the basin outline on the study grid);
+   ``landcover`` from ``landcover`` (an MCD12C1 or MCD12Q1 file of any year, majority class
+   by :func:`vegviz.data.landcover.landcover_on_grid`) or the committed MCD12C1 2019;
+4. ``lai_process`` (:func:`vegviz.physics.add_lai_process`), calibrated on the training period;
+5. the contract check (:func:`vegviz.contract.validate`), then one write to a temporary
+   store renamed to ``out``: ``out`` is either absent or complete, never half-written;
+6. an entry ``name`` in the user catalog (:func:`vegviz.catalog.register`) with the
+   train/validation/test split, so ``vegviz train --data name`` and the dashboards use it.
+
+The split: the study's (1981-2001 / 2002-2008 / 2009-2016) when the data cover 1981-2016;
+otherwise the first 60 % of the days for training, the next 20 % for validation and the
+last 20 % for testing.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import grid as _grid
+from ..contract import ContractError, cf_attrs, validate
+
+__all__ = ["PrepareError", "prepare_real", "split_periods", "static_on_grid", "work_dir"]
+
+MARKER = "vegviz_prepared"  # a store attribute: written last, so a store without it is not ours or not done
+STATIC = ("landcover", "elevation", "mask")
+
+
+class PrepareError(ValueError):
+    """A problem with the inputs of ``vegviz prepare``; the message names it and the fix."""
+
+
+def work_dir(out) -> Path:
+    """Where the restartable intermediate (the daily forcing store) of ``out`` is kept."""
+    out = Path(out).expanduser()
+    return out.parent / f".{out.name}.work"
+
+
+def split_periods(time: pd.DatetimeIndex) -> dict[str, list[str]]:
+    """The train/validation/test split for data covering ``time`` (see the module docstring)."""
+    from ..evaluation import PERIODS
+
+    first, last = time[0], time[-1]
+    if first <= pd.Timestamp(PERIODS["train"][0]) and last >= pd.Timestamp(PERIODS["test"][1]):
+        return {k: list(v) for k, v in PERIODS.items()}
+    n = len(time)
+    a, b = int(round(0.6 * n)), int(round(0.8 * n))
+    if a < 1 or b <= a or b >= n:
+        raise PrepareError(f"{n} days are too few to split into training, validation and test periods. "
+                           "Fix: prepare a longer period (months at least)")
+    day = lambda i: f"{time[i]:%Y-%m-%d}"  # noqa: E731
+    return {"train": [day(0), day(a - 1)], "validation": [day(a), day(b - 1)], "test": [day(b), day(n - 1)]}
+
+
+def static_on_grid(grid: _grid.Grid, landcover=None, product: str = "MCD12C1") -> xr.Dataset:
+    """``landcover``, ``elevation``, ``mask`` and ``cell_area`` on ``grid`` (a window of the study grid)."""
+    from .static import load_static
+
+    static = load_static()
+    lat, lon = static["lat"].values, static["lon"].values
+    ilat = [int(np.argmin(np.abs(lat - v))) for v in grid.lat]
+    ilon = [int(np.argmin(np.abs(lon - v))) for v in grid.lon]
+    if not (np.allclose(lat[ilat], grid.lat, atol=1e-4) and np.allclose(lon[ilon], grid.lon, atol=1e-4)):
+        raise PrepareError(f"the grid {grid.name} (lat {grid.lat[0]}..{grid.lat[-1]}, lon {grid.lon[0]}.."
+                           f"{grid.lon[-1]}) is not inside the study grid, where vegviz has elevation and the basin "
+                           f"mask (lat {lat[0]}..{lat[-1]}, lon {lon[0]}..{lon[-1]}). Fix: choose a window of the "
+                           "UCRB grid")
+    sub = static.isel(lat=ilat, lon=ilon)
+    out = xr.Dataset(coords={"lat": ("lat", grid.lat, sub["lat"].attrs), "lon": ("lon", grid.lon, sub["lon"].attrs)})
+    for name in ("elevation", "mask", "cell_area"):
+        keep = {k: v for k, v in sub[name].attrs.items() if k in ("source", "comment", "units", "long_name")}
+        out[name] = (("lat", "lon"), sub[name].values, {**keep, **(cf_attrs(name) if name != "cell_area" else {})})
+    if landcover is None:
+        lc = sub["landcover"]
+        out["landcover"] = (("lat", "lon"), lc.values, {**{k: v for k, v in lc.attrs.items()
+                                                           if k in ("source", "flag_values", "flag_meanings")},
+                                                        **cf_attrs("landcover")})
+    else:
+        from .landcover import landcover_on_grid
+
+        lc = landcover_on_grid(landcover, grid, product=product)["landcover"]
+        out["landcover"] = (("lat", "lon"), lc.values, {**lc.attrs, **cf_attrs("landcover")})
+    return out
+
+
+def _describe(path) -> str:
+    if isinstance(path, (list, tuple)):
+        return f"{len(path)} files"
+    return str(Path(path).expanduser())
+
+
+def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str = "MCD12C1",
+                 grid: _grid.Grid = _grid.UCRB, start=None, end=None, name: str | None = None,
+                 daily_lai: bool = False, allow_missing_hours: int = 0, overwrite: bool = False,
+                 log=print) -> xr.Dataset:
+    """Build, check and write the model-ready Dataset of the real archives; register it as ``name``.
+
+    ``nldas``/``globmap``: folders (searched recursively) or lists of files. ``out``: the
+    Zarr store to write (refused if it exists, unless ``overwrite``). ``name``: the catalog
+    entry (default: ``out``'s stem; ``False`` registers nothing). Returns the written
+    Dataset, opened lazily from ``out``.
+    """
+    from . import globmap as _globmap
+    from . import nldas as _nldas
+
+    out = Path(out).expanduser()
+    if out.suffix != ".zarr":
+        raise PrepareError(f"--out {out}: the model-ready data set is a Zarr store; name it *.zarr")
+    if out.exists() and not overwrite:
+        raise PrepareError(f"{out} exists. Fix: choose another --out, or pass --overwrite to replace it")
+    if name is None:
+        name = out.stem.replace("-", "_").replace(".", "_")
+    if name and name[0].isdigit():
+        name = "data_" + name
+    if name:
+        from ..catalog import check_name
+
+        check_name(name)  # before hours of work, not after
+    for what, src in (("--nldas", nldas), ("--globmap", globmap)):
+        if not isinstance(src, (list, tuple)) and not Path(src).expanduser().exists():
+            raise PrepareError(f"{what} {src}: no such folder. Fix: pass the folder with the downloaded files")
+    t0 = time.perf_counter()
+    # static fields first: cheap, and they refuse a grid outside the study area before any work
+    log("[1/5] static fields: elevation and basin mask (committed), land cover "
+        + (f"from {landcover} ({landcover_product})" if landcover else "MCD12C1 2019 (committed)"))
+    static = static_on_grid(grid, landcover, landcover_product)
+
+    log(f"[2/5] NLDAS-2 -> daily forcings in {work_dir(out) / 'forcing.zarr'} (resumes an interrupted build)")
+    work = work_dir(out)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        store = _nldas.write_daily_zarr(nldas, work / "forcing.zarr", grid, start, end,
+                                        allow_missing_hours=allow_missing_hours,
+                                        progress=lambda done, total: log(f"      block {done}/{total}"))
+    except BaseException:
+        if not any(work.iterdir()):  # nothing to resume from: leave no trace
+            work.rmdir()
+        raise
+    forcing = _nldas.open_daily_zarr(store)
+    days = pd.DatetimeIndex(forcing["time"].values)
+
+    # 2. satellite LAI on the same days
+    log(f"[3/5] GLOBMAP LAI V3 -> lai on {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}")
+    lai = _globmap.globmap_lai(globmap, grid, start=days[0], end=days[-1], daily=daily_lai)
+    lai = lai.reindex(time=days)
+    if int(lai["lai"].notnull().any(("lat", "lon")).sum()) == 0:
+        raise PrepareError(f"no GLOBMAP composite falls in {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}, the period of "
+                           "the NLDAS files. Fix: add the GLOBMAP files of that period")
+
+    ds = xr.merge([forcing.load(), lai, static], combine_attrs="override")  # variables keep theirs
+    periods = split_periods(days)
+    ds.attrs = {
+        "title": f"vegviz model-ready data set from NLDAS-2, GLOBMAP LAI V3 and MODIS land cover ({grid.name})",
+        "synthetic": 0,
+        "source": "; ".join([
+            f"forcing: NLDAS-2 primary forcing File A version {forcing.attrs.get('nldas_version', '?')} "
+            f"({_describe(nldas)}), {forcing.attrs.get('day_boundary', 'UTC days')}",
+            f"lai: GLOBMAP LAI V3 ({_describe(globmap)}), {lai['lai'].attrs.get('comment', '')}".rstrip(", "),
+            "landcover: " + (f"{landcover_product} {_describe(landcover)}" if landcover else
+                             "MODIS MCD12C1 2019 IGBP majority (vegviz/data/files/ucrb_static.nc)"),
+            "elevation, mask: vegviz/data/files/ucrb_static.nc (ETOPO5; basin outline)",
+        ]),
+        "history": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} vegviz prepare",
+        "periods": str(periods),
+    }
+
+    # 4. process-based LAI, calibrated on the training period only
+    log(f"[4/5] lai_process (GSI model), calibrated on the training period {periods['train'][0]}.."
+        f"{periods['train'][1]}")
+    from ..physics import add_lai_process
+
+    ds = add_lai_process(ds, calibration=slice(*periods["train"]))
+
+    # 5. check, write atomically, register
+    try:
+        validate(ds, grid=_grid.UCRB if grid == _grid.UCRB else None,
+                 require=("precip", "tair", "tmin", "swdown", "lai", "lai_process", *STATIC))
+    except ContractError as e:
+        raise PrepareError(f"the assembled data set breaks the contract: {e}") from e
+    log(f"[5/5] writing {out}")
+    _write_store(ds, out, overwrite)
+    if name:
+        from ..catalog import register
+
+        path = register(name, out, description=f"{ds.attrs['title']}, {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}",
+                        metadata={"synthetic": False, "model_ready": True, "periods": periods,
+                                  "grid": grid.name, "prepared": ds.attrs["history"]})
+        log(f"registered as {name!r} in {path}: vegviz train --data {name}")
+    shutil.rmtree(work, ignore_errors=True)
+    log(f"done in {(time.perf_counter() - t0) / 60:.1f} min")
+    return xr.open_zarr(out)
+
+
+def _write_store(ds: xr.Dataset, out: Path, overwrite: bool) -> None:
+    """Write to a temporary store beside ``out``, mark it finished, then rename it into place."""
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):  # left by a killed run: never complete
+        shutil.rmtree(stale, ignore_errors=True)
+    ds = ds.chunk({"time": 365, "lat": -1, "lon": -1})
+    for v in ds.variables.values():
+        v.encoding = {}
+    try:
+        ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
+        import zarr
+
+        root = zarr.open_group(str(tmp), mode="r+")
+        root.attrs[MARKER] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        zarr.consolidate_metadata(str(tmp))
+        if out.exists():
+            if not overwrite:
+                raise PrepareError(f"{out} appeared while preparing. Fix: choose another --out")
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
