@@ -204,3 +204,14 @@ def test_sample_archive_command_writes_the_real_layouts(tmp_path, capsys):
     assert "NOT observations" in (tmp_path / "a" / "README.txt").read_text()
     assert "vegviz prepare" in capsys.readouterr().out
     assert cli.main(["sample-archive", str(tmp_path / "a")]) == 2  # not into a non-empty folder
+
+
+def test_prepare_runs_unchanged_on_a_distributed_cluster(archive, prepared, data_dir, tmp_path):
+    from distributed import Client, LocalCluster, get_task_stream
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            Client(cluster) as client, get_task_stream(client) as tasks:
+        ds = prepare_real(archive["nldas"], archive["globmap"], tmp_path / "c.zarr", grid=SAMPLE_GRID,
+                          name="on_cluster", log=lambda *a: None)
+    assert len(tasks.data) >= DAYS  # the daily aggregation ran on the cluster's worker
+    xr.testing.assert_identical(ds.load().drop_attrs(), prepared["ds"].load().drop_attrs())
