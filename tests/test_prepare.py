@@ -55,7 +55,8 @@ def test_prepared_store_is_the_validated_contract(prepared, archive):
     validate(ds, grid=None, require=("precip", "tair", "tmin", "swdown", "lai", "lai_process", "landcover",
                                      "elevation", "mask"))
     assert ds.sizes == {"time": DAYS, "lat": 12, "lon": 12}
-    assert ds.attrs["synthetic"] == 0 and "vegviz_prepared" in ds.attrs
+    assert ds.attrs["synthetic"] == 1 and "SAMPLE" in ds.attrs["title"]  # the sample archive says so
+    assert "vegviz_prepared" in ds.attrs
     assert "NLDAS-2" in ds.attrs["source"] and "GLOBMAP" in ds.attrs["source"]
     # forcings are the NLDAS aggregation, LAI the GLOBMAP regridding, on the same days
     daily = nldas.nldas_daily(archive["nldas"], SAMPLE_GRID).load()
@@ -86,7 +87,8 @@ def test_registered_entry_trains_like_the_virtual_basin(prepared, tmp_path, monk
     assert "sample_real" in vegviz.open_catalog() and "sample_real" in data_choices()
     cfg = Config.for_data("sample_real", window=20, burn_in=10)  # the defaults need 455 days of training
     assert cfg.periods.train == ("2003-04-01", "2003-05-24") and cfg.periods.test[1] == "2003-06-29"
-    run_dir = tmp_path / "run"
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    run_dir = tmp_path / "runs" / "on-real"
     rc = cli.main(["train", "--data", "sample_real", "--epochs", "1", "--run-dir", str(run_dir), "--no-progress",
                    "--set", "window=20", "--set", "burn_in=10", "--set", "chunk=10", "--set", "hparams.filters=4",
                    "--set", "batch_size=2", "--set", "stride=10", "--set", "num_threads=1"])
@@ -95,6 +97,17 @@ def test_registered_entry_trains_like_the_virtual_basin(prepared, tmp_path, monk
     assert pred.attrs["data"] == "sample_real" and pred.sizes["lat"] == 12
     inside = pred["convlstm"].values[:, prepared["ds"]["mask"].values == 1]
     assert np.isnan(inside[:10]).all() and np.isfinite(inside[10:]).all()  # NaN only in the first burn-in
+    # the dashboards show it like a virtual-basin result (labelled synthetic: it is the sample archive)
+    import panel as pn
+
+    from vegviz.dashboards import LaiMaps, TimeSeries
+
+    for cls in (LaiMaps, TimeSeries):
+        view = cls(result="on-real")
+        pn.panel(view).get_root()
+        assert view.ready and not [a for a in pn.panel(view).select(pn.pane.Alert) if a.visible]
+        header = " ".join(str(m.object) for m in pn.panel(view).select(pn.pane.Markdown))
+        assert "sample_real" in header and "synthetic" in header.lower()
 
 
 def test_periods_split_60_20_20_or_the_studys():

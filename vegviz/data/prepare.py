@@ -104,6 +104,21 @@ def static_on_grid(grid: _grid.Grid, landcover=None, product: str = "MCD12C1") -
     return out
 
 
+def _sample_note(nldas) -> str | None:
+    """The note of a sample archive (:mod:`vegviz.data.samples`) when the forcing files are one."""
+    from . import nldas as _nldas
+
+    first = _nldas.find_granules(nldas)[0]
+    if first.version != "020":
+        return None
+    import netCDF4
+    from xarray.backends.locks import HDF5_LOCK
+
+    with HDF5_LOCK, netCDF4.Dataset(first.path) as nc:
+        title = str(getattr(nc, "title", ""))
+    return title if "SAMPLE" in title else None
+
+
 def _describe(path) -> str:
     if isinstance(path, (list, tuple)):
         return f"{len(path)} files"
@@ -170,9 +185,11 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
 
     ds = xr.merge([forcing.load(), lai, static], combine_attrs="override")  # variables keep theirs
     periods = split_periods(days)
+    sample = _sample_note(nldas)  # a sample archive is labelled synthetic, like the virtual basin
     ds.attrs = {
-        "title": f"vegviz model-ready data set from NLDAS-2, GLOBMAP LAI V3 and MODIS land cover ({grid.name})",
-        "synthetic": 0,
+        "title": f"vegviz model-ready data set from NLDAS-2, GLOBMAP LAI V3 and MODIS land cover ({grid.name})"
+                 + (" - SAMPLE archive, not observations" if sample else ""),
+        "synthetic": int(bool(sample)),
         "source": "; ".join([
             f"forcing: NLDAS-2 primary forcing File A version {forcing.attrs.get('nldas_version', '?')} "
             f"({_describe(nldas)}), {forcing.attrs.get('day_boundary', 'UTC days')}",
@@ -204,7 +221,7 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
         from ..catalog import register
 
         path = register(name, out, description=f"{ds.attrs['title']}, {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}",
-                        metadata={"synthetic": False, "model_ready": True, "periods": periods,
+                        metadata={"synthetic": bool(sample), "model_ready": True, "periods": periods,
                                   "grid": grid.name, "prepared": ds.attrs["history"]})
         log(f"registered as {name!r} in {path}: vegviz train --data {name}")
     shutil.rmtree(work, ignore_errors=True)

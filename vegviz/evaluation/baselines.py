@@ -69,6 +69,8 @@ def climatology_baseline(observations: xr.Dataset, train_period="train", *, vari
         raise ValueError(f"observations[{variable!r}] hold no values in the training period "
                          f"({period_label(train_period)}). Fix: pass a train_period with satellite composites")
     mean = (total / count.where(count > 0)).transpose(..., "dayofyear")
+    if mean.chunks is not None:  # the interpolation runs around the whole year: one chunk along it
+        mean = mean.chunk({"dayofyear": -1})
     cycle = xr.apply_ufunc(
         _interp_circular, mean,
         input_core_dims=[["dayofyear"]], output_core_dims=[["dayofyear"]],
