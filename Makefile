@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.vegviz-installed
 
-.PHONY: setup demo test lab bench clean-cache
+.PHONY: setup demo test lab bench docs clean-cache
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ demo: $(STAMP)
 ## the test suite (what CI runs)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
+
+## API reference from the docstrings: docs/api/_build/html/index.html
+docs: $(STAMP)
+	$(BIN)/sphinx-build -q -b html docs/api docs/api/_build/html
+	@echo "open docs/api/_build/html/index.html"
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
