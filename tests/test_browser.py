@@ -5,8 +5,10 @@
 app like a user: the page renders its maps offline, the date slider changes the map, a
 short training run adds loss points and is then listed by the Skill tab, and choosing a
 vegetation type redraws the boxplots and the time series. No step may log a browser
-console error. Screenshots go to $VEGVIZ_SCREENSHOTS (e.g. docs/images) when set, else
-to a temporary folder.
+console error. Screenshots (browser_{maps,training,skill,timeseries}.png, of the tiny test
+experiment) go to $VEGVIZ_SCREENSHOTS when set, else to a temporary folder; their names differ
+from the README's docs/images/dashboard_*.png (the study experiment, made by
+scripts/dashboard_screenshots.py), so pointing $VEGVIZ_SCREENSHOTS at docs/images overwrites none.
 
 Never `playwright install`: the tests use /usr/bin/chromium (VEGVIZ_CHROMIUM overrides)
 and skip when it is missing.
@@ -50,6 +52,20 @@ BOKEH_STATE = """() => {
     if (m.type == 'ColumnDataSource' && m.data.epoch && m.data['median NSE'])
       out.nse = Math.max(out.nse, m.get_length());
   }
+  return out;
+}"""
+
+# [scrollWidth, clientWidth] of each shown Tabulator's body (the widgets render inside shadow roots)
+TABLE_WIDTHS = """() => {
+  const out = [];
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      if (el.classList && el.classList.contains('tabulator-tableholder') && el.getBoundingClientRect().width > 0)
+        out.push([el.scrollWidth, el.clientWidth]);
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(document);
   return out;
 }"""
 
@@ -229,7 +245,7 @@ def test_date_slider_changes_the_map(app, shots):
                    "a composite date (no '(no composite)' in the title)")
     page.mouse.move(0, 0)
     page.wait_for_timeout(500)
-    page.screenshot(path=str(shots / "dashboard_maps.png"), full_page=True)
+    page.screenshot(path=str(shots / "browser_maps.png"), full_page=True)
     app.no_errors()
 
 
@@ -264,7 +280,7 @@ def test_training_run_adds_loss_points_and_is_listed_by_skill(app, shots):
     state = app.state()
     assert state["loss"] >= 2 and state["nse"] == 1, state  # batch losses, and one epoch's validation NSE
     assert any(t.startswith("convlstm LAI") and "epoch 1" in t for t in state["titles"]), state["titles"]
-    page.screenshot(path=str(shots / "dashboard_training.png"), full_page=True)
+    page.screenshot(path=str(shots / "browser_training.png"), full_page=True)
 
     app.tab("Skill")
     assert name in results()
@@ -281,7 +297,12 @@ def test_choosing_a_vegetation_type_updates_boxplot_and_time_series(app, shots):
         return [{f[0].rsplit(" (", 1)[0] for f in json.loads(r)} for r in state["factors"]]
 
     before = app.wait_state(lambda s: any(len(t) > 1 for t in types_shown(s)), "boxplots of every type")
-    page.screenshot(path=str(shots / "dashboard_skill.png"), full_page=True)  # the study's panels a and b
+    # the medians tables (overall, per type) fit the page: none hides columns behind a scrollbar
+    t0 = time.time()
+    while len(tables := page.evaluate(TABLE_WIDTHS)) < 2 and time.time() - t0 < 120:
+        page.wait_for_timeout(250)
+    assert len(tables) == 2 and all(0 < inner and scroll <= inner + 1 for scroll, inner in tables), tables
+    page.screenshot(path=str(shots / "browser_skill.png"), full_page=True)  # the study's panels a and b
     veg = app.field("vegetation")
     types = [t for t in veg.evaluate("e => [...e.options].map(o => o.value)") if t != "all types"]
     assert "Open shrublands" in types, types
@@ -293,7 +314,7 @@ def test_choosing_a_vegetation_type_updates_boxplot_and_time_series(app, shots):
     app.tab("Time series")
     app.wait_state(lambda s: any(t.startswith("Open shrublands (") for t in s["titles"]), "the shrubland series",
                    timeout=SLOW / 1000)
-    page.screenshot(path=str(shots / "dashboard_timeseries.png"), full_page=True)  # the study's panel d
+    page.screenshot(path=str(shots / "browser_timeseries.png"), full_page=True)  # the study's panel d
     app.field("vegetation").select_option(pick)
     app.wait_state(lambda s: any(t.startswith(f"{pick} (") for t in s["titles"]), f"the {pick} series")
     app.no_errors()

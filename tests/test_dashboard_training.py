@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 import panel as pn
 import pytest
-from bokeh.models import GlyphRenderer, Image
+from bokeh.models import GlyphRenderer, Image, Plot
 
 from vegviz.dashboards import sources
 from vegviz.dashboards.training import TrainingDashboard
 from vegviz.training import Run
+from vegviz.training.events import EpochEvent
 
 #: a run of a few seconds per epoch on the small basin (4 batches per epoch); the predictions over
 #: the basin's 8 years at the end cost more than training
@@ -200,3 +201,49 @@ def test_each_dashboard_gets_its_own_run_name(runs):
     b.run_name = "mine"
     b.model = "lstm"  # ... a typed one stays
     assert b.run_name == "mine"
+
+
+def _epoch_event(epoch: int) -> EpochEvent:
+    return EpochEvent(epoch=epoch, train_loss=0.5, val_loss=0.6, val_nse_median=0.3, seconds=1.0, device="cpu",
+                      lr=1e-3, checkpoint="", improved=True, best_epoch=epoch, best_val_loss=0.6)
+
+
+def test_loss_and_nse_plots_show_every_epoch_from_zero(tmp_path, monkeypatch):
+    """Epoch 1's batch losses lie at x in (0, 1]: the epoch axis starts at 0 in both plots, whatever arrives last."""
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    dash = TrainingDashboard(**TINY)
+    page = pn.panel(dash).get_root()
+    figures = {f.title.text: f for f in page.select({"type": Plot}) if f.title is not None}
+    plots = [figures["Loss (normalised LAI)"], figures["Validation NSE (median over cells)"]]
+    n = 4
+    for epoch in (1, 2):  # as _drain sends them: a poll's batch losses, then the epoch's row
+        dash._flush([{"epoch": epoch - 1 + b / n, "loss": 1.0 / b} for b in range(1, n + 1)], [])
+        dash._flush([], [_epoch_event(epoch)])
+        for fig in plots:
+            assert fig.x_range.start == 0 and epoch < fig.x_range.end <= 1.1 * epoch, (epoch, fig.x_range)
+    loss = next(r.data_source.data["epoch"] for r in plots[0].renderers if "loss" in r.data_source.data)
+    assert loss.min() == pytest.approx(1 / n) and loss.min() > plots[0].x_range.start  # epoch 1's first batch
+
+    resumed = TrainingDashboard(**TINY)  # a resumed run's past epochs arrive without batch losses
+    page = pn.panel(resumed).get_root()
+    resumed._flush([], [_epoch_event(e) for e in (1, 2, 3)])
+    for fig in (f for f in page.select({"type": Plot}) if f.title is not None and "LAI " not in f.title.text):
+        assert fig.x_range.start == 0 and 3 < fig.x_range.end <= 3.3
+
+
+def test_the_form_fits_its_column_and_labels_the_device_choice(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    dash = TrainingDashboard(**TINY)
+    form = pn.panel(dash).objects[0]
+    assert form.width
+    widgets = [w for w in form.select(pn.widgets.Widget) if not isinstance(w, pn.widgets.Button)]
+    assert len(widgets) == len(TrainingDashboard._SETTINGS)
+    for w in widgets:  # the widget and its margins inside the column (arrows used to stick out)
+        m = w.margin if isinstance(w.margin, tuple) else (w.margin, w.margin)
+        left, right = (m[1], m[1]) if len(m) == 2 else (m[3], m[1])
+        assert w.width is not None and left + w.width + right <= form.width, (w.name, w.width, w.margin)
+    # the device buttons show no label of their own: a "Device" label right above them
+    device = next(w for w in widgets if isinstance(w, pn.widgets.RadioButtonGroup))
+    assert device.value == "cpu" and list(device.options) == ["auto", "cpu", "cuda"]
+    above = form.objects[form.objects.index(device) - 1]
+    assert isinstance(above, pn.pane.Markdown) and above.object == "Device"

@@ -23,7 +23,7 @@ from vegviz.contract import IGBP_CLASSES
 from vegviz.dashboards import LaiMaps, Skill, TimeSeries
 from vegviz.dashboards.maps import result_periods
 from vegviz.dashboards.skill import ALL_TYPES
-from vegviz.evaluation import comparison_table, score
+from vegviz.evaluation import comparison_table, period_label, score
 from vegviz.training import Config
 
 MODELS = ["convlstm", "convlstm_physics", "lstm"]
@@ -232,11 +232,23 @@ def test_skill_table_periods_metrics_and_vegetation(runs_dir):
     assert s.result == "tiny" and s.param.model.objects[:3] == MODELS
     cfg = Config.from_yaml(s.predictions["convlstm"].attrs["run_config"])
     assert s.period == "test" and s.period_dates() == tuple(cfg.periods.test)
-    expected = comparison_table(score(s.predictions, s.observations, period=cfg.periods.test),
-                                s.observations["landcover"])
+    # the references of the experiment's comparison.md, the climatology over the result's own training years
+    expected = comparison_table(score(s.predictions, s.observations, period=cfg.periods.test,
+                                      references=("process", "noise_ceiling", "climatology"),
+                                      train_period=cfg.periods.train), s.observations["landcover"])
     pd.testing.assert_frame_equal(s.table(), expected)
-    tab = next(t for t in pn.panel(s).select(pn.widgets.Tabulator))
-    assert list(tab.value["model"]) == list(expected.index)
+    assert list(s.table().index) == [*MODELS, "process", "climatology", "noise_ceiling"]
+    assert "climatology" in s.param.model.objects
+    # shown as two narrower tables (it was one, wider than the page): overall, and NSE per type
+    overall, by_type = s.tables()
+    per_type = [c for c in expected.columns if c.startswith("median NSE: ")]
+    assert len(per_type) >= 2 and list(overall.columns) == [c for c in expected.columns if c not in per_type]
+    assert len(by_type.columns) == len(per_type) and not any(c.startswith("median") for c in by_type.columns)
+    np.testing.assert_allclose(by_type.to_numpy(), expected.loc[by_type.index, per_type].to_numpy())
+    tabs = list(pn.panel(s).select(pn.widgets.Tabulator))
+    assert len(tabs) == 2 and all(t.sizing_mode in (None, "fixed") and t.layout == "fit_data_table" for t in tabs)
+    assert list(tabs[0].value["model"]) == list(s.table().index)
+    assert list(tabs[1].value.columns) == ["model", *by_type.columns]
 
     s.period = "validation"
     assert s.scores().attrs["period_start"] == cfg.periods.validation[0]
@@ -268,6 +280,9 @@ def test_timeseries_vegetation_and_clicked_cell(runs_dir):
     assert t.vegetation == "Open shrublands" and t.period == "test"
     assert t.lat is not None and t.lon is not None  # a default cell of that type
     el = t.vegetation_element()
+    label = period_label(t.period_dates(), "test", years=True)  # e.g. "test 2005", as the Skill titles
+    assert f"mean LAI, {label}" in el.opts.get().kwargs["title"] and f"LAI, {label}" in \
+        t.cell_element().opts.get().kwargs["title"]
     mean = next(c for c in el.traverse(lambda x: x, [hv.Curve]) if c.label == "convlstm").dimension_values("LAI")
     other = next(v for v in t.param.vegetation.objects if v != t.vegetation)
     t.vegetation = other

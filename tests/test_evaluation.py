@@ -426,3 +426,32 @@ def test_panel_d_vegetation_and_cell_timeseries(case):
         ev.vegetation_timeseries(pred, obs, "tundra")
     with pytest.raises(ValueError, match="outside the grid"):
         ev.cell_timeseries(pred, obs, 45.0, -100.0)
+
+
+def test_period_label_names_the_period_and_titles_show_its_years():
+    assert ev.period_label("test") == "test 2009-01-01..2016-12-31"
+    assert ev.period_label(("2009-01-01", "2016-12-31")) == "period 2009-01-01..2016-12-31"  # error messages
+    assert ev.period_label(("2009-01-01", "2016-12-31"), "test", years=True) == "test 2009-2016"
+    assert ev.period_label(("2005-01-01", "2005-12-31"), "test", years=True) == "test 2005"
+    # a period of partial years keeps its dates
+    assert ev.period_label(("2009-03-01", "2016-12-31"), "test", years=True) == "test 2009-03-01..2016-12-31"
+
+
+def test_time_series_titles_name_the_period_and_legends_sit_outside_the_plot(case):
+    """The legend used to sit top-left inside the plot, over the first season."""
+    from bokeh.models import Legend
+
+    obs, pred = case
+    period = ("2010-01-01", "2010-12-31")
+    plots = [ev.vegetation_timeseries(pred, obs, "Open shrublands", period, period_name="test"),
+             ev.cell_timeseries(pred, obs, 35.82, -112.18, period, period_name="test")]
+    for el in plots:
+        title = el.opts.get().kwargs["title"]
+        assert "LAI, test 2010" in title and "period" not in title and "2010-01-01" not in title
+        fig = _render(el)
+        outside = [m for m in fig.right + fig.left + fig.below + fig.above if isinstance(m, Legend)]
+        inside = [m for m in fig.center if isinstance(m, Legend)]
+        assert len(outside) == 1 and not inside
+        assert {item.label["value"] for item in outside[0].items} >= {"convlstm", "satellite composites"}
+    # without a name a (start, end) pair is titled by its years alone
+    assert "LAI, 2010 [synthetic]" in ev.cell_timeseries(pred, obs, 35.82, -112.18, period).opts.get().kwargs["title"]

@@ -4,8 +4,9 @@
     Skill().servable()          # in a served notebook or script
 
 (a) the map of one model's skill next to its density over cells; (b) boxplots per
-dominant vegetation type for the trained models; a table of medians
-(:func:`vegviz.evaluation.comparison_table`). The period is the result's own
+dominant vegetation type for the trained models; the medians of
+:func:`vegviz.evaluation.comparison_table` (models and references, the climatology
+included) as two tables that fit the page: overall, and NSE per vegetation type. The period is the result's own
 validation or test period (from its config). Scores are computed once per
 (result, period) and cached for the process: scoring the full basin takes seconds.
 """
@@ -30,14 +31,24 @@ ALL_TYPES = "all types"
 _SCORES: OrderedDict[tuple, xr.Dataset] = OrderedDict()
 _SCORES_LOCK = threading.Lock()
 _SCORES_KEEP = 8
+#: the references scored next to the models (as in the experiment's comparison.md)
+REFERENCES = ("process", "climatology", "noise_ceiling")
+#: comparison_table's per-type columns start so; the Skill page shows them in a table of their own
+_PER_TYPE = "median NSE: "
+_REFERENCE_TEXT = {"process": "process = the process-based LAI model",
+                   "climatology": "climatology = the mean seasonal cycle of the training years",
+                   "noise_ceiling": "noise_ceiling = the noiseless synthetic truth"}
 
 
 def cached_scores(result: str, predictions: xr.Dataset, observations: xr.Dataset, period_name: str,
-                  period: tuple[str, str], path: str | None = None) -> xr.Dataset:
-    """:func:`vegviz.evaluation.score` of every model (and the references) over ``period``, cached.
+                  period: tuple[str, str], path: str | None = None,
+                  train_period: tuple[str, str] | str = "train") -> xr.Dataset:
+    """:func:`vegviz.evaluation.score` of every model and the references over ``period``, cached.
 
-    The cache key includes the predictions file's modification time, so a result that
-    is re-trained under the same name is scored again.
+    The references are those of the experiment's comparison table: the process model, the
+    climatology of ``train_period`` (the result's own training years) and, on synthetic
+    data, the noise ceiling. The cache key includes the predictions file's modification
+    time, so a result that is re-trained under the same name is scored again.
     """
     from ..evaluation import score
 
@@ -45,12 +56,13 @@ def cached_scores(result: str, predictions: xr.Dataset, observations: xr.Dataset
     if path:
         f = Path(path) / "predictions.nc"
         stamp = f.stat().st_mtime_ns if f.exists() else None
-    key = (result, str(path), stamp, tuple(period))
+    train = train_period if isinstance(train_period, str) else tuple(train_period)
+    key = (result, str(path), stamp, tuple(period), train)
     with _SCORES_LOCK:
         if key in _SCORES:
             _SCORES.move_to_end(key)
             return _SCORES[key]
-    scores = score(predictions, observations, period=tuple(period))
+    scores = score(predictions, observations, period=tuple(period), references=REFERENCES, train_period=train)
     scores.attrs["period"] = period_name  # score() calls a (start, end) pair "custom"
     with _SCORES_LOCK:
         _SCORES[key] = scores
@@ -81,7 +93,8 @@ class Skill(ResultViewer):
     def _prepare(self):
         obs = self.observations
         self._veg_codes = dominant_vegetation(obs)
-        references = [r for r, var in (("process", "lai_process"), ("noise_ceiling", "lai_true")) if var in obs]
+        references = [r for r, var in (("process", "lai_process"), ("climatology", "lai"),
+                                        ("noise_ceiling", "lai_true")) if var in obs]
         choices = [*self.models, *references]
         self.param.model.objects = choices
         self.param.vegetation.objects = [ALL_TYPES, *self._veg_codes]
@@ -105,7 +118,7 @@ class Skill(ResultViewer):
             raise ValueError(self.error or "no result is open. Fix: train one, then press Refresh")
         path = self._results.get(self.result, {}).get("path")
         return cached_scores(self.result, self.predictions, self.observations, self.period,
-                             self.period_dates(), path)
+                             self.period_dates(), path, train_period=self.periods.get("train", "train"))
 
     def vegetation_mask(self) -> np.ndarray | None:
         """(lat, lon) selection of the chosen vegetation type's basin cells; None for all types."""
@@ -157,6 +170,15 @@ class Skill(ResultViewer):
 
         return comparison_table(self.scores(), self.observations["landcover"])
 
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """:meth:`table` split in two narrower tables, models as rows in both: the overall medians,
+        and the median NSE per dominant vegetation type (columns named 'type (cells)')."""
+        df = self.table()
+        per_type = [c for c in df.columns if c.startswith(_PER_TYPE)]
+        overall = df.drop(columns=per_type)
+        by_type = df[per_type].rename(columns=lambda c: c[len(_PER_TYPE):].replace(" cells)", ")"))
+        return overall, by_type
+
     # --------------------------------------------------------------- views
     def _safe(self, build, what: str):
         if not self.ready:
@@ -181,13 +203,25 @@ class Skill(ResultViewer):
 
     @param.depends("_loaded", "period")
     def view_table(self):
-        def build():
-            df = self.table().reset_index()
+        def frame(df: pd.DataFrame):
+            df = df.reset_index()
             floats = {c: NumberFormatter(format="0.000") for c in df.columns if pd.api.types.is_float_dtype(df[c])}
-            note = pn.pane.Markdown(f"Medians over the basin cells, {self.period} "
-                                    f"{' to '.join(self.period_dates())}", margin=(0, 10))
-            return pn.Column(note, pn.widgets.Tabulator(df, disabled=True, show_index=False, formatters=floats,
-                                                        sizing_mode="stretch_width"))
+            # sized to its columns (not stretched): the page, not the table, scrolls
+            return pn.widgets.Tabulator(df, disabled=True, show_index=False, formatters=floats,
+                                        layout="fit_data_table", header_align="center")
+
+        def build():
+            overall, by_type = self.tables()
+            start, end = self.period_dates()
+            refs = [_REFERENCE_TEXT.get(m, m) for m, kind in zip(overall.index, overall.get("kind", [])) if
+                    kind == "reference"]
+            note = pn.pane.Markdown(f"**Medians over the basin cells**, {self.period} {start} to {end}"
+                                    + (f"; references: {', '.join(refs)}" if refs else ""), margin=(0, 10))
+            parts = [note, frame(overall)]
+            if len(by_type.columns):
+                title = pn.pane.Markdown("**Median NSE per dominant vegetation type** (cells)", margin=(10, 10, 0, 10))
+                parts += [title, frame(by_type)]
+            return pn.Column(*parts)
 
         return self._safe(build, "the table")
 

@@ -38,6 +38,8 @@ class TimeSeries(ResultViewer):
     lon = param.Number(default=None, allow_None=True, doc="longitude of the cell shown")
 
     map_width = 260
+    #: the cell's plot sits right of the map; with its legend outside it the row stays within ~1450 px
+    cell_width = 760
     _CACHE_KEEP = 16
 
     def __init__(self, **params):
@@ -107,7 +109,8 @@ class TimeSeries(ResultViewer):
             raise ValueError(f"unknown vegetation type {self.vegetation!r}; choose one of {list(self._veg_codes)}")
         code = self._veg_codes[self.vegetation]
         return self._cached(("vegetation", code), lambda: vegetation_timeseries(
-            self.predictions, self.observations, code, period=self.period_dates(), width=900, height=300))
+            self.predictions, self.observations, code, period=self.period_dates(), period_name=self.period,
+            width=900, height=300))
 
     def cell_element(self):
         """The models and satellite LAI at the chosen cell (``lat``, ``lon``)."""
@@ -117,7 +120,7 @@ class TimeSeries(ResultViewer):
             raise ValueError("no cell chosen. Fix: click a cell on the map, or set lat and lon")
         return self._cached(("cell", round(self.lat, 6), round(self.lon, 6)), lambda: cell_timeseries(
             self.predictions, self.observations, self.lat, self.lon, period=self.period_dates(),
-            width=900, height=260))
+            period_name=self.period, width=self.cell_width, height=260))
 
     # --------------------------------------------------------------- the cell picker
     def _picker_frame(self, vegetation=None, lat=None, lon=None):

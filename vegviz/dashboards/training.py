@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 __all__ = ["TrainingDashboard", "RunNameError"]
 
 LAI_CMAP = "YlGn"
+#: width of the settings form (px); its widgets fit inside with their margins
+FORM_WIDTH = 300
 #: days of the validation period searched for the preview's composite date (the first year)
 PREVIEW_SEARCH_DAYS = 365
 #: statuses of :attr:`TrainingDashboard.status`
@@ -137,7 +139,8 @@ class TrainingDashboard(pn.viewable.Viewer):
     burn_in = param.Integer(default=_CFG["burn_in"].default, bounds=(0, None), label="Burn-in (days)")
     stride = param.Integer(default=_CFG["stride"].default, bounds=(0, None), label="Stride (days, 0 = window)")
     chunk = param.Integer(default=_CFG["chunk"].default, bounds=(1, None), label="BPTT chunk (days)")
-    device = param.Selector(default="auto", objects=list(DEVICES))
+    device = param.Selector(default="auto", objects=list(DEVICES), label="Device",
+                            doc="auto: the GPU when torch sees one, else the CPU")
     # half the cores by default: torch would take them all, and the page (and a second
     # user's run) then waits for compute
     threads = param.Integer(default=max(1, (os.cpu_count() or 2) // 2), bounds=(1, os.cpu_count() or 1),
@@ -159,7 +162,9 @@ class TrainingDashboard(pn.viewable.Viewer):
                  "chunk", "device", "threads", "run_name")
 
     def __init__(self, **params):
-        super().__init__(**params)
+        from ..demo import dashboard_defaults  # $VEGVIZ_DEMO (Binder): smaller defaults; given params win
+
+        super().__init__(**{**dashboard_defaults(), **params})
         try:
             choices = sources.data_choices()
         except Exception as e:  # no catalog: the page still opens and says why
@@ -601,13 +606,31 @@ class TrainingDashboard(pn.viewable.Viewer):
         self._resume_button.disabled = self.running
         self._stop_button.disabled = not self.running
 
+    def epoch_range(self) -> tuple[float, float]:
+        """The x-range of the loss and NSE plots: 0 to the last epoch drawn (at least 1), padded on the right.
+
+        From 0 because epoch 1's batch losses lie at (0, 1]; the same range for both plots
+        (Panel links their epoch axes), computed from both buffers, so whichever plot is
+        redrawn last cannot narrow it; the padding keeps the last epoch's marker whole.
+        """
+        last = 1.0
+        for buffer in (self._batch_buffer, self._epoch_buffer):
+            epochs = np.asarray(buffer.data["epoch"], dtype=float) if len(buffer.data) else np.empty(0)
+            if np.isfinite(epochs).any():
+                last = max(last, float(np.nanmax(epochs)))
+        return 0.0, last * 1.04
+
     def _line_plot(self, buffer, column: str, label: str, ylabel: str, color: str, points: bool):
         def draw(data):
             d = data[["epoch", column]].rename(columns={column: ylabel})
-            curve = hv.Curve(d, "epoch", ylabel, label=label).opts(color=color, line_width=1 if not points else 2)
+            # framewise on the elements themselves: the overlay's option does not reach them, and the
+            # axes then followed only some of the stream updates
+            axes = {"xlim": self.epoch_range(), "framewise": True}
+            curve = hv.Curve(d, "epoch", ylabel, label=label).opts(color=color, line_width=1 if not points else 2,
+                                                                  **axes)
             if not points:
                 return curve
-            return curve * hv.Scatter(d, "epoch", ylabel, label=label).opts(color=color, size=6)
+            return curve * hv.Scatter(d, "epoch", ylabel, label=label).opts(color=color, size=6, **axes)
 
         return hv.DynamicMap(draw, streams=[buffer])
 
@@ -631,6 +654,23 @@ class TrainingDashboard(pn.viewable.Viewer):
             return (img * basemap(grid)).opts(framewise=True)
 
         return hv.DynamicMap(draw, streams=[pipe])
+
+    def _form_widgets(self) -> dict[str, pn.widgets.Widget]:
+        """The settings' widgets, each as wide as the form less its margins (so nothing sticks out)."""
+        kinds = {
+            "data": pn.widgets.Select, "model": pn.widgets.Select, "device": pn.widgets.RadioButtonGroup,
+            "lr": pn.widgets.FloatInput, "run_name": pn.widgets.TextInput,
+        }
+        extra = {"lr": {"step": 1e-4, "format": "0.00000"}}
+        out = {}
+        for name in self._SETTINGS:
+            kind = kinds.get(name, pn.widgets.IntInput)
+            widget = kind.from_param(self.param[name], **extra.get(name, {}))
+            margin = widget.margin if isinstance(widget.margin, tuple) else (widget.margin,) * 2
+            side = margin[1] + margin[3 if len(margin) == 4 else 1]
+            widget.width = FORM_WIDTH - side
+            out[name] = widget
+        return out
 
     def _build(self) -> None:
         self._batch_buffer = hv.streams.Buffer(pd.DataFrame({"epoch": [], "loss": []}), length=1_000_000,
@@ -671,18 +711,13 @@ class TrainingDashboard(pn.viewable.Viewer):
         self._device_text = pn.pane.Markdown(f"**Device:** not started ('auto' would use {auto})")
         self._preview_text = pn.pane.Markdown("The preview map appears when training starts.")
 
-        widgets = {
-            "data": pn.widgets.Select, "model": pn.widgets.Select, "device": pn.widgets.RadioButtonGroup,
-            "filters": pn.widgets.IntInput, "max_epochs": pn.widgets.IntInput,
-            "lr": {"type": pn.widgets.FloatInput, "step": 1e-4, "format": "0.00000"},
-            "batch_size": pn.widgets.IntInput, "window": pn.widgets.IntInput, "burn_in": pn.widgets.IntInput,
-            "stride": pn.widgets.IntInput, "chunk": pn.widgets.IntInput, "threads": pn.widgets.IntInput,
-            "run_name": pn.widgets.TextInput,
-        }
-        settings = pn.Param(self.param, parameters=list(self._SETTINGS), widgets=widgets, show_name=False,
-                            width=260)
+        self.form = self._form_widgets()
+        device_label = pn.pane.Markdown("Device", margin=(5, 10, -10, 10))  # a button group shows no label
+        fields = [w for name, w in self.form.items() if name != "device"]
+        at = list(self.form).index("device")
         controls = pn.Column(
-            "### Training", settings, pn.Row(self._start_button, self._stop_button, self._resume_button), width=300)
+            "### Training", *fields[:at], device_label, self.form["device"], *fields[at:],
+            pn.Row(self._start_button, self._stop_button, self._resume_button), width=FORM_WIDTH)
         monitor = pn.Column(
             self.alert, self._status_text,
             pn.Row(self._progress, self._progress_text), self._device_text,

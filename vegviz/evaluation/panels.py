@@ -44,6 +44,8 @@ METRIC_STYLE = {"nse": ((0.0, 1.0), "RdYlBu"), "kge": ((0.0, 1.0), "RdYlBu"), "r
 LAI_CMAP = "YlGn"
 DIFF_CMAP = "BrBG"
 OPEN_SHRUBLANDS = 7
+#: legend of the time series: outside the plot area (inside, it hid the first season)
+LEGEND_POSITION = "right"
 
 
 def model_color(model: str, models: Sequence[str] = ()) -> str:
@@ -58,6 +60,13 @@ def model_color(model: str, models: Sequence[str] = ()) -> str:
 
 def _tag(*objs) -> str:
     return " [synthetic]" if any(is_synthetic(o) for o in objs) else ""
+
+
+def _period_title(period, name: str | None) -> str:
+    """'test 2009-2016' in a title: the period's name (``name``, or the name of a named period) and years."""
+    if name is None:
+        name = period if isinstance(period, str) else ""
+    return period_label(period, name, years=True)
 
 
 def _map_grid(da) -> _grid.Grid:
@@ -83,7 +92,7 @@ def _map(da: xr.DataArray, *, title: str, cmap: str, clim, label: str, width: in
 def _period_text(scores: xr.Dataset) -> str:
     a = scores.attrs
     if "period_start" in a:
-        return f"{a.get('period', '')} {a['period_start'][:4]}-{a['period_end'][:4]}".strip()
+        return _period_title((a["period_start"], a["period_end"]), str(a.get("period", "")))
     return ""
 
 
@@ -292,13 +301,16 @@ def _series(predictions, observations, period, models, references):
 def vegetation_timeseries(predictions: xr.Dataset, observations: xr.Dataset,
                           vegetation_type=OPEN_SHRUBLANDS, period="test", *,
                           models: Sequence[str] | None = None, spread=(25, 75),
-                          references: Sequence[str] = (PROCESS,), width: int = 820, height: int = 320):
+                          references: Sequence[str] = (PROCESS,), period_name: str | None = None,
+                          width: int = 820, height: int = 320):
     """Panel (d): mean LAI over the mask cells of one vegetation type, models vs satellite.
 
     Each model (and, from ``references``, the process model ``"process"`` and the
     noiseless ``"truth"`` where present) is a daily curve of the mean over the
     cells, with a band between the ``spread`` percentiles across cells. The
     satellite composites are points: the mean over the cells observed that day.
+    ``period_name`` names a (start, end) ``period`` in the title (e.g. "test 2009-2016").
+    The legend sits right of the plot, so no season hides behind it.
     """
     if not (len(spread) == 2 and 0 <= spread[0] < spread[1] <= 100):
         raise ValueError(f"spread must be two percentiles 0 <= low < high <= 100, got {spread!r}")
@@ -332,18 +344,22 @@ def vegetation_timeseries(predictions: xr.Dataset, observations: xr.Dataset,
     sat_mean = sat.mean("cell").compute().dropna("time").to_dataframe(name="LAI").reset_index()
     elements.append(hv.Scatter(sat_mean, "time", "LAI", label="satellite composites").opts(
         color=MODEL_COLORS["satellite"], size=5))
-    title = (f"{IGBP_CLASSES[code]} ({int(sel.sum())} cells): mean LAI, {period_label(period)}"
-             f"{_tag(observations, predictions)}")
+    title = (f"{IGBP_CLASSES[code]} ({int(sel.sum())} cells): mean LAI, "
+             f"{_period_title(period, period_name)}{_tag(observations, predictions)}")
     return hv.Overlay(elements).opts(
         title=title, frame_width=width, frame_height=height, ylabel="LAI (m2 m-2)", xlabel="date",
-        legend_position="top_left", show_legend=True,
+        legend_position=LEGEND_POSITION, show_legend=True,
     )
 
 
 def cell_timeseries(predictions: xr.Dataset, observations: xr.Dataset, lat: float, lon: float,
                     period="test", *, models: Sequence[str] | None = None,
-                    references: Sequence[str] = (PROCESS, "truth"), width: int = 820, height: int = 300):
-    """Daily LAI of the models at the cell containing (lat, lon), with the satellite composites."""
+                    references: Sequence[str] = (PROCESS, "truth"), period_name: str | None = None,
+                    width: int = 820, height: int = 300):
+    """Daily LAI of the models at the cell containing (lat, lon), with the satellite composites.
+
+    ``period_name`` names a (start, end) ``period`` in the title; the legend sits right of the plot.
+    """
     res_lat = float(np.diff(observations["lat"].values[:2])[0]) if observations.sizes["lat"] > 1 else 0.125
     res_lon = float(np.diff(observations["lon"].values[:2])[0]) if observations.sizes["lon"] > 1 else 0.125
     pick = observations[["lai"]].sel(lat=lat, lon=lon, method="nearest")
@@ -372,8 +388,9 @@ def cell_timeseries(predictions: xr.Dataset, observations: xr.Dataset, lat: floa
     if not inside:
         where += ", outside the mask"
     return hv.Overlay(elements).opts(
-        title=f"{where}: LAI, {period_label(period)}{_tag(observations, predictions)}",
-        frame_width=width, frame_height=height, ylabel="LAI (m2 m-2)", xlabel="date", legend_position="top_left",
+        title=f"{where}: LAI, {_period_title(period, period_name)}{_tag(observations, predictions)}",
+        frame_width=width, frame_height=height, ylabel="LAI (m2 m-2)", xlabel="date",
+        legend_position=LEGEND_POSITION,
     )
 
 

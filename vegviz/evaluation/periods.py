@@ -33,11 +33,21 @@ def resolve_period(period) -> tuple[pd.Timestamp, pd.Timestamp]:
     return start, end
 
 
-def period_label(period) -> str:
-    """A short label such as ``'test 2009-01-01..2016-12-31'``."""
+def period_label(period, name: str | None = None, *, years: bool = False) -> str:
+    """A short label such as ``'test 2009-01-01..2016-12-31'``.
+
+    ``name`` names the period (default: its name in :data:`PERIODS`, else ``'period'``
+    for a (start, end) pair). ``years=True`` gives ``'test 2009-2016'`` for a period of
+    whole calendar years (the figures' titles); other periods keep their dates.
+    """
     start, end = resolve_period(period)
-    name = period if isinstance(period, str) else "period"
-    return f"{name} {start:%Y-%m-%d}..{end:%Y-%m-%d}"
+    if name is None:
+        name = period if isinstance(period, str) else "period"
+    if years and (start.month, start.day, end.month, end.day) == (1, 1, 12, 31):
+        span = f"{start:%Y}" if start.year == end.year else f"{start:%Y}-{end:%Y}"
+    else:
+        span = f"{start:%Y-%m-%d}..{end:%Y-%m-%d}"
+    return f"{name} {span}".strip()
 
 
 def select_period(obj: xr.Dataset | xr.DataArray, period, what: str = "the data"):

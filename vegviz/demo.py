@@ -1,0 +1,77 @@
+"""The Binder demo's settings: small enough that the dashboards and one training run fit in 2 GB.
+
+A free Binder machine (mybinder.org) has about 2 GB of memory, a few CPU cores and no GPU.
+``binder/start`` sets ``VEGVIZ_DEMO=binder``; then :func:`dashboard_defaults` gives the
+:class:`~vegviz.dashboards.TrainingDashboard` these settings instead of the study's (the
+study's 365-day windows on the full basin would not fit), and notebooks can ask for
+:func:`demo_config`::
+
+    from vegviz.demo import demo_config
+    run = vegviz.training.train(demo_config(model="convlstm_physics"))
+
+The memory these settings need is measured by ``benchmarks/bench_binder_memory.py``
+(serving the dashboards, opening the page and training one model) and stated in
+``binder/README.md``.
+"""
+from __future__ import annotations
+
+import os
+
+__all__ = ["DEMO_ENV", "DEMO_SETTINGS", "dashboard_defaults", "demo_config", "demo_mode"]
+
+DEMO_ENV = "VEGVIZ_DEMO"
+
+#: the demo's Config settings (besides ``data``): the small basin (1998-2005, 63 x 54 cells),
+#: an 8-filter network on 90-day windows, three epochs. Each setting bounds memory or time:
+#: the batch, window and filters bound the activations kept for the backward pass (``chunk``
+#: truncates it further), two threads match Binder's CPU share.
+DEMO_SETTINGS: dict = {
+    "hparams": {"filters": 8},
+    "window": 90,
+    "burn_in": 30,
+    "stride": 45,
+    "chunk": 30,
+    "batch_size": 4,
+    "max_epochs": 3,
+    "patience": 3,
+    "num_threads": 2,
+}
+DEMO_DATA = "virtual_ucrb_small"
+
+
+def demo_mode() -> str | None:
+    """The demo named by ``$VEGVIZ_DEMO`` ("binder"), or None when it is unset or empty."""
+    value = os.environ.get(DEMO_ENV, "").strip().lower()
+    return value or None
+
+
+def demo_config(**overrides):
+    """The Binder demo's :class:`~vegviz.training.Config` on the small virtual basin; ``overrides`` win."""
+    from .training import Config
+
+    settings = {**DEMO_SETTINGS, **overrides}
+    data = settings.pop("data", DEMO_DATA)
+    return Config.for_data(data, **settings)
+
+
+def dashboard_defaults() -> dict:
+    """TrainingDashboard settings for the demo when ``$VEGVIZ_DEMO`` is set, else ``{}`` (the normal defaults).
+
+    The same numbers as :func:`demo_config`, under the dashboard's parameter names; the
+    thread count never exceeds this machine's cores (the widget's bound).
+    """
+    if demo_mode() is None:
+        return {}
+    s = DEMO_SETTINGS
+    return {
+        "data": DEMO_DATA,
+        "filters": s["hparams"]["filters"],
+        "max_epochs": s["max_epochs"],
+        "window": s["window"],
+        "burn_in": s["burn_in"],
+        "stride": s["stride"],
+        "chunk": s["chunk"],
+        "batch_size": s["batch_size"],
+        "threads": max(1, min(s["num_threads"], os.cpu_count() or 1)),
+        "extra": {"patience": s["patience"]},
+    }
