@@ -382,6 +382,11 @@ def test_panel_b_one_box_per_type_and_model(case, scores):
     assert n_boxes == {9}
     with pytest.raises(ValueError, match="min_cells"):
         ev.nse_boxplots(scores, obs["landcover"], min_cells=50)
+    # a period too short for any score (fewer composites than MIN_OBS) says so, not "lower min_cells"
+    unscored = scores.copy()
+    unscored["nse"] = unscored["nse"] * np.nan
+    with pytest.raises(ValueError, match="needs at least 10 satellite composites"):
+        ev.nse_boxplots(unscored, obs["landcover"], min_cells=1)
 
 
 def test_panel_c_uses_the_nearest_composite_date(case):

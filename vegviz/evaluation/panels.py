@@ -181,6 +181,12 @@ def nse_boxplots(scores: xr.Dataset, landcover, models: Sequence[str] | None = N
     models = _models(scores, models) if models is not None else _default_models(scores)
     groups = vegetation_groups(scores, landcover, metric=metric, min_cells=min_cells)
     if not groups:
+        if not np.isfinite(scores[metric].sel(model=list(models)).values).any():
+            from .skill import MIN_OBS
+
+            raise ValueError(f"no cell has a {metric.upper()} score in this period: a score needs at least "
+                             f"{MIN_OBS} satellite composites per cell, and this period has fewer. Fix: choose a "
+                             "longer period (e.g. prepare more months of data)")
         raise ValueError(f"no vegetation type has {min_cells} or more scored cells. Fix: lower min_cells")
     field = scores[metric].transpose("model", "lat", "lon")
     frames = []
