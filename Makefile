@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The CPU build of torch. On a CUDA machine install your CUDA wheel into the venv
-# first (see README); pip then keeps it, because it satisfies torch>=2.2.
+# first (see README); pip then keeps it, because it satisfies torch>=2.3.
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.vegviz-installed
 

@@ -10,7 +10,9 @@
 Layout of an experiment folder (under :func:`vegviz.training.runs_root` by default)::
 
     <name>/
-      experiment.yaml      base configuration, models, per-model wall time, epochs, device
+      experiment.yaml      base configuration, models, per-model wall time, epochs, device, and the
+                           provenance (vegviz.provenance: version, git commit, seed, libraries, data hash);
+                           ``vegviz experiment --config <name>/experiment.yaml --name NEW`` repeats it
       <model>/             one run directory per model (see vegviz.training.run)
       predictions.nc       the models' predictions combined (one variable per model)
       scores_<period>.nc   per-cell NSE/KGE/RMSE of models and references
@@ -154,6 +156,26 @@ def _save_info(path: Path, info: dict) -> None:
     write_atomic(path / EXPERIMENT_FILE, yaml.safe_dump(info, sort_keys=False, default_flow_style=None).encode())
 
 
+def _provenance(config: Config, ds: xr.Dataset, variables: list[str], old: dict | None, models, path: Path) -> dict:
+    """The experiment's provenance, recorded once (its runs each write their own provenance.yaml too).
+
+    Taken under the runs' device and thread settings; a resumed experiment keeps the earlier
+    sessions' records.
+    """
+    from .provenance import record
+    from .training.device import resolve, settings
+
+    hw = resolve(config)
+    with settings(config, hw):
+        prov = record(config, ds, hardware=hw, variables=variables)
+    prov["reproduce"] = (f"vegviz experiment --config {path / EXPERIMENT_FILE} --models {','.join(models)} "
+                         f"--name {path.name}-again --runs-dir {path.parent}")
+    if old:
+        prov["earlier_sessions"] = [*old.get("earlier_sessions", []),
+                                    {k: v for k, v in old.items() if k != "earlier_sessions"}]
+    return prov
+
+
 def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name: str | None = None,
                    root=None, data: xr.Dataset | None = None, progress: bool = True, figures: bool = True,
                    periods=("validation", "test"), log=print) -> Experiment:
@@ -186,8 +208,10 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
                               "Fix: choose another --name, or rerun with the experiment's own configuration "
                               f"(--config {path / EXPERIMENT_FILE})")
     ds = data if data is not None else open_data(config.data, seed=config.seed)
+    used = {}  # the variables any model uses, in order
     for model in models:  # check the data for every model before anything is written
-        prepare(ds, config.replace(model=model))
+        used.update(dict.fromkeys(prepare(ds, config.replace(model=model)).data_vars))
+    prov = _provenance(config, ds, list(used), info.get("provenance"), models, path)
     path.mkdir(parents=True, exist_ok=True)
     info.update({
         "name": name,
@@ -196,6 +220,7 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
         "vegviz_version": vegviz_version(),
         "host": socket.gethostname(),
         "started": info.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "provenance": prov,
     })
     info.setdefault("runs", {})
     _save_info(path, info)
@@ -252,7 +277,7 @@ def score_period(predictions: xr.Dataset, observations: xr.Dataset, config: Conf
     from .evaluation import comparison_table, score
 
     scores = score(predictions, observations, period=getattr(config.periods, period),
-                   references=("process", "noise_ceiling", "climatology"))
+                   references=("process", "noise_ceiling", "climatology"), train_period=config.periods.train)
     scores.attrs["period"] = period
     write_netcdf_atomic(scores, Path(out_dir) / f"scores_{period}.nc")
     return scores, comparison_table(scores, observations["landcover"])

@@ -5,7 +5,9 @@ dicts, None), so it loads with ``torch.load(path, weights_only=True)``, which ru
 pickled code. It holds everything needed to continue training exactly where it stopped:
 model, optimiser, scheduler and gradient-scaler state, the epoch and the batch within
 it, the early-stopping bookkeeping, the history so far, the normalisation statistics,
-the configuration and the torch random state (see :mod:`vegviz.training.trainer`).
+the configuration, the torch random state (see :mod:`vegviz.training.trainer`) and the
+run's provenance (``"provenance"``: the record of :func:`vegviz.provenance.record`, also in
+the run's ``provenance.yaml``; absent in checkpoints written before it was recorded).
 
 Every file is written to a temporary file in the same folder, flushed to disk and then
 moved over the target with ``os.replace`` (atomic on POSIX and Windows), so a crash or a

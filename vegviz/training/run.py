@@ -4,7 +4,9 @@ Layout of a run directory (default ``$VEGVIZ_RUNS_DIR/<name>``, else
 ``platformdirs.user_data_dir("vegviz")/runs/<name>``)::
 
     <name>/
-      config.yaml          the Config of the run
+      config.yaml          the Config of the run (``vegviz train --config`` accepts it)
+      provenance.yaml      vegviz version, git commit, seed, device, library versions, data origin and
+                           content hash (see vegviz.provenance)
       history.csv          per-epoch metrics (epoch, train_loss, val_loss, val_nse_median, lr, seconds, best, device)
       checkpoints/
         epoch_001.pt ...   one per epoch
@@ -72,6 +74,13 @@ class Run:
         return Config.from_yaml(self.path / "config.yaml")
 
     @property
+    def provenance(self) -> dict | None:
+        """What the run was made of (``provenance.yaml``); None for runs written before it was recorded."""
+        from ..provenance import read_provenance
+
+        return read_provenance(self.path)
+
+    @property
     def history(self) -> pd.DataFrame:
         """Per-epoch metrics (empty before the first epoch ends)."""
         from .trainer import HISTORY_COLUMNS
@@ -124,7 +133,7 @@ class Run:
         config = Config.from_dict(ckpt["config"])
         model = build_model(config, Normalization.from_dict(ckpt["normalization"]).n_inputs)
         model.load_state_dict(ckpt["model"])
-        ds = data if data is not None else open_data(config.data)
+        ds = data if data is not None else open_data(config.data, seed=config.seed)
         pred = predict(model, ds, config, Normalization.from_dict(ckpt["normalization"]),
                        checkpoint=self.checkpoint(which), device=device)
         if write:

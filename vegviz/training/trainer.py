@@ -25,6 +25,10 @@ Validation runs the model over the validation period with its state carried from
 and scores the loss on the observed target and the NSE per cell on observed dates
 (median over the mask cells).
 
+``setup`` writes ``config.yaml`` and ``provenance.yaml`` (:mod:`vegviz.provenance`: vegviz
+version and git commit, seed, device and thread settings, library versions, the data set's
+origin and a SHA-256 of the values used); every checkpoint carries the same record.
+
 Every epoch ends with a checkpoint (``checkpoints/epoch_NNN.pt`` and ``last.pt``;
 ``best.pt`` when the validation loss improved); a stop request writes ``last.pt``
 mid-epoch. :meth:`Trainer.fit` with ``resume=True`` continues from ``last.pt``: the
@@ -45,6 +49,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
+from ..provenance import record, write_provenance
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint, vegviz_version, write_atomic
 from .config import PHYSICS_INPUT, PHYSICS_MODELS, Config
 from .data import open_data, prepare
@@ -150,6 +155,7 @@ class Trainer:
         self.model: torch.nn.Module | None = None
         self.stats: Normalization | None = None
         self.history: list[dict] = []
+        self.provenance: dict = {}  # what this run is made of (vegviz.provenance.record), set by setup()
         self.result: str | None = None  # why the last fit ended
         self.error: BaseException | None = None  # what a background fit raised
 
@@ -211,11 +217,12 @@ class Trainer:
     # ------------------------------------------------------------------ setup
     def setup(self, resume: bool = False) -> dict | None:
         """Open and validate the data, fit or restore the normalisation, load the arrays, build the
-        model and optimiser, write config.yaml. Returns the checkpoint to resume from (or None).
+        model and optimiser, write config.yaml and provenance.yaml. Returns the checkpoint to resume
+        from (or None).
         """
         cfg = self.config
-        ds = self._data if self._data is not None else open_data(cfg.data)
-        ds = prepare(ds, cfg)
+        source = self._data if self._data is not None else open_data(cfg.data, seed=cfg.seed)
+        ds = prepare(source, cfg)
         ckpt = None
         last = self.checkpoint_dir / "last.pt"
         if resume and last.exists():
@@ -251,7 +258,24 @@ class Trainer:
         self.scaler = self.hardware.grad_scaler()
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         write_atomic(self.run_dir / "config.yaml", cfg.to_yaml().encode())
+        self.provenance = self._provenance(source, list(ds.data_vars), ckpt)
+        write_provenance(self.run_dir, self.provenance)
         return ckpt
+
+    def _provenance(self, source: xr.Dataset, variables: list[str], ckpt: dict | None) -> dict:
+        """This session's provenance (:mod:`vegviz.provenance`); a resumed run keeps its earlier sessions'."""
+        prov = record(self.config, source, hardware=self.hardware, variables=variables)
+        prov["reproduce"] = f"vegviz train --config {self.run_dir / 'config.yaml'} --name {self.run_dir.name}-again"
+        old = (ckpt or {}).get("provenance")
+        if old:
+            earlier = list(old.get("earlier_sessions", []))
+            earlier.append({k: v for k, v in old.items() if k != "earlier_sessions"})
+            prov["earlier_sessions"] = earlier
+            before = old.get("data", {}).get("content_sha256")
+            if before and before != prov["data"]["content_sha256"]:
+                log.warning("resuming %s on data whose content hash differs from the earlier session's (%s -> %s); "
+                            "see provenance.yaml", self.run_dir, before[:12], prov["data"]["content_sha256"][:12])
+        return prov
 
     def _check_resumable(self, ckpt: dict) -> None:
         old, new = ckpt["config"], self.config.to_dict()
@@ -469,6 +493,7 @@ class Trainer:
             "history": [dict(h) for h in self.history],
             "normalization": self.stats.to_dict(),
             "config": self.config.to_dict(),
+            "provenance": self.provenance,
             "rng": torch.get_rng_state(),
         }
 
