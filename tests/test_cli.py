@@ -68,3 +68,18 @@ def test_build_static_reproduces_the_committed_file(tmp_path):
     new, old = static_mod.load_static(out), static_mod.load_static()
     for v in ("landcover", "landcover_fraction", "elevation", "mask", "basin_fraction"):
         np.testing.assert_allclose(new[v].values, old[v].values, rtol=1e-6, err_msg=v)
+
+
+def test_experiment_config_brings_its_models_unless_overridden(tmp_path):
+    import yaml
+
+    from vegviz.cli import _config, build_parser
+
+    exp = tmp_path / "experiment.yaml"
+    exp.write_text(yaml.safe_dump({"name": "e", "models": ["lstm", "convlstm"],
+                                   "config": {"data": "virtual_ucrb_small", "max_epochs": 2}}))
+    args = build_parser().parse_args(["experiment", "--config", str(exp)])
+    assert _config(args).max_epochs == 2 and args.models == "lstm,convlstm"
+    args = build_parser().parse_args(["experiment", "--config", str(exp), "--models", "lstm"])
+    _config(args)
+    assert args.models == "lstm"

@@ -117,7 +117,9 @@ def _config(args):
             raise ConfigError(f"--config {path}: not valid YAML ({e})") from None
         if not isinstance(d, dict):
             raise ConfigError(f"--config {path}: expected a mapping of keys to values")
-        if "config" in d and "models" in d:  # an experiment.yaml
+        if "config" in d and "models" in d:  # an experiment.yaml: its models too, unless --models says otherwise
+            if getattr(args, "models", "unset") is None:
+                args.models = ",".join(d["models"])
             d = d["config"]
     for key in ("data", "model", "name", "device", "seed"):
         value = getattr(args, key, None)
@@ -200,7 +202,7 @@ def cmd_experiment(args) -> int:
     from .experiment import run_experiment
 
     cfg = _config(args)
-    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    models = [m.strip() for m in (args.models or "convlstm,convlstm_physics,lstm").split(",") if m.strip()]
     root = Path(args.runs_dir) if args.runs_dir else None
     t0 = time.perf_counter()
     exp = run_experiment(cfg, models=models, name=args.name or cfg.name, root=root,
@@ -358,7 +360,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("experiment", help="train and compare the three models")
     _training_options(x)
-    x.add_argument("--models", default="convlstm,convlstm_physics,lstm", help="comma-separated model names")
+    x.add_argument("--models", help="comma-separated model names (default: an --config experiment.yaml's, "
+                                    "else convlstm,convlstm_physics,lstm)")
     x.add_argument("--name", help="experiment name (folder under the runs directory); rerun it to resume")
     x.add_argument("--runs-dir", help="parent folder (default: $VEGVIZ_RUNS_DIR or the user data dir)")
     x.add_argument("--no-figures", action="store_true", help="skip the HTML figures")
