@@ -162,7 +162,7 @@ class TrainingDashboard(pn.viewable.Viewer):
                  "chunk", "device", "threads", "run_name")
 
     def __init__(self, **params):
-        from ..demo import dashboard_defaults  # $VEGVIZ_DEMO (Binder): smaller defaults; given params win
+        from ..demo import dashboard_defaults, demo_mode  # $VEGVIZ_DEMO (Binder): smaller defaults; given params win
 
         super().__init__(**{**dashboard_defaults(), **params})
         try:
@@ -170,6 +170,8 @@ class TrainingDashboard(pn.viewable.Viewer):
         except Exception as e:  # no catalog: the page still opens and says why
             log.warning("no data choices: %s", e)
             choices = []
+        if demo_mode():  # the full basin does not fit a 2 GB demo machine
+            choices = [c for c in choices if c != "virtual_ucrb"]
         self._choices = choices
         self.param.data.objects = choices + ([self.data] if self.data not in choices else [])
         self._auto = ""
