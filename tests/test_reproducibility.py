@@ -162,7 +162,10 @@ def test_record_is_plain_and_names_the_data(tmp_path):
 # ----------------------------------------------------------------------------- runs and experiments
 
 def test_runs_and_experiment_record_provenance(tiny_experiment):
-    exp_prov = tiny_experiment.info["provenance"]
+    from vegviz.experiment import Experiment
+
+    # read afresh: other tests resume the shared experiment, which rewrites experiment.yaml
+    exp_prov = Experiment.open(tiny_experiment.path).info["provenance"]
     assert read_provenance(tiny_experiment.path / "experiment.yaml") == exp_prov
     assert read_provenance(tiny_experiment.path) == exp_prov
     assert exp_prov["data"]["name"] == "virtual_ucrb_small" and exp_prov["data"]["synthetic"] == 1
