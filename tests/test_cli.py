@@ -36,9 +36,18 @@ def test_demo_writes_overview_figure(small_basin, tmp_path, capsys):
     assert "next:" in capsys.readouterr().out
 
 
-def test_info_unknown_dataset_is_a_clear_error():
-    with pytest.raises(SystemExit, match="neither a file nor a catalog entry"):
-        cli.main(["info", "no_such_entry"])
+def test_info_unknown_dataset_is_a_clear_error(capsys):
+    assert cli.main(["info", "no_such_entry"]) == 2
+    assert "neither an existing Zarr/NetCDF path nor an entry" in capsys.readouterr().err
+
+
+def test_a_plain_folder_does_not_hide_a_catalog_entry(tmp_path, monkeypatch, small_basin, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "virtual_ucrb_small").mkdir()  # e.g. an archive folder named like the entry
+    assert cli.main(["info", "virtual_ucrb_small"]) == 0
+    (tmp_path / "data").mkdir()
+    assert cli.main(["info", "data"]) == 2
+    assert "not a Zarr store" in capsys.readouterr().err
 
 
 def test_info_on_a_store_that_breaks_the_contract(tmp_path, capsys, contract_ds):

@@ -22,24 +22,16 @@ from pathlib import Path
 
 
 def _open(name: str, seed: int):
-    """A data set by catalog entry name or by path; validated."""
-    import xarray as xr
-
+    """A data set by catalog entry name or by path; validated (the study grid or any window of it)."""
+    from .catalog import open_data
     from .contract import validate
+    from .grid import UCRB
 
-    p = Path(name)
-    if p.exists():
-        ds = xr.open_zarr(p) if p.is_dir() else xr.open_dataset(p, engine="netcdf4")
-        return validate(ds) if "time" in ds.dims else ds
-    from .catalog import open_catalog
-
-    cat = open_catalog()
-    if name not in cat:
-        raise SystemExit(f"error: {name!r} is neither a file nor a catalog entry; entries: {', '.join(cat)}")
-    params = {u["name"] for u in cat._entries[name].describe().get("user_parameters", [])}
-    source = cat[name](seed=seed) if "seed" in params else cat[name]
-    ds = source.to_dask()
-    return validate(ds) if "time" in ds.dims else ds
+    ds = open_data(name, seed=seed)
+    if "time" not in ds.dims:
+        return ds
+    full = ds.sizes.get("lat") == UCRB.nlat and ds.sizes.get("lon") == UCRB.nlon
+    return validate(ds, grid=UCRB if full else None)
 
 
 def cmd_demo(args) -> int:
