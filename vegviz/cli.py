@@ -183,6 +183,8 @@ def cmd_evaluate(args) -> int:
     cfg = run.config
     obs = open_data(args.data or cfg.data, seed=cfg.seed)
     _, table = score_period(pred, obs, cfg, args.period, path)
+    start, end = getattr(cfg.periods, args.period)
+    print(f"{args.period} period {start}..{end} (the run's own split), median per-cell skill over the basin mask:")
     text = markdown_table(table)
     write_atomic(path / f"comparison_{args.period}.md", (text + "\n").encode())
     print(text)
@@ -205,8 +207,6 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import subprocess
-
     from .catalog import REPO_CATALOG
 
     target = Path(args.path) if args.path else REPO_CATALOG.parent.parent / "dashboards"
@@ -224,8 +224,10 @@ def cmd_serve(args) -> int:
     env = dict(os.environ)
     if args.address not in ("127.0.0.1", "localhost", "::1"):
         env["VEGVIZ_ALLOW_REMOTE"] = "1"  # the user asked for a reachable server; the app's guard lets them in
-    print(" ".join(cmd))
-    return subprocess.call(cmd, env=env)
+    print(" ".join(cmd), flush=True)
+    # the server replaces this process: a signal to `vegviz serve` (SIGTERM, Ctrl-C) reaches panel itself,
+    # and no orphaned server keeps the port
+    os.execve(sys.executable, cmd, env)
 
 
 def cmd_fetch(args) -> int:
