@@ -110,20 +110,15 @@ def open_data(source: str | os.PathLike, seed: int | None = None):
     path = Path(source).expanduser()
     cat = open_catalog()
     name = str(source)
-    if path.exists():
-        is_store = path.is_file() or any((path / m).exists() for m in (".zgroup", "zarr.json", ".zattrs"))
-        if not is_store and name in cat:
-            pass  # a plain folder that happens to share the entry's name: the entry is meant
-        elif not is_store:
-            raise FileNotFoundError(f"data: {path} is a folder but not a Zarr store (no .zgroup or zarr.json). "
-                                    "Fix: pass the .zarr store itself or a catalog entry name")
-        else:
-            if name in cat and not str(source).endswith((".zarr", ".nc")):
-                raise FileNotFoundError(f"data: {name!r} is both a path here and a catalog entry. Fix: pass "
-                                        f"./{name} for the path, or run from another folder for the entry")
-            if path.is_dir():
-                return xr.open_zarr(path)
-            return xr.open_dataset(path, engine="netcdf4", chunks={})
+    is_store = path.is_file() or any((path / m).exists() for m in (".zgroup", "zarr.json", ".zattrs"))
+    if is_store:
+        if name in cat and not name.endswith((".zarr", ".nc")):
+            raise FileNotFoundError(f"data: {name!r} is both a path here and a catalog entry. Fix: pass "
+                                    f"./{name} for the path, or run from another folder for the entry")
+        return xr.open_zarr(path) if path.is_dir() else xr.open_dataset(path, engine="netcdf4", chunks={})
+    if path.is_dir() and name not in cat:  # (a plain folder named like an entry does not hide the entry)
+        raise FileNotFoundError(f"data: {path} is a folder but not a Zarr store (no .zgroup or zarr.json). "
+                                "Fix: pass the .zarr store itself or a catalog entry name")
     if name not in cat:
         raise FileNotFoundError(f"data: {name!r} is neither an existing Zarr/NetCDF path nor an entry of the "
                                 f"catalog; entries: {', '.join(cat)}. Fix: use one of them or a path")

@@ -34,17 +34,16 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 
 from .. import grid as _grid
 from ..contract import ContractError, cf_attrs, validate
+from .static import STATIC
 
 __all__ = ["PrepareError", "prepare_real", "split_periods", "static_on_grid", "work_dir"]
 
 MARKER = "vegviz_prepared"  # a store attribute: written last, so a store without it is not ours or not done
-STATIC = ("landcover", "elevation", "mask")
 
 
 class PrepareError(ValueError):
@@ -75,28 +74,24 @@ def split_periods(time: pd.DatetimeIndex) -> dict[str, list[str]]:
 
 def static_on_grid(grid: _grid.Grid, landcover=None, product: str = "MCD12C1") -> xr.Dataset:
     """``landcover``, ``elevation``, ``mask`` and ``cell_area`` on ``grid`` (a window of the study grid)."""
-    from .static import load_static
+    from .static import load_static, static_fields
 
     static = load_static()
     lat, lon = static["lat"].values, static["lon"].values
-    ilat = [int(np.argmin(np.abs(lat - v))) for v in grid.lat]
-    ilon = [int(np.argmin(np.abs(lon - v))) for v in grid.lon]
-    if not (np.allclose(lat[ilat], grid.lat, atol=1e-4) and np.allclose(lon[ilon], grid.lon, atol=1e-4)):
+    try:
+        sub = static.sel(lat=grid.lat, lon=grid.lon, method="nearest", tolerance=1e-4)
+    except KeyError:
         raise PrepareError(f"the grid {grid.name} (lat {grid.lat[0]}..{grid.lat[-1]}, lon {grid.lon[0]}.."
                            f"{grid.lon[-1]}) is not inside the study grid, where vegviz has elevation and the basin "
                            f"mask (lat {lat[0]}..{lat[-1]}, lon {lon[0]}..{lon[-1]}). Fix: choose a window of the "
-                           "UCRB grid")
-    sub = static.isel(lat=ilat, lon=ilon)
-    out = xr.Dataset(coords={"lat": ("lat", grid.lat, sub["lat"].attrs), "lon": ("lon", grid.lon, sub["lon"].attrs)})
-    for name in ("elevation", "mask", "cell_area"):
-        keep = {k: v for k, v in sub[name].attrs.items() if k in ("source", "comment", "units", "long_name")}
-        out[name] = (("lat", "lon"), sub[name].values, {**keep, **(cf_attrs(name) if name != "cell_area" else {})})
-    if landcover is None:
-        lc = sub["landcover"]
-        out["landcover"] = (("lat", "lon"), lc.values, {**{k: v for k, v in lc.attrs.items()
-                                                           if k in ("source", "flag_values", "flag_meanings")},
-                                                        **cf_attrs("landcover")})
-    else:
+                           "UCRB grid") from None
+    # the grid's own coordinates, so that the merge with the forcing aligns exactly
+    out = static_fields(sub).assign_coords(lat=("lat", grid.lat, sub["lat"].attrs),
+                                           lon=("lon", grid.lon, sub["lon"].attrs))
+    out["cell_area"] = (("lat", "lon"), sub["cell_area"].values,
+                        {k: v for k, v in sub["cell_area"].attrs.items() if k in ("source", "comment", "units",
+                                                                                   "long_name")})
+    if landcover is not None:
         from .landcover import landcover_on_grid
 
         lc = landcover_on_grid(landcover, grid, product=product)["landcover"]
@@ -104,11 +99,9 @@ def static_on_grid(grid: _grid.Grid, landcover=None, product: str = "MCD12C1") -
     return out
 
 
-def _sample_note(nldas) -> str | None:
-    """The note of a sample archive (:mod:`vegviz.data.samples`) when the forcing files are one."""
-    from . import nldas as _nldas
-
-    first = _nldas.find_granules(nldas)[0]
+def _sample_note(first) -> str | None:
+    """The note of a sample archive (:mod:`vegviz.data.samples`) when the forcing files, whose first
+    granule is ``first``, are one."""
     if first.version != "020":
         return None
     import netCDF4
@@ -165,7 +158,9 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
     work = work_dir(out)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        store = _nldas.write_daily_zarr(nldas, work / "forcing.zarr", grid, start, end,
+        # the folder is walked once: the aggregation gets the file list
+        granules = _nldas.find_granules(nldas, start, end)
+        store = _nldas.write_daily_zarr([g.path for g in granules], work / "forcing.zarr", grid, start, end,
                                         allow_missing_hours=allow_missing_hours,
                                         progress=lambda done, total: log(f"      block {done}/{total}"))
     except BaseException:
@@ -185,7 +180,7 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
 
     ds = xr.merge([forcing.load(), lai, static], combine_attrs="override")  # variables keep theirs
     periods = split_periods(days)
-    sample = _sample_note(nldas)  # a sample archive is labelled synthetic, like the virtual basin
+    sample = _sample_note(granules[0])  # a sample archive is labelled synthetic, like the virtual basin
     ds.attrs = {
         "title": f"vegviz model-ready data set from NLDAS-2, GLOBMAP LAI V3 and MODIS land cover ({grid.name})"
                  + (" - SAMPLE archive, not observations" if sample else ""),

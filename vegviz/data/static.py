@@ -113,6 +113,21 @@ def write_static(ds: xr.Dataset, path: Path = STATIC_FILE) -> Path:
     return write_netcdf_atomic(ds, path, enc)
 
 
+#: the static fields of the model-ready Dataset (the contract)
+STATIC = ("landcover", "elevation", "mask")
+
+
+def static_fields(static: xr.Dataset) -> xr.Dataset:
+    """landcover, elevation and mask on the grid, with contract attributes."""
+    out = xr.Dataset(coords={"lat": static["lat"], "lon": static["lon"]})
+    for name in STATIC:
+        da = static[name]
+        keep = ("source", "comment") + (("flag_values", "flag_meanings") if name == "landcover" else ())
+        attrs = {k: v for k, v in da.attrs.items() if k in keep} | cf_attrs(name)
+        out[name] = xr.DataArray(da.values, dims=("lat", "lon"), attrs=attrs)
+    return out
+
+
 def load_static(path: Path | str = STATIC_FILE) -> xr.Dataset:
     """The committed static fields (loaded into memory; about 0.5 MB)."""
     path = Path(path)
