@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import tifffile
 
 from vegviz import grid as G
 from vegviz.contract import cf_attrs, check_time, validate
 from vegviz.data import globmap as gm
+from vegviz.data.samples import write_latlon_tif
 
 REF = gm.GLOBMAP_GRID
 FILL = -1
@@ -45,19 +45,9 @@ def write_hdf(path, raw, *, sds="LAI", attrs=True):
     return path
 
 
-def geokeys(model=2):
-    return (1, 1, 0, 3, 1024, 0, 1, model, 1025, 0, 1, 1, 2048, 0, 1, 4326)
-
-
 def write_tif(path, raw, *, west=REF.west, north=REF.north, res=REF.dx, nodata=FILL, tags=True, model=2):
-    extra = []
-    if tags:
-        extra = [(33550, "d", 3, (res, res, 0.0)), (33922, "d", 6, (0.0, 0.0, 0.0, west, north, 0.0)),
-                 (34735, "H", 16, geokeys(model))]
-    if nodata is not None:
-        extra.append((42113, "s", 0, str(nodata)))
-    tifffile.imwrite(path, raw, compression="zlib", tile=(256, 256), extratags=extra)
-    return path
+    return write_latlon_tif(path, raw, west=west, north=north, res=res, nodata=nodata, tags=tags, model=model,
+                             tile=(256, 256))
 
 
 def pixel_bounds(r, c, ref=REF):

@@ -12,6 +12,7 @@ import xarray as xr
 from vegviz import grid as G
 from vegviz.contract import IGBP_CLASSES
 from vegviz.data import landcover as lc
+from vegviz.data import samples
 from vegviz.data.static import load_static
 
 STRUCT = """GROUP=SwathStructure
@@ -57,11 +58,7 @@ def write_mcd12c1_hdf(path, data, *, sds=lc.MCD12C1_SDS, struct=STRUCT):
 
 
 def write_latlon_tif(path, data, west, north, res, model=2):
-    tags = [(33550, "d", 3, (res, res, 0.0)), (33922, "d", 6, (0.0, 0.0, 0.0, west, north, 0.0)),
-            (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, model, 1025, 0, 1, 1, 2048, 0, 1, 4326)),
-            (42113, "s", 0, "255")]
-    tifffile.imwrite(path, data, compression="zlib", extratags=tags)
-    return path
+    return samples.write_latlon_tif(path, data, west=west, north=north, res=res, nodata=255, model=model)
 
 
 def test_real_mcd12c1_matches_committed_static_file(real_on_grid):

@@ -27,8 +27,8 @@ import pandas as pd
 from ..grid import Grid
 from .nldas import FIELDS, granule_name
 
-__all__ = ["SAMPLE_GRID", "SAMPLE_WINDOW", "hourly_values", "make_nc_files", "sample_lai", "write_globmap_tif",
-           "write_nc_granule", "write_sample_archive"]
+__all__ = ["SAMPLE_GRID", "SAMPLE_WINDOW", "hourly_values", "make_nc_files", "sample_lai", "write_latlon_tif",
+           "write_globmap_tif", "write_nc_granule", "write_sample_archive"]
 
 BASE_FILE = Path(__file__).parent / "files" / "nldas_sample_base.nc"
 #: the study-grid window of the sample (inside the UCRB; 144 basin cells)
@@ -151,21 +151,32 @@ def sample_lai(date, lat: np.ndarray, lon: np.ndarray, codes: np.ndarray) -> np.
     return np.clip(0.25 + (peak - 0.25) * season + texture, 0.0, None)
 
 
-def write_globmap_tif(path, lai: np.ndarray, west: float, north: float, *, nodata: int = -1) -> Path:
-    """A GLOBMAP-style GeoTIFF: int16 LAI x 100, lat/lon georeferencing tags, GDAL nodata."""
+def write_latlon_tif(path, raw: np.ndarray, *, west: float, north: float, res: float | None = None,
+                      nodata: int | None = -1, tags: bool = True, model: int = 2, tile=None) -> Path:
+    """A GeoTIFF of ``raw`` on a lat/lon lattice (GLOBMAP, MCD12C1 layouts): georeferencing tags (``model`` 2:
+    geographic; ``tags=False`` leaves them out), GDAL nodata (``None``: none), zlib, optional tiles."""
     import tifffile
 
     from .globmap import GLOBMAP_GRID
 
-    raw = np.where(np.isfinite(lai), np.round(lai * 100), nodata).astype(np.int16)
-    res = GLOBMAP_GRID.dx
-    geokeys = (1, 1, 0, 3, 1024, 0, 1, 2, 1025, 0, 1, 1, 2048, 0, 1, 4326)  # geographic, pixel is area, WGS 84
-    extra = [(33550, "d", 3, (res, res, 0.0)), (33922, "d", 6, (0.0, 0.0, 0.0, west, north, 0.0)),
-             (34735, "H", len(geokeys), geokeys), (42113, "s", 0, str(nodata))]
+    res = GLOBMAP_GRID.dx if res is None else res
+    extra = []
+    if tags:
+        geokeys = (1, 1, 0, 3, 1024, 0, 1, model, 1025, 0, 1, 1, 2048, 0, 1, 4326)  # pixel is area, WGS 84
+        extra = [(33550, "d", 3, (res, res, 0.0)), (33922, "d", 6, (0.0, 0.0, 0.0, west, north, 0.0)),
+                 (34735, "H", len(geokeys), geokeys)]
+    if nodata is not None:
+        extra.append((42113, "s", 0, str(nodata)))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tifffile.imwrite(path, raw, compression="zlib", extratags=extra)
+    tifffile.imwrite(path, raw, compression="zlib", tile=tile, extratags=extra)
     return path
+
+
+def write_globmap_tif(path, lai: np.ndarray, west: float, north: float, *, nodata: int = -1) -> Path:
+    """A GLOBMAP-style GeoTIFF of ``lai`` (m2 m-2): int16 LAI x 100, NaN as ``nodata``."""
+    raw = np.where(np.isfinite(lai), np.round(lai * 100), nodata).astype(np.int16)
+    return write_latlon_tif(path, raw, west=west, north=north, nodata=nodata)
 
 
 def _globmap_subset(grid: Grid, margin_deg: float = 0.3):
