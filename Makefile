@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.vegviz-installed
 
-.PHONY: setup demo test lab bench docs clean-cache
+.PHONY: setup demo test lab bench bench-all docs
 
 setup: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-## main job: build (or open) the virtual basin, print its summary, execute the tour notebook
+## main job: build (or open) the virtual basin, print its summary, write artifacts/overview.png
 demo: $(STAMP)
 	$(BIN)/vegviz demo
 
@@ -38,6 +38,14 @@ docs: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
+## the two quick benchmarks (data pipeline); bench-all runs every script in benchmarks/
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_virtual.py
 	$(BIN)/python benchmarks/bench_physics.py
+
+bench-all: bench
+	$(BIN)/python benchmarks/bench_convlstm.py
+	$(BIN)/python benchmarks/bench_training.py
+	$(BIN)/python benchmarks/bench_nldas.py
+	$(BIN)/python benchmarks/bench_dashboards.py
+	$(BIN)/python benchmarks/bench_binder_memory.py

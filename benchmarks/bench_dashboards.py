@@ -77,7 +77,7 @@ def _make_full_result(results: dict) -> tuple[str, str]:
 
     from vegviz.dashboards import sources
     from vegviz.training import Run
-    from vegviz.training.predict import write_predictions
+    from vegviz.training.inference import write_predictions
 
     tmp = Path(tempfile.mkdtemp(prefix="vegviz-bench-runs-"))
     obs = sources.open_observations(FULL)

@@ -323,6 +323,18 @@ def test_without_results_the_page_says_how_to_make_one(other_runs, cls):
     assert "vegviz experiment --data virtual_ucrb_small" in text and "Training" in text
 
 
+@pytest.mark.parametrize("cls", [LaiMaps, Skill, TimeSeries])
+def test_a_served_document_validates_without_bokeh_warnings(runs_dir, cls):
+    # a Bokeh server validates every session's document and logs each issue that is not silenced
+    # (W-1005 was logged once per plot); this is the same check
+    from bokeh.core.validation.check import check_integrity, is_silenced
+    from bokeh.core.validation.warnings import Warning as BokehWarning
+
+    issues = check_integrity(list(drawn(cls()).references()))
+    assert not issues.error
+    assert not [w for w in issues.warning if not is_silenced(BokehWarning.get_by_code(w.code))]
+
+
 def test_refresh_picks_up_a_new_run(runs_dir, other_runs):
     c = TimeSeries()
     drawn(c)

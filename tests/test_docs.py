@@ -14,7 +14,9 @@ def test_api_reference_builds_with_every_public_module(tmp_path):
     run = subprocess.run([sys.executable, "-m", "sphinx", "-q", "-b", "html", str(src), str(out)],
                          capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "failed to import" not in run.stderr and "autodoc: failed" not in run.stderr, run.stderr[-3000:]
+    # every warning is a docstring that renders wrong (a field list swallowing prose, an ambiguous link)
+    warnings = [line for line in run.stderr.splitlines() if "WARNING" in line or "ERROR" in line]
+    assert not warnings, "\n".join(warnings)
     pages = {p.name for p in (out / "generated").glob("*.html")}
     for module in ("vegviz.data.prepare", "vegviz.training", "vegviz.dashboards.maps", "vegviz.contract",
                    "vegviz.evaluation", "vegviz.data.nldas"):

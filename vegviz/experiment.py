@@ -40,7 +40,7 @@ from .io import write_atomic, write_netcdf_atomic
 from .training.checkpoint import vegviz_version
 from .training.config import Config, ConfigError
 from .training.data import open_data, prepare
-from .training.predict import write_predictions
+from .training.inference import write_predictions
 from .training.run import Run, runs_root, train
 from .training.trainer import RESUMABLE_CHANGES
 

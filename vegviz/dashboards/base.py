@@ -18,9 +18,17 @@ import pandas as pd
 import panel as pn
 import param
 import xarray as xr
+from bokeh.core.validation import silence
+from bokeh.core.validation.warnings import FIXED_SIZING_MODE
 
 from ..contract import IGBP_CLASSES
 from . import sources
+
+# Every plot here sizes its frame (HoloViews' frame_width/frame_height, so maps keep true cell
+# shapes). HoloViews then leaves the figure's outer width/height unset, which Bokeh's validator
+# reports as W-1005 on each session although the layout is exact (holoviz/holoviews#6668;
+# HoloViews silences the same check in hv.save).
+silence(FIXED_SIZING_MODE, True)
 
 __all__ = ["ResultViewer", "basemap_overlay", "composite_counts", "dominant_vegetation", "in_server",
            "landcover_outlines", "result_periods"]

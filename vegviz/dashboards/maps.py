@@ -11,7 +11,7 @@ date is held in memory per variable, so a date inside it is a numpy slice; the
 basemap and land-cover outlines are built once per grid (module-level caches).
 :meth:`LaiMaps.render_date` is the server-side work of one slider move, for benchmarks.
 
-The shared base, :class:`~vegviz.dashboards.base.ResultViewer`, lives in :mod:`.base`.
+The shared base, :class:`~vegviz.dashboards.base.ResultViewer`, lives in :mod:`vegviz.dashboards.base`.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ the dividing point between the Upper and the Lower Basin in the Colorado River
 Compact (1922, Art. II: "a point in the main stream of the Colorado River one mile
 below the mouth of the Paria River"). The USGS gauge 09380000, Colorado River at
 Lees Ferry, AZ (36.865 N, 111.588 W) reports a drainage area of 111,800 mi2 =
-289,560 km2 (USGS National Water Information System,
+289,561 km2 (USGS National Water Information System,
 https://waterdata.usgs.gov/monitoring-location/09380000/).
 
 The catchment is delineated on the full-resolution ETOPO5 DEM (5 arc-minutes)
@@ -79,12 +79,15 @@ def fill_depressions(z: np.ndarray, epsilon: bool = True) -> np.ndarray:
 
     Parameters
     ----------
-    z : 2D float array (rows, columns); NaN marks no data.
-    epsilon : raise filled cells by one float step per cell away from their outlet.
+    z
+        2D float array (rows, columns); NaN marks no data.
+    epsilon
+        Raise filled cells by one float step per cell away from their outlet.
 
     Returns
     -------
-    The filled DEM as float64 (NaN where ``z`` is NaN); ``z`` is not modified.
+    numpy.ndarray
+        The filled DEM as float64 (NaN where ``z`` is NaN); ``z`` is not modified.
     """
     z = np.asarray(z, dtype=float)
     if z.ndim != 2:
@@ -213,17 +216,21 @@ def d8_receivers(z: np.ndarray, dy: float, dx) -> np.ndarray:
 
     Parameters
     ----------
-    z : 2D float array; NaN cells neither drain nor receive.
-    dy : north-south spacing between rows (any length unit).
-    dx : east-west spacing between columns, a scalar or one value per row (on a
+    z
+        2D float array; NaN cells neither drain nor receive.
+    dy
+        North-south spacing between rows (any length unit).
+    dx
+        East-west spacing between columns, a scalar or one value per row (on a
         lat/lon raster it shrinks with cos(latitude)).
 
     Returns
     -------
-    int64 array of the raster's shape: the flat index of the receiving neighbour,
-    or -1 where no neighbour is strictly lower (the DEM's outlets and edges, pits).
-    Ties of equal slope go to the earlier neighbour in the order NW, N, NE, W, E,
-    SW, S, SE.
+    numpy.ndarray
+        int64 array of the raster's shape: the flat index of the receiving neighbour,
+        or -1 where no neighbour is strictly lower (the DEM's outlets and edges, pits).
+        Ties of equal slope go to the earlier neighbour in the order NW, N, NE, W, E,
+        SW, S, SE.
     """
     z = np.asarray(z, dtype=float)
     if z.ndim != 2:

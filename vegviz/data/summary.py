@@ -8,6 +8,12 @@ import xarray as xr
 from ..contract import IGBP_CLASSES, VARIABLES
 
 
+def _degrees(value: float, positive: str, negative: str) -> str:
+    """``-112.3125`` -> ``112.3125 W``: hemisphere letters, as on a map."""
+    value = float(value)
+    return f"{abs(value):.4f} {positive if value >= 0 else negative}"
+
+
 def summarize(ds: xr.Dataset) -> str:
     """Period, grid, provenance, and per-variable basin statistics (inside the mask)."""
     synthetic = bool(int(ds.attrs.get("synthetic", 0)))
@@ -18,12 +24,14 @@ def summarize(ds: xr.Dataset) -> str:
     if "time" in ds.coords:
         t = pd.DatetimeIndex(ds.time.values)
         lines.append(f"period : {t[0]:%Y-%m-%d} .. {t[-1]:%Y-%m-%d} ({t.size} days)")
+    lat, lon = ds.lat.values, ds.lon.values
     lines.append(
-        f"grid   : {ds.sizes['lat']} lat x {ds.sizes['lon']} lon, "
-        f"{float(ds.lat[0]):.4f}..{float(ds.lat[-1]):.4f} N, {float(ds.lon[0]):.4f}..{float(ds.lon[-1]):.4f} E"
+        f"grid   : {ds.sizes['lat']} lat x {ds.sizes['lon']} lon, cell centres "
+        f"{_degrees(lat.min(), 'N', 'S')}..{_degrees(lat.max(), 'N', 'S')}, "
+        f"{_degrees(lon.min(), 'E', 'W')}..{_degrees(lon.max(), 'E', 'W')}"
     )
     mask = ds["mask"].astype(bool) if "mask" in ds else xr.ones_like(ds.lat * ds.lon, dtype=bool)
-    lines.append(f"mask   : {int(mask.sum())} of {mask.size} cells count")
+    lines.append(f"mask   : {int(mask.sum())} of {mask.size} cells inside (the cells trained on and scored)")
     if "landcover" in ds:
         lc = ds["landcover"].where(mask)
         codes, counts = np.unique(lc.values[np.isfinite(lc.values)].astype(int), return_counts=True)

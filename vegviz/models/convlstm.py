@@ -50,11 +50,17 @@ class ConvLSTMCell(nn.Module):
 
     Parameters
     ----------
-    n_inputs : channels of the input maps.
-    hidden : channels of the hidden and cell state ("filters" in Keras).
-    kernel_size : odd size of the square kernel; 'same' padding of ``kernel_size // 2``.
-    bias : whether the gate convolution has a bias.
+    n_inputs
+        Channels of the input maps.
+    hidden
+        Channels of the hidden and cell state ("filters" in Keras).
+    kernel_size
+        Odd size of the square kernel; 'same' padding of ``kernel_size // 2``.
+    bias
+        Whether the gate convolution has a bias.
 
+    Notes
+    -----
     Initialisation: PyTorch's default for the convolution weights; bias zero except the
     forget gate at 1, so the cell starts by remembering (Jozefowicz et al. 2015, ICML,
     "An empirical exploration of recurrent network architectures"; Keras' ``unit_forget_bias``).
@@ -131,14 +137,21 @@ class ConvLSTM(SequenceModel):
 
     Parameters
     ----------
-    n_inputs : input channels (climate variables) of ``x``.
-    filters : hidden channels per layer; an int (all layers) or one int per layer.
+    n_inputs
+        Input channels (climate variables) of ``x``.
+    filters
+        Hidden channels per layer; an int (all layers) or one int per layer.
         Default 16 as in the reference study.
-    layers : number of stacked ConvLSTM layers (default 1 as in the study, or
+    layers
+        Number of stacked ConvLSTM layers (default 1 as in the study, or
         ``len(filters)`` when ``filters`` is a sequence).
-    kernel_size : odd kernel size of every layer (default 3).
-    impl : ``"fast"`` (default) or ``"reference"`` recurrence; same function.
+    kernel_size
+        Odd kernel size of every layer (default 3).
+    impl
+        ``"fast"`` (default) or ``"reference"`` recurrence; same function.
 
+    Notes
+    -----
     ``forward(x, state=None) -> (y, state)``: x (batch, time, n_inputs, lat, lon) float32
     without NaN; y (batch, time, 1, lat, lon); state one (h, c) per layer.
 

@@ -31,10 +31,14 @@ class LSTMBaseline(ConvLSTM):
 
     Parameters
     ----------
-    n_inputs : input channels of ``x``.
-    hidden : hidden size per layer (int, or one int per layer); default 16.
-    layers : number of stacked LSTM layers (default 1).
-    impl : ``"fast"`` (default) or ``"reference"`` recurrence.
+    n_inputs
+        Input channels of ``x``.
+    hidden
+        Hidden size per layer (int, or one int per layer); default 16.
+    layers
+        Number of stacked LSTM layers (default 1).
+    impl
+        ``"fast"`` (default) or ``"reference"`` recurrence.
     """
 
     def __init__(self, n_inputs: int, hidden: int = 16, layers: int | None = None, impl: str = "fast"):

@@ -39,10 +39,14 @@ class PhysicsConvLSTM(ConvLSTM):
 
     Parameters
     ----------
-    n_inputs : channels of ``x``, the ``lai_process`` channel included.
-    process_channel : index of ``lai_process`` among them (negative counts from the end).
-    mode : ``"channel"`` (default, as in the study), ``"residual"`` or ``"both"``.
-    filters, layers, kernel_size, impl : as for :class:`~vegviz.models.ConvLSTM`.
+    n_inputs
+        Channels of ``x``, the ``lai_process`` channel included.
+    process_channel
+        Index of ``lai_process`` among them (negative counts from the end).
+    mode
+        ``"channel"`` (default, as in the study), ``"residual"`` or ``"both"``.
+    filters, layers, kernel_size, impl
+        As for :class:`~vegviz.models.ConvLSTM`.
     """
 
     def __init__(

@@ -15,7 +15,7 @@ from .device import Hardware, resolve
 from .events import (BatchEvent, EndEvent, EpochEvent, ErrorEvent, Event, EventBus, EventLog, StartEvent,
                      StopEvent)
 from .loss import masked_error_sum, masked_loss, valid_mask
-from .predict import predict, write_predictions
+from .inference import predict, write_predictions
 from .run import Run, default_run_dir, runs_root, train
 from .trainer import Trainer, build_model, median_nse, run_sequence
 from .windows import DataError, Normalization, PeriodArrays, epoch_windows, fit_normalization, load_period

@@ -25,7 +25,7 @@ import xarray as xr
 from .checkpoint import load_checkpoint
 from .config import Config
 from .data import open_data
-from .predict import predict, write_predictions
+from .inference import predict, write_predictions
 from .trainer import Trainer, build_model
 from .windows import Normalization
 

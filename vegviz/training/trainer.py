@@ -118,17 +118,24 @@ def median_nse(sim: np.ndarray, obs: np.ndarray, mask: np.ndarray, time, lat, lo
 
 
 class Trainer:
-    """Train the model of a :class:`Config` on a model-ready Dataset.
+    """Train the model of a :class:`~vegviz.training.Config` on a model-ready Dataset.
 
     Parameters
     ----------
-    config : the run's configuration.
-    data : the Dataset (default: opened from ``config.data``). It is validated against the
+    config : ~vegviz.training.Config
+        The run's configuration.
+    data
+        The Dataset (default: opened from ``config.data``). It is validated against the
         contract; only the configured variables and periods are loaded, as float32.
-    run_dir : the run directory (config.yaml, checkpoints/, history.csv).
-    progress : show a tqdm progress bar per epoch (notebook or terminal).
-    subscribers : callables that receive the training events (:mod:`.events`).
+    run_dir
+        The run directory (config.yaml, checkpoints/, history.csv).
+    progress
+        Show a tqdm progress bar per epoch (notebook or terminal).
+    subscribers
+        Callables that receive the training events (:mod:`.events`).
 
+    Notes
+    -----
     ``fit()`` trains in the calling thread; ``start()`` in a background thread. Either ends
     early and cleanly after :meth:`request_stop` (from any thread).
     """

@@ -11,7 +11,7 @@
 Day boundary, formulas and sources: :mod:`.daily` and docs/real_data.md.
 """
 from .daily import DAILY, aggregate_day, find_granules, group_days, nldas_daily
-from .fetch import CredentialsMissing, earthdata_credentials, fetch, plan_granules
+from .download import CredentialsMissing, earthdata_credentials, fetch, plan_granules
 from .files import FIELDS, REQUIRED, Granule, NldasError, granule_name, open_hourly, parse_name, read_granule
 from .store import open_daily_zarr, partial_path, read_marker, write_daily_zarr
 

@@ -47,14 +47,21 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
 
     Parameters
     ----------
-    model : a trained model (e.g. ``Run.model()``).
-    ds : a model-ready Dataset holding the model's input channels and ``mask`` (the target
+    model
+        A trained model (e.g. ``Run.model()``).
+    ds
+        A model-ready Dataset holding the model's input channels and ``mask`` (the target
         is not needed). It is validated against the contract.
-    config, stats : the run's configuration and normalisation statistics.
-    checkpoint : path of the checkpoint the weights came from (recorded with its SHA-256).
-    device : overrides ``config.device``.
-    chunk : days per forward call.
-    name : variable name (default: ``config.model``).
+    config, stats
+        The run's configuration and normalisation statistics.
+    checkpoint
+        Path of the checkpoint the weights came from (recorded with its SHA-256).
+    device
+        Overrides ``config.device``.
+    chunk
+        Days per forward call.
+    name
+        Variable name (default: ``config.model``).
     """
     stats.check_channels(config.channels)
     sub = prepare(ds, config, with_target=False)
