@@ -248,11 +248,37 @@ def test_binder_install_gives_cpu_torch_and_a_consistent_environment(binder_venv
     assert any(data.glob("virtual_ucrb-small-*.zarr")), sorted(p.name for p in data.iterdir())
 
 
+def notebook_imports(path: Path) -> list[str]:
+    """The top-level import statements of a notebook's code cells (IPython magics left out)."""
+    import ast
+
+    nb = nbformat.read(path, as_version=4)
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            found += [ast.unparse(node) for node in ast.parse(code).body
+                      if isinstance(node, (ast.Import, ast.ImportFrom))]
+    return found
+
+
 @pytest.mark.slow
-# The tour (the first thing a Binder visitor opens) and the real-data notebook (the [sources] extra);
-# 02 and 03 only add training, which the same packages run in tests/test_notebooks.py: running all
-# four here too cost ~1.6 min more of a suite that must stay well under 20 min.
-@pytest.mark.parametrize("name", ["01_data_tour", "04_real_data"])
+def test_every_notebooks_imports_resolve_in_the_binder_venv(binder_venv):
+    # what each notebook needs is installed; executing all four here too would repeat
+    # tests/test_notebooks.py (same packages, see the agreement tests) at ~2.5 min of suite time
+    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "dashboards").glob("*.ipynb"))
+    assert len(notebooks) >= 8
+    statements = sorted({s for nb in notebooks for s in notebook_imports(nb)})
+    assert any("vegviz.data" in s for s in statements) and any("TrainingDashboard" in s for s in statements)
+    statements.append("import tifffile")  # imported lazily by notebook 04's sample GeoTIFFs ([sources] extra)
+    run = subprocess.run([str(BINDER / "start"), "python", "-c", "\n".join(statements)], cwd=ROOT,
+                         env=binder_venv["env"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+@pytest.mark.slow
+# The tour is the first thing a Binder visitor opens: it runs here end to end, in the Binder venv.
+@pytest.mark.parametrize("name", ["01_data_tour"])
 def test_notebooks_execute_in_the_binder_venv(binder_venv, name):
     tmp, env = binder_venv["tmp"], binder_venv["env"]
     runner = tmp / "run_notebook.py"

@@ -329,6 +329,20 @@ def test_comparison_table_and_markdown(hand_scores):
     assert all(line.count("|") == md[0].count("|") for line in md)
 
 
+def test_unscored_cells_say_why_per_model(case, scores):
+    assert ev.unscored_cells(scores) is None  # every basin cell has its composites
+    obs, pred = case
+    sparse = obs.copy()
+    lai = sparse["lai"].values.copy()
+    kept = np.flatnonzero(np.isfinite(lai[:, 1, 1]))
+    lai[kept[5:], 1, 1] = np.nan  # one cell keeps 5 composites (test period: none of them)
+    sparse["lai"] = sparse["lai"].copy(data=lai)
+    sparse_scores = ev.score(pred, sparse, "test")
+    lines = ev.unscored_cells(sparse_scores).splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(m) for m in sparse_scores["model"].values]
+    assert "convlstm: NSE missing in 1 of 11 basin cells (fewer than 10 observations: 1)" in lines
+
+
 def test_real_grid_scores_by_vegetation(contract_ds):
     # the shared fixture: real land cover and basin mask on the study grid, 40 days, composites every 8 days
     obs = contract_ds

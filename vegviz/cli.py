@@ -162,7 +162,7 @@ def _find_run(target: str) -> Path:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluation import markdown_table
+    from .evaluation import markdown_table, unscored_cells
     from .experiment import EXPERIMENT_FILE, evaluate_experiment, score_period
     from .io import write_atomic
     from .training import Run
@@ -182,12 +182,15 @@ def cmd_evaluate(args) -> int:
                                 f"Fix: vegviz train --config {path / 'config.yaml'} --resume --run-dir {path}")
     cfg = run.config
     obs = open_data(args.data or cfg.data, seed=cfg.seed)
-    _, table = score_period(pred, obs, cfg, args.period, path)
+    scores, table = score_period(pred, obs, cfg, args.period, path)
     start, end = getattr(cfg.periods, args.period)
     print(f"{args.period} period {start}..{end} (the run's own split), median per-cell skill over the basin mask:")
     text = markdown_table(table)
     write_atomic(path / f"comparison_{args.period}.md", (text + "\n").encode())
     print(text)
+    missing = unscored_cells(scores)
+    if missing:
+        print(f"\ncells without a score (left out of the medians; NaN when none is left):\n{missing}")
     print(f"\nwrote {path / f'scores_{args.period}.nc'} and {path / f'comparison_{args.period}.md'}")
     return 0
 

@@ -286,12 +286,13 @@ def score_period(predictions: xr.Dataset, observations: xr.Dataset, config: Conf
 def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods=("validation", "test"),
                         figures: bool = True, log=print) -> pd.DataFrame:
     """Score an experiment's combined predictions; write scores, tables and figures. Returns the test table."""
-    from .evaluation import markdown_table
+    from .evaluation import markdown_table, unscored_cells
 
     exp = Experiment.open(path)
     obs = observations if observations is not None else exp.observations()
     pred = exp.predictions
-    tables = {period: score_period(pred, obs, exp.config, period, exp.path)[1] for period in periods}
+    scored = {period: score_period(pred, obs, exp.config, period, exp.path) for period in periods}
+    tables = {period: table for period, (_, table) in scored.items()}
     main = "test" if "test" in tables else periods[-1]
     table = tables[main]
     write_atomic(exp.path / "comparison.csv", table.to_csv().encode())
@@ -302,6 +303,9 @@ def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods
     if figures:
         write_figures(exp, obs, exp.scores(main))
     log(markdown_table(table[[c for c in table.columns if not c.startswith("median NSE:")]]))
+    missing = unscored_cells(scored[main][0])
+    if missing:
+        log(f"cells without a score in the {main} period (left out of the medians; NaN when none is left):\n{missing}")
     return table
 
 

@@ -12,7 +12,7 @@ from .baselines import climatology_baseline, noise_ceiling, noleap_dayofyear
 from .periods import PERIODS, period_label, resolve_period, select_period
 from .scoring import CLIMATOLOGY, NOISE_CEILING, PROCESS, REFERENCES, is_synthetic, model_variables, score
 from .skill import METRICS, MIN_OBS, REASONS, explain, kge, metrics, nse, rmse
-from .summary import by_vegetation, comparison_table, markdown_table, summarize, vegetation_groups
+from .summary import by_vegetation, comparison_table, markdown_table, summarize, unscored_cells, vegetation_groups
 
 _PANELS = (
     "cell_timeseries", "lai_map_comparison", "nearest_composite_date", "nse_boxplots", "nse_density",
@@ -32,6 +32,7 @@ __all__ = [
     "CLIMATOLOGY", "METRICS", "MIN_OBS", "NOISE_CEILING", "PERIODS", "PROCESS", "REASONS", "REFERENCES",
     "by_vegetation", "climatology_baseline", "comparison_table", "explain", "is_synthetic", "kge",
     "markdown_table", "metrics", "model_variables", "noise_ceiling", "noleap_dayofyear", "nse",
-    "period_label", "resolve_period", "rmse", "score", "select_period", "summarize", "vegetation_groups",
+    "period_label", "resolve_period", "rmse", "score", "select_period", "summarize", "unscored_cells",
+    "vegetation_groups",
     *_PANELS,
 ]

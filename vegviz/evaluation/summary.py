@@ -195,3 +195,30 @@ def markdown_table(df: pd.DataFrame, digits: int = 3, index: bool = True) -> str
 
 
 __all__ = ["summarize", "by_vegetation", "comparison_table", "markdown_table", "vegetation_groups"]
+
+
+def unscored_cells(scores: xr.Dataset, metric: str = "nse") -> str | None:
+    """Why basin cells have no ``metric``, as one line per model; None when every cell was scored.
+
+    e.g. ``"lstm: NSE missing in 1897 of 1897 basin cells (fewer than 10 observations: 1897)"``:
+    the median of a table is then NaN for a reason the user can act on (a longer period).
+    """
+    from .skill import MIN_OBS, OUTSIDE_MASK, REASONS, SCORED
+
+    _check_scores(scores)
+    flag = f"{metric}_reason"
+    if flag not in scores:
+        return None
+    reason = scores[flag]
+    min_obs = reason.attrs.get("min_obs", MIN_OBS)
+    lines = []
+    for model in _models(scores, None):
+        codes = np.asarray(reason.sel(model=model).values).astype(int).ravel()
+        inside = codes[codes != OUTSIDE_MASK]
+        missing = inside[inside != SCORED]
+        if missing.size == 0:
+            continue
+        found, counts = np.unique(missing, return_counts=True)
+        why = ", ".join(f"{REASONS[c][1].format(min_obs=min_obs)}: {n}" for c, n in zip(found, counts))
+        lines.append(f"{model}: {metric.upper()} missing in {missing.size} of {inside.size} basin cells ({why})")
+    return "\n".join(lines) or None
