@@ -36,6 +36,14 @@ def test_demo_writes_overview_figure(small_basin, tmp_path, capsys):
     assert "next:" in capsys.readouterr().out
 
 
+def test_version(capsys):
+    import vegviz
+
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["--version"])
+    assert stop.value.code == 0 and capsys.readouterr().out.strip() == f"vegviz {vegviz.__version__}"
+
+
 def test_info_unknown_dataset_is_a_clear_error(capsys):
     assert cli.main(["info", "no_such_entry"]) == 2
     assert "neither an existing Zarr/NetCDF path nor an entry" in capsys.readouterr().err

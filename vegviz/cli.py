@@ -314,7 +314,11 @@ def _training_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vegviz", description=__doc__.split("\n\n")[0])
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="vegviz", description=__doc__.split("\n\n")[0],
+                                epilog="`vegviz COMMAND --help` for a command's options; README.md for a walk-through.")
+    p.add_argument("--version", action="version", version=f"vegviz {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo", help="build/open the virtual basin and summarise it")
