@@ -35,8 +35,10 @@ docs: $(STAMP)
 	$(BIN)/sphinx-build -q -b html docs/api docs/api/_build/html
 	@echo "open docs/api/_build/html/index.html"
 
+## JupyterLab on notebooks/ (`make lab VEGVIZ_VARIANT=small`: the notebooks on the small basin)
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(if $(VEGVIZ_VARIANT),VEGVIZ_VARIANT=$(VEGVIZ_VARIANT)) $(BIN)/jupyter lab notebooks/ \
+	    $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 ## the two quick benchmarks (data pipeline); bench-all runs every script in benchmarks/
 bench: $(STAMP)

@@ -35,6 +35,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 NOTEBOOKS = ["training", "maps", "skill", "timeseries"]
 SLOW = 180_000  # ms: a loaded 2-core CI machine draws the first maps slowly
 
+# what a Bokeh server logs for each issue its validator finds in a session's document
+VALIDATION_ISSUE = re.compile(r"\b[WE]-\d{4} \(\w+\)")
+
 browser_only = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                   reason=f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium; "
                                          "never `playwright install`)")
@@ -187,9 +190,13 @@ def playwright():
 @pytest.fixture(scope="module")
 def app_server(tiny_experiment):
     # one torch thread, as the tiny experiment: a training run must not oversubscribe a small CI machine
-    proc, url, _log = start_server(["dashboards/"], env={"OMP_NUM_THREADS": "1"})
+    proc, url, log = start_server(["dashboards/"], env={"OMP_NUM_THREADS": "1"})
+    SERVER_LOGS[url] = log
     yield url
     stop_server(proc)
+
+
+SERVER_LOGS: dict[str, Path] = {}
 
 
 @pytest.fixture(scope="module")
@@ -320,22 +327,34 @@ def test_choosing_a_vegetation_type_updates_boxplot_and_time_series(app, shots):
     app.no_errors()
 
 
+@browser_only
+def test_the_walk_through_left_no_traceback_or_validation_issue_in_the_server_log(app, app_server):
+    # after every tab was drawn (Training included): W-1005 was logged once per frame-sized plot
+    text = SERVER_LOGS[app_server].read_text()
+    assert "Traceback" not in text and not VALIDATION_ISSUE.findall(text), text[-3000:]
+
+
 # ----------------------------------------------------------------------------- one dashboard per notebook
 
 @browser_only
-def test_each_dashboard_notebook_is_servable_alone(playwright, tiny_experiment):
-    proc, url, log = start_server([f"dashboards/{n}.ipynb" for n in NOTEBOOKS])
+def test_each_dashboard_notebook_and_the_tour_are_servable_alone(playwright, tiny_experiment, small_basin):
+    # the tour on the small basin (the test data directory holds only that one)
+    proc, url, log = start_server([f"dashboards/{n}.ipynb" for n in NOTEBOOKS] + ["notebooks/01_data_tour.ipynb"],
+                                  env={"VEGVIZ_VARIANT": "small"})
     try:
         b = Browser(playwright, height=1000)
         for name in NOTEBOOKS:
             b.page.goto(f"{url}/{name}", timeout=SLOW)
             b.page.wait_for_selector("canvas", timeout=SLOW)
             assert b.page.title().startswith("vegviz · "), b.page.title()
+        b.page.goto(f"{url}/01_data_tour", timeout=SLOW)
+        b.page.locator("canvas").nth(1).wait_for(timeout=SLOW)  # the tour's maps (Playwright pierces shadow roots)
         b.browser.close()
         b.no_errors()
     finally:
         stop_server(proc)
-    assert "Traceback" not in log.read_text()
+    text = log.read_text()
+    assert "Traceback" not in text and not VALIDATION_ISSUE.findall(text), text[-3000:]
 
 
 # ----------------------------------------------------------------------------- remote browsers are refused

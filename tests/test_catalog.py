@@ -116,3 +116,50 @@ def test_register_refuses_bad_names_and_writes_nothing(tmp_path, monkeypatch, na
     with pytest.raises(ValueError, match=message):
         vcat.register(name, tmp_path / "x.zarr", description="")
     assert not (tmp_path / "catalog.yaml").exists()
+
+
+def test_only_model_ready_entries_are_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cat = vegviz.open_catalog()
+    assert {"runs", "static"} <= set(cat)
+    assert vcat.model_ready(cat) == ["virtual_ucrb", "virtual_ucrb_small"]  # told apart without opening them
+    with pytest.raises(FileNotFoundError, match=r"data sets: virtual_ucrb, virtual_ucrb_small\. Fix") as e:
+        vcat.open_data("NOPE")
+    assert "runs" not in str(e.value) and "static" not in str(e.value)
+    # the other entries are refused by what they are and what to use instead, not a NotImplementedError
+    # or a missing-variable error with a wrong fix
+    with pytest.raises(ValueError, match=r"'runs' is not a model-ready data set: it lists trained runs.*"
+                                         r"vegviz evaluate NAME.*Fix: pass a data set \(virtual_ucrb, "):
+        vcat.open_data("runs")
+    with pytest.raises(ValueError, match=r"'static' is not a model-ready data set: it holds the static "
+                                         r"fields alone.*open_catalog\(\)\[\"static\"\]\.read\(\)"):
+        vcat.open_data("static")
+
+
+def test_cli_refuses_non_data_entries_with_exit_2(tmp_path, monkeypatch, capsys):
+    from vegviz import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    for argv in (["info", "runs"], ["info", "static"], ["train", "--data", "runs", "--run-dir", "r"],
+                 ["train", "--data", "static", "--run-dir", "r"]):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"'{argv[-1] if argv[0] == 'info' else argv[2]}' is not a model-ready data set" in err, err
+        assert "Traceback" not in err and "precip" not in err
+    assert not (tmp_path / "r").exists()  # refused before a run folder is made
+    assert cli.main(["info", "NOPE"]) == 2
+    assert "data sets: virtual_ucrb, virtual_ucrb_small." in capsys.readouterr().err
+
+
+def test_user_entries_count_as_data_only_when_marked_model_ready(tmp_path, monkeypatch):
+    monkeypatch.setenv("VEGVIZ_DATA_DIR", str(tmp_path / "data"))
+    store = tmp_path / "s.zarr"
+    xr.Dataset({"lai": ("time", np.arange(3.0))}).to_zarr(store, zarr_format=2)
+    vcat.register("ready", store, description="", metadata={"model_ready": True})
+    vcat.register("unmarked", store, description="")
+    assert vcat.model_ready() == ["virtual_ucrb", "virtual_ucrb_small", "ready"]
+    np.testing.assert_array_equal(vcat.open_data("ready")["lai"].values, [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="'unmarked' is not a model-ready data set: its metadata does not say "
+                                         "model_ready: true"):
+        vcat.open_data("unmarked")

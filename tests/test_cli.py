@@ -100,3 +100,23 @@ def test_experiment_config_brings_its_models_unless_overridden(tmp_path):
     args = build_parser().parse_args(["experiment", "--config", str(exp), "--models", "lstm"])
     _config(args)
     assert args.models == "lstm"
+
+
+def test_a_date_that_is_not_a_day_names_its_option(tmp_path, capsys):
+    assert cli.main(["fetch", "nldas", "--start", "2003-13-01", "--end", "2003-12-31", "--out", str(tmp_path),
+                     "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "--start '2003-13-01' is not a day YYYY-MM-DD" in err and "Fix:" in err
+    assert cli.main(["sample-archive", str(tmp_path / "a"), "--start", "1 April"]) == 2
+    assert not (tmp_path / "a").exists()
+
+
+def test_serve_on_a_port_in_use_says_so_before_starting(capsys):
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        assert cli.main(["serve", "--port", str(port)]) == 2  # no exec: the check comes first
+    assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err

@@ -383,6 +383,55 @@ def test_panel_a_map_and_density(scores):
     assert fig.select({"type": ColorBar})
 
 
+def _drawn_ranges(layout):
+    """(map colour range, its colour bar's title, density x range) as Bokeh draws them."""
+    from bokeh.models import ColorBar
+    from bokeh.plotting import figure
+
+    fig = _render(layout)
+    (bar,) = fig.select({"type": ColorBar})
+    density = [f for f in fig.select({"type": figure}) if "density" in f.title.text][0]
+    return ((bar.color_mapper.low, bar.color_mapper.high), bar.title,
+            (density.x_range.start, density.x_range.end))
+
+
+def test_panel_a_range_shows_negative_skill(scores):
+    from bokeh.models import ColorBar
+
+    from vegviz.evaluation.panels import BELOW_COLOR
+
+    # the lstm of the case has cells with NSE < 0: a fixed 0..1 range hid them
+    v = scores["nse"].sel(model="lstm").values
+    v = v[np.isfinite(v)]
+    assert v.min() < 0
+    colours, bar_title, xrange = _drawn_ranges(ev.nse_map_and_density(scores, "lstm", basemap=False))
+    assert xrange[0] <= v.min() < 0 and xrange[0] > v.min() - 0.1 and xrange[1] == 1
+    assert colours == xrange and bar_title == "NSE"  # one range for both, no cell outside it
+    density = ev.nse_density(scores, ["convlstm", "lstm"])
+    assert all(len(c) == int(np.isfinite(scores["nse"].sel(model=c.label)).sum()) for c in density)
+    # no negative cell: 0..1, as in the study
+    _, _, xrange = _drawn_ranges(ev.nse_map_and_density(scores, "convlstm", basemap=False))
+    assert xrange == (0, 1)
+
+    # NSE goes to -inf: the range stops at -1, and the cells below are counted
+    low = scores.copy(deep=True)
+    low["nse"].loc[{"model": "lstm"}] = low["nse"].sel(model="lstm").where(
+        low["nse"].sel(model="lstm") > 0.5, -40.0)
+    n_below = int((low["nse"].sel(model="lstm") < -1).sum())
+    assert n_below >= 2
+    layout = ev.nse_map_and_density(low, "lstm", density_models=["convlstm", "lstm"], basemap=False)
+    colours, bar_title, xrange = _drawn_ranges(layout)
+    assert colours == xrange == (-1, 1)
+    assert bar_title == f"NSE ({n_below} cells < -1 in black)"
+    (bar,) = _render(layout).select({"type": ColorBar})
+    assert bar.color_mapper.low_color == BELOW_COLOR
+    labels = [c.label for c in layout[1]]
+    assert labels[0] == "convlstm" and labels[1].startswith(f"lstm ({n_below} of ") and "< -1 not shown" in labels[1]
+    # an explicit range wins
+    _, _, xrange = _drawn_ranges(ev.nse_map_and_density(low, "lstm", clim=(0, 1), basemap=False))
+    assert xrange == (0, 1)
+
+
 def test_panel_b_one_box_per_type_and_model(case, scores):
     obs, _ = case
     box = ev.nse_boxplots(scores, obs["landcover"], min_cells=1)

@@ -113,7 +113,28 @@ def test_evaluate_a_single_run_on_the_validation_period(experiment, capsys):
     assert "| lstm" in out and "noise_ceiling" in out
     scores = xr.open_dataset(run_dir / "scores_validation.nc")
     assert scores.attrs["period_start"] == "2003-01-01"
-    assert (run_dir / "comparison_validation.md").exists()
+    # the terminal gets the overall columns, the file also the medians per vegetation type
+    assert "median NSE: " not in out and "median NSE: " in (run_dir / "comparison_validation.md").read_text()
+
+
+def test_evaluating_an_experiment_on_another_period_keeps_its_test_outputs(experiment, capsys):
+    outputs = [experiment.path / "comparison.md", experiment.path / "comparison.csv",
+               *sorted((experiment.path / "figures").glob("*.html"))]
+    before = {p: p.read_bytes() for p in outputs}
+    assert cli.main(["evaluate", str(experiment.path), "--period", "train", "--no-figures"]) == 0
+    assert "train period 1998-01-01.." in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in outputs} == before
+    assert "| convlstm" in (experiment.path / "comparison_train.md").read_text()
+    assert xr.open_dataset(experiment.path / "scores_train.nc").attrs["period"] == "train"
+
+
+def test_resume_without_a_checkpoint_is_refused_before_training(small_basin, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path))
+    assert cli.main(["train", "--data", "virtual_ucrb_small", "--name", "typo", "--resume", *TINY]) == 2
+    assert "no checkpoint to resume" in capsys.readouterr().err
+    assert cli.main(["train", "--data", "virtual_ucrb_small", "--resume", *TINY]) == 2
+    assert "--resume needs the run" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_train_command_writes_a_run(small_basin, tmp_path, capsys, monkeypatch):

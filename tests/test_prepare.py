@@ -153,23 +153,27 @@ def test_interrupted_prepare_resumes_and_ends_complete(archive, prepared, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "sample.zarr"]
 
 
-def _corrupt_globmap(archive, tmp_path) -> Path:
+def _corrupt_globmap(archive, tmp_path, index: int) -> Path:
     bad = tmp_path / "globmap"
     shutil.copytree(archive["globmap"], bad)
-    victim = sorted(bad.glob("*.tif"))[3]
+    victim = sorted(bad.glob("*.tif"))[index]
     victim.write_bytes(victim.read_bytes()[:200])
     return bad
 
 
-@pytest.mark.parametrize("case, message", [
-    ("globmap folder missing", "--globmap .*no such folder"),
-    ("grid outside the study area", "not inside the study grid"),
-    ("no composite in the period", "no GLOBMAP composite falls in"),
-    ("corrupt GLOBMAP file", r"GlobMapLAIV3\.A2003\d{3}\.Global\.LAI\.tif"),
-    ("missing hour", r"2003-04-0\d.*hour"),
-    ("out is not a zarr store", r"name it \*\.zarr"),
+# early: refused before the NLDAS step (hours on the real archive), leaving no work folder behind
+@pytest.mark.parametrize("case, message, early", [
+    ("globmap folder missing", "--globmap .*no such folder", True),
+    ("grid outside the study area", "not inside the study grid", True),
+    ("no composite in the period", "no GLOBMAP composite falls in 2003-04-08..2003-04-14, the period of the NLDAS "
+                                   r"files \(the GLOBMAP files cover 2003-04-07..2003-06-26\)", True),
+    ("globmap folder without composites", "--globmap .*holds no GlobMapLAIV3", True),
+    ("first GLOBMAP file corrupt", r"GlobMapLAIV3\.A2003097\.Global\.LAI\.tif", True),
+    ("later GLOBMAP file corrupt", r"GlobMapLAIV3\.A2003\d{3}\.Global\.LAI\.tif", False),
+    ("missing hour", r"2003-04-0\d.*hour", False),
+    ("out is not a zarr store", r"name it \*\.zarr", True),
 ])
-def test_bad_input_is_a_clear_error_and_writes_nothing(archive, data_dir, tmp_path, case, message):
+def test_bad_input_is_a_clear_error_and_writes_nothing(archive, data_dir, tmp_path, case, message, early):
     nldas_dir, globmap_dir, grid, out = archive["nldas"], archive["globmap"], SAMPLE_GRID, tmp_path / "x.zarr"
     start = end = None
     if case == "globmap folder missing":
@@ -178,19 +182,39 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(archive, data_dir, tmp_pa
         grid = cli._grid("30.0625,-108.4375,4,4")
     elif case == "no composite in the period":
         start, end = "2003-04-08", "2003-04-14"  # between the composites of DOY 97 and 105
-    elif case == "corrupt GLOBMAP file":
-        globmap_dir = _corrupt_globmap(archive, tmp_path)
+    elif case == "globmap folder without composites":
+        globmap_dir = archive["nldas"]  # a mix-up of the two folders
+    elif case == "first GLOBMAP file corrupt":
+        globmap_dir = _corrupt_globmap(archive, tmp_path, 0)
+    elif case == "later GLOBMAP file corrupt":
+        globmap_dir = _corrupt_globmap(archive, tmp_path, 3)
     elif case == "missing hour":
         nldas_dir = tmp_path / "nldas"
         shutil.copytree(archive["nldas"], nldas_dir)
         next(nldas_dir.glob("*A20030405.1300*")).unlink()
     elif case == "out is not a zarr store":
         out = tmp_path / "x.nc"
+    logs = []
     with pytest.raises(ValueError, match=message):
-        prepare_real(nldas_dir, globmap_dir, out, grid=grid, start=start, end=end, log=lambda *a: None)
+        prepare_real(nldas_dir, globmap_dir, out, grid=grid, start=start, end=end, log=logs.append)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith((".x", "x"))]
     assert leftovers in ([], [".x.zarr.work"]), leftovers  # at most a resumable intermediate
+    if early:
+        assert not [m for m in logs if "[2/5]" in m or "block" in m], logs
+        assert leftovers == []
     assert not (data_dir / "catalog.yaml").exists()
+
+
+def test_cli_refuses_a_globmap_folder_without_composites_before_the_nldas_step(archive, data_dir, tmp_path,
+                                                                              capsys):
+    out = tmp_path / "x.zarr"
+    argv = ["prepare", "--nldas", str(archive["nldas"]), "--globmap", str(archive["nldas"]), "--grid", "sample",
+            "--out", str(out)]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    assert "holds no GlobMapLAIV3" in captured.err and "Fix:" in captured.err
+    assert "[2/5]" not in captured.out and "block" not in captured.out
+    assert [p.name for p in tmp_path.iterdir() if "x.zarr" in p.name] == []  # no work folder, no store
 
 
 def test_existing_store_is_refused_untouched_unless_overwrite(archive, prepared, data_dir, tmp_path, capsys):

@@ -104,6 +104,8 @@ def open_data(source: str | os.PathLike, seed: int | None = None):
     """A data set by catalog entry name or by Zarr/NetCDF path, lazily opened (an xarray Dataset).
 
     ``seed`` goes to entries that take one (the virtual basin) and is ignored by the others.
+    Entries that are not model-ready data sets (see :func:`model_ready`: ``runs``, ``static``)
+    are refused with a ValueError that says what the entry is and what to use instead.
     """
     import xarray as xr
 
@@ -119,9 +121,14 @@ def open_data(source: str | os.PathLike, seed: int | None = None):
     if path.is_dir() and name not in cat:  # (a plain folder named like an entry does not hide the entry)
         raise FileNotFoundError(f"data: {path} is a folder but not a Zarr store (no .zgroup or zarr.json). "
                                 "Fix: pass the .zarr store itself or a catalog entry name")
+    ready = model_ready(cat)
     if name not in cat:
         raise FileNotFoundError(f"data: {name!r} is neither an existing Zarr/NetCDF path nor an entry of the "
-                                f"catalog; entries: {', '.join(cat)}. Fix: use one of them or a path")
+                                f"catalog; its data sets: {', '.join(ready)}. Fix: use one of them or a path")
+    if name not in ready:  # e.g. runs or static: opening them as data fails later and obscurely
+        why = _entry_metadata(cat, name).get("use_instead") or "its metadata does not say model_ready: true"
+        raise ValueError(f"data: catalog entry {name!r} is not a model-ready data set: {' '.join(str(why).split())}. "
+                         f"Fix: pass a data set ({', '.join(ready)}) or a Zarr/NetCDF path")
     entry = cat[name]
     if seed is not None:
         try:
@@ -129,6 +136,22 @@ def open_data(source: str | os.PathLike, seed: int | None = None):
         except (TypeError, ValueError):  # an entry without a seed parameter
             pass
     return entry.to_dask()
+
+
+def model_ready(cat=None) -> list[str]:
+    """The entries of ``cat`` (default :func:`open_catalog`) that are model-ready data sets.
+
+    Told by the entry's ``metadata['model_ready']`` (set for the virtual basin and by
+    ``vegviz prepare``), so nothing is opened: ``runs`` (a catalog of results) and
+    ``static`` (the static fields alone) are catalog entries but not data to train on.
+    """
+    cat = open_catalog() if cat is None else cat
+    return [name for name in cat if _entry_metadata(cat, name).get("model_ready")]
+
+
+def _entry_metadata(cat, name: str) -> dict:
+    # describe() reads the YAML entry; cat[name].metadata would instantiate the source
+    return dict(cat._entries[name].describe().get("metadata") or {})
 
 
 def plot(source, name: str | None = None, **overrides):

@@ -135,20 +135,41 @@ def _config(args):
 
 
 def cmd_train(args) -> int:
+    import math
+
     from .training import train
+    from .training.run import default_run_dir
 
     cfg = _config(args)
     run_dir = Path(args.run_dir) if args.run_dir else None
+    if args.resume:  # the library starts afresh when there is nothing to resume; a user asking for it means a run
+        if run_dir is None and not cfg.name:
+            raise ValueError("--resume needs the run: Fix: add --name NAME or --run-dir FOLDER of an earlier run")
+        last = (run_dir or default_run_dir(cfg)) / "checkpoints" / "last.pt"
+        if not last.exists():
+            raise FileNotFoundError(f"--resume: there is no checkpoint to resume at {last}. Fix: check the run's "
+                                    "name or folder (`ls` the runs directory), or drop --resume to start a new run")
     run = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
     h, best = run.history, run.best
     print(f"run: {run.path}")
     if best is not None:
-        print(f"{len(h)} epochs; best epoch {int(best['epoch'])}: val loss {best['val_loss']:.4f}, "
-              f"median validation NSE {best['val_nse_median']:.3f} ({best['device']})")
+        nse = best["val_nse_median"]
+        print(f"{len(h)} epoch{'s' if len(h) != 1 else ''}; best epoch {int(best['epoch'])}: val loss "
+              f"{best['val_loss']:.4f}, median validation NSE {nse:.3f} ({best['device']})")
+        if not math.isfinite(nse):
+            print(f"  (NaN: no basin cell has the {_min_obs()} satellite composites an NSE needs in the validation "
+                  f"period {cfg.periods.validation[0]}..{cfg.periods.validation[1]}, or their LAI is constant; "
+                  "a longer data set gives a score)")
     if run.predictions_path.exists():
         print(f"predictions: {run.predictions_path}")
     print(f"next: vegviz evaluate {run.path}")
     return 0
+
+
+def _min_obs() -> int:
+    from .evaluation import MIN_OBS
+
+    return MIN_OBS
 
 
 def _find_run(target: str) -> Path:
@@ -163,35 +184,41 @@ def _find_run(target: str) -> Path:
 
 def cmd_evaluate(args) -> int:
     from .evaluation import markdown_table, unscored_cells
-    from .experiment import EXPERIMENT_FILE, evaluate_experiment, score_period
+    from .experiment import EXPERIMENT_FILE, Experiment, evaluate_experiment, score_period
     from .io import write_atomic
     from .training import Run
     from .training.data import open_data
 
     path = _find_run(args.run)
-    periods = (args.period,)
-    if (path / EXPERIMENT_FILE).exists():
+    if (path / EXPERIMENT_FILE).exists() and args.period == "test":
+        # the experiment's own outputs: comparison.md (validation and test), comparison.csv and figures (test)
         obs = open_data(args.data) if args.data else None
-        evaluate_experiment(path, obs, periods=periods, figures=not args.no_figures)
+        evaluate_experiment(path, obs, figures=not args.no_figures)
         print(f"\nwrote {path / 'comparison.md'}")
         return 0
-    run = Run(path)
-    pred = run.predictions
-    if pred is None:
-        raise FileNotFoundError(f"{path} has no predictions.nc (training stopped before the end?). "
-                                f"Fix: vegviz train --config {path / 'config.yaml'} --resume --run-dir {path}")
-    cfg = run.config
-    obs = open_data(args.data or cfg.data, seed=cfg.seed)
+    if (path / EXPERIMENT_FILE).exists():  # another period: its own files, the test outputs stay as they are
+        exp = Experiment.open(path)
+        pred, cfg = exp.predictions, exp.config
+        obs = open_data(args.data) if args.data else exp.observations()
+    else:
+        run = Run(path)
+        pred = run.predictions
+        if pred is None:
+            raise FileNotFoundError(f"{path} has no predictions.nc (training stopped before the end?). "
+                                    f"Fix: vegviz train --config {path / 'config.yaml'} --resume --run-dir {path}")
+        cfg = run.config
+        obs = open_data(args.data or cfg.data, seed=cfg.seed)
     scores, table = score_period(pred, obs, cfg, args.period, path)
     start, end = getattr(cfg.periods, args.period)
     print(f"{args.period} period {start}..{end} (the run's own split), median per-cell skill over the basin mask:")
-    text = markdown_table(table)
-    write_atomic(path / f"comparison_{args.period}.md", (text + "\n").encode())
-    print(text)
+    write_atomic(path / f"comparison_{args.period}.md", (markdown_table(table) + "\n").encode())
+    # the terminal gets the overall columns; the file also has one column per vegetation type
+    print(markdown_table(table[[c for c in table.columns if not c.startswith("median NSE:")]]))
     missing = unscored_cells(scores)
     if missing:
         print(f"\ncells without a score (left out of the medians; NaN when none is left):\n{missing}")
-    print(f"\nwrote {path / f'scores_{args.period}.nc'} and {path / f'comparison_{args.period}.md'}")
+    print(f"\nwrote {path / f'scores_{args.period}.nc'} and {path / f'comparison_{args.period}.md'} "
+          "(with the medians per vegetation type)")
     return 0
 
 
@@ -216,6 +243,7 @@ def cmd_serve(args) -> int:
     if not target.exists():
         raise FileNotFoundError(f"{target} does not exist. Fix: run from a vegviz checkout, or pass the folder "
                                 "or notebook to serve")
+    _check_port(args.address, args.port)
     cmd = [sys.executable, "-m", "panel", "serve", str(target), "--address", args.address, "--port", str(args.port)]
     if args.address not in ("127.0.0.1", "localhost", "::1"):
         # reachable from other machines: the browser origin must be allowed explicitly
@@ -233,9 +261,35 @@ def cmd_serve(args) -> int:
     os.execve(sys.executable, cmd, env)
 
 
+def _check_day(text: str | None, option: str) -> None:
+    """A date option that is not a calendar day stops with the option's name, before any work."""
+    import datetime as dt
+
+    if text is None:
+        return
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError as e:
+        raise ValueError(f"{option} {text!r} is not a day YYYY-MM-DD ({e}). Fix: e.g. {option} 2003-01-01") from None
+
+
+def _check_port(address: str, port: int) -> None:
+    import socket
+
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family) as s:
+        try:
+            s.bind((address, port))
+        except OSError as e:
+            raise ValueError(f"cannot listen on {address}:{port} ({e.strerror}; another server?). "
+                             f"Fix: --port {port + 1}, or stop the server that holds it") from None
+
+
 def cmd_fetch(args) -> int:
     from .data import nldas
 
+    _check_day(args.start, "--start")
+    _check_day(args.end, "--end")
     plan = nldas.plan_granules(args.start, args.end, version=args.version)
     out = Path(args.out)
     if args.dry_run:
@@ -274,6 +328,8 @@ def _grid(text: str | None):
 def cmd_prepare(args) -> int:
     from .data.prepare import prepare_real
 
+    _check_day(args.start, "--start")
+    _check_day(args.end, "--end")
     client = None
     if args.scheduler:
         from distributed import Client
@@ -293,6 +349,7 @@ def cmd_prepare(args) -> int:
 def cmd_sample(args) -> int:
     from .data.samples import write_sample_archive
 
+    _check_day(args.start, "--start")
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty. Fix: choose a new folder")
@@ -304,13 +361,30 @@ def cmd_sample(args) -> int:
 
 def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="configuration YAML (a run's config.yaml works); options below override it")
-    p.add_argument("--data", help="catalog entry (virtual_ucrb, virtual_ucrb_small) or path to a Zarr/NetCDF store")
-    p.add_argument("--epochs", type=int, help="maximum number of epochs (config max_epochs)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--seed", type=int)
+    p.add_argument("--data", help="catalog entry (virtual_ucrb, virtual_ucrb_small) or path to a Zarr/NetCDF store "
+                                  "(default: virtual_ucrb, or the --config file's)")
+    p.add_argument("--epochs", type=int, help="maximum number of epochs, config max_epochs (default: 25, early "
+                                              "stopping after 8 without improvement)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default: auto, a GPU if any)")
+    p.add_argument("--seed", type=int, help="random seed of weights, windows and data (default: 42)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any config key, dotted for nested ones (repeatable): --set optimizer.lr=0.003")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default after the help text, unless the text already names it (or there is none to name)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action)
+
+
+def _command(sub, name: str, help: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                          formatter_class=_HelpFormatter)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -321,45 +395,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"vegviz {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="build/open the virtual basin and summarise it")
-    d.add_argument("--variant", choices=("full", "small"), default="full")
-    d.add_argument("--seed", type=int, default=42)
+    d = _command(sub, "demo", help="build/open the virtual basin and summarise it")
+    d.add_argument("--variant", choices=("full", "small"), default="full",
+                   help="full: 1981-2016 on 63 x 54 cells; small: 1998-2005, for quick tries")
+    d.add_argument("--seed", type=int, default=42, help="seed of the virtual basin's weather and vegetation")
     d.add_argument("--out", default="artifacts", help="folder for the overview figure")
     d.set_defaults(func=cmd_demo)
 
-    i = sub.add_parser("info", help="summary of a data set")
+    i = _command(sub, "info", help="summary of a data set")
     i.add_argument("dataset", nargs="?", default="virtual_ucrb_small",
-                   help="catalog entry (virtual_ucrb, virtual_ucrb_small) or path to a Zarr/NetCDF store")
-    i.add_argument("--seed", type=int, default=42)
+                   help="catalog entry (virtual_ucrb, virtual_ucrb_small, or one `prepare` registered) or path "
+                        "to a Zarr/NetCDF store")
+    i.add_argument("--seed", type=int, default=42, help="seed of a virtual basin")
     i.add_argument("--realism", action="store_true", help="also print the climate/vegetation realism table")
     i.set_defaults(func=cmd_info)
 
-    b = sub.add_parser("build-basin", help="build the virtual basin cache")
-    b.add_argument("--variant", choices=("full", "small"), default="full")
-    b.add_argument("--seed", type=int, default=42)
+    b = _command(sub, "build-basin", help="build the virtual basin cache")
+    b.add_argument("--variant", choices=("full", "small"), default="full",
+                   help="full: 1981-2016 on 63 x 54 cells; small: 1998-2005")
+    b.add_argument("--seed", type=int, default=42, help="seed of the weather and vegetation")
     b.add_argument("--data-dir", default=None, help="cache folder (default: $VEGVIZ_DATA_DIR or the user data dir)")
     b.set_defaults(func=cmd_build_basin)
 
-    s = sub.add_parser("build-static", help="rebuild the static fields from MCD12C1 and ETOPO5")
-    s.add_argument("--out", default=None)
+    s = _command(sub, "build-static", help="rebuild the static fields from MCD12C1 and ETOPO5")
+    s.add_argument("--out", default=None, help="file to write (default: the committed "
+                                                 "vegviz/data/files/ucrb_static.nc)")
     s.set_defaults(func=cmd_build_static)
 
-    t = sub.add_parser("train", help="train one model into a run directory")
+    t = _command(sub, "train", help="train one model into a run directory")
     _training_options(t)
-    t.add_argument("--model", help="convlstm, convlstm_physics or lstm")
+    t.add_argument("--model", help="convlstm, convlstm_physics or lstm (default: convlstm)")
     t.add_argument("--name", help="run name (folder under the runs directory)")
     t.add_argument("--run-dir", help="run folder (default: <runs directory>/<name>)")
     t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="score a run or an experiment")
+    e = _command(sub, "evaluate", help="score a run or an experiment")
     e.add_argument("run", help="run or experiment folder, or its name under the runs directory")
-    e.add_argument("--period", default="test", choices=("train", "validation", "test"))
+    e.add_argument("--period", default="test", choices=("train", "validation", "test"),
+                   help="the run's own split; an experiment's test also rewrites comparison.md/csv and figures")
     e.add_argument("--data", help="observations to score against (default: the run's data set)")
     e.add_argument("--no-figures", action="store_true", help="experiments: skip the HTML figures")
     e.set_defaults(func=cmd_evaluate)
 
-    x = sub.add_parser("experiment", help="train and compare the three models")
+    x = _command(sub, "experiment", help="train and compare the three models")
     _training_options(x)
     x.add_argument("--models", help="comma-separated model names (default: an --config experiment.yaml's, "
                                     "else convlstm,convlstm_physics,lstm)")
@@ -368,16 +447,16 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--no-figures", action="store_true", help="skip the HTML figures")
     x.set_defaults(func=cmd_experiment)
 
-    v = sub.add_parser("serve", help="serve the dashboards on 127.0.0.1 (panel serve dashboards/)")
+    v = _command(sub, "serve", help="serve the dashboards on 127.0.0.1 (panel serve dashboards/)")
     v.add_argument("path", nargs="?", help="folder or notebook to serve (default: the repository's dashboards/)")
     v.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
                    "machine only)")
-    v.add_argument("--port", type=int, default=5006)
+    v.add_argument("--port", type=int, default=5006, help="port to listen on")
     v.add_argument("--allow-origin", help="allowed browser origin host[:port] when --address is not local")
     v.add_argument("--show", action="store_true", help="open a browser")
     v.set_defaults(func=cmd_serve)
 
-    f = sub.add_parser("fetch", help="download source data (NLDAS-2 forcing) for a period")
+    f = _command(sub, "fetch", help="download source data (NLDAS-2 forcing) for a period")
     f.add_argument("source", choices=("nldas",), help="what to download")
     f.add_argument("--start", required=True, help="first UTC day, YYYY-MM-DD")
     f.add_argument("--end", required=True, help="last UTC day, YYYY-MM-DD (inclusive)")
@@ -387,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--dry-run", action="store_true", help="list the granules and their URLs, download nothing")
     f.set_defaults(func=cmd_fetch)
 
-    r = sub.add_parser("prepare", help="build the model-ready data set from NLDAS-2, GLOBMAP and land-cover files")
+    r = _command(sub, "prepare", help="build the model-ready data set from NLDAS-2, GLOBMAP and land-cover files")
     r.add_argument("--nldas", required=True, help="folder with the hourly NLDAS-2 files (.020.nc or .002.grb)")
     r.add_argument("--globmap", required=True, help="folder with the GLOBMAP LAI V3 files (.hdf or .LAI.tif)")
     r.add_argument("--landcover", help="MCD12C1 or MCD12Q1 file (default: the committed MCD12C1 2019)")
@@ -403,10 +482,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", help="dask.distributed scheduler address to run the aggregation on")
     r.set_defaults(func=cmd_prepare)
 
-    m = sub.add_parser("sample-archive", help="write a small NLDAS-2 + GLOBMAP sample archive (NOT observations)")
+    m = _command(sub, "sample-archive", help="write a small NLDAS-2 + GLOBMAP sample archive (NOT observations)")
     m.add_argument("out", help="an empty or new folder")
-    m.add_argument("--start", default="2003-04-01")
-    m.add_argument("--days", type=int, default=120)
+    m.add_argument("--start", default="2003-04-01", help="first day, YYYY-MM-DD")
+    m.add_argument("--days", type=int, default=120, help="number of days (400 or more for data that can be "
+                                                         "scored: 10 composites per period)")
     m.set_defaults(func=cmd_sample)
     return p
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per served session)
 from .contract import IGBP_CLASSES
 
 #: display defaults per variable: (colormap, colour limits or None for automatic)

@@ -18,17 +18,10 @@ import pandas as pd
 import panel as pn
 import param
 import xarray as xr
-from bokeh.core.validation import silence
-from bokeh.core.validation.warnings import FIXED_SIZING_MODE
 
+from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
 from ..contract import IGBP_CLASSES
 from . import sources
-
-# Every plot here sizes its frame (HoloViews' frame_width/frame_height, so maps keep true cell
-# shapes). HoloViews then leaves the figure's outer width/height unset, which Bokeh's validator
-# reports as W-1005 on each session although the layout is exact (holoviz/holoviews#6668;
-# HoloViews silences the same check in hv.save).
-silence(FIXED_SIZING_MODE, True)
 
 __all__ = ["ResultViewer", "basemap_overlay", "composite_counts", "dominant_vegetation", "in_server",
            "landcover_outlines", "result_periods"]
@@ -39,8 +32,9 @@ IGBP_COLORS = {
     7: "#b08a2e", 8: "#6e7d14", 9: "#c99d3a", 10: "#8fa843", 11: "#27ff87", 12: "#c24f44", 13: "#a5a5a5",
     14: "#ff6d4c", 15: "#69fff8", 16: "#8a6f5a",
 }
-HOW_TO_MAKE_ONE = ("Make one with `vegviz experiment --data virtual_ucrb_small` in a terminal (a few minutes "
-                   "on a laptop), or train one in the **Training** tab; then press **Refresh**.")
+HOW_TO_MAKE_ONE = ("Make one with `vegviz experiment --data virtual_ucrb_small --epochs 5` in a terminal (the "
+                   "README's Quick start has smaller settings that train all three models in under two minutes), "
+                   "or train one in the **Training** tab; then press **Refresh**.")
 
 
 # ----------------------------------------------------------------------------- shared helpers

@@ -104,7 +104,6 @@ def observations_for(predictions: xr.Dataset) -> xr.Dataset:
 
 def data_choices() -> list[str]:
     """Catalog entries a model can be trained on (time-dependent, model-ready data sets)."""
-    from ..catalog import open_catalog
+    from ..catalog import model_ready
 
-    cat = open_catalog()
-    return [name for name in cat if cat._entries[name].describe().get("metadata", {}).get("model_ready")]
+    return model_ready()

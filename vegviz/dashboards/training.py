@@ -43,6 +43,7 @@ import panel as pn
 import param
 import xarray as xr
 
+from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
 from .. import grid as _grid
 from ..models import list_models
 from ..training import Config, ConfigError, ModelConfig, OptimizerConfig, Run, Trainer, run_sequence, runs_root

@@ -11,7 +11,8 @@ Steps, each reusing its module:
    in a work folder next to ``out``; this is the long step, out of core and restartable:
    rerunning after an interruption continues with the first unfinished block;
 2. GLOBMAP LAI V3 composites -> ``lai`` on the same days (:func:`vegviz.data.globmap.globmap_lai`),
-   NaN between composites (``daily_lai=True`` adds ``lai_daily``);
+   NaN between composites (``daily_lai=True`` adds ``lai_daily``); that composites fall in the
+   NLDAS period, and that the first of them reads, is checked before step 1, in seconds;
 3. static fields: ``elevation``, ``mask`` (and ``cell_area``) from the committed static file
    (:func:`vegviz.data.static.load_static`: ETOPO5 and the basin outline on the study grid);
    ``landcover`` from ``landcover`` (an MCD12C1 or MCD12Q1 file of any year, majority class
@@ -112,6 +113,29 @@ def _sample_note(first) -> str | None:
     return title if "SAMPLE" in title else None
 
 
+def _globmap_in_period(globmap, grid: _grid.Grid, start, end, granules) -> list:
+    """The GLOBMAP composites dated within the days the NLDAS ``granules`` will give; PrepareError if none.
+
+    Only file names are parsed (dates, cadence), plus the first composite read and regridded
+    (seconds): a wrong product, a broken first file or files that miss the grid fail here.
+    """
+    from . import globmap as _globmap
+
+    first = pd.Timestamp(start).normalize() if start is not None else granules[0].day
+    last = pd.Timestamp(end).normalize() if end is not None else granules[-1].day
+    try:
+        comps = _globmap.composites(_globmap.find_files(globmap))
+    except _globmap.GlobmapError as e:
+        raise PrepareError(f"--globmap {_describe(globmap)}: {e}") from e
+    inside = [c for c in comps if first <= c.date <= last]
+    if not inside:
+        raise PrepareError(f"no GLOBMAP composite falls in {first:%Y-%m-%d}..{last:%Y-%m-%d}, the period of the "
+                           f"NLDAS files (the GLOBMAP files cover {comps[0].date:%Y-%m-%d}..{comps[-1].date:%Y-%m-%d})"
+                           ". Fix: add the GLOBMAP files of that period")
+    _globmap.globmap_lai([inside[0].path], grid)  # raises GlobmapError naming the file
+    return inside
+
+
 def _describe(path) -> str:
     if isinstance(path, (list, tuple)):
         return f"{len(path)} files"
@@ -153,13 +177,16 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
     log("[1/5] static fields: elevation and basin mask (committed), land cover "
         + (f"from {landcover} ({landcover_product})" if landcover else "MCD12C1 2019 (committed)"))
     static = static_on_grid(grid, landcover, landcover_product)
+    # each folder is walked once: the later steps get the file lists
+    granules = _nldas.find_granules(nldas, start, end)
+    # GLOBMAP is checked before the NLDAS step (hours on the real archive), so bad input fails in seconds
+    composites = _globmap_in_period(globmap, grid, start, end, granules)
+    log(f"      GLOBMAP: {len(composites)} composites in the NLDAS period, the first one read as a check")
 
     log(f"[2/5] NLDAS-2 -> daily forcings in {work_dir(out) / 'forcing.zarr'} (resumes an interrupted build)")
     work = work_dir(out)
     work.mkdir(parents=True, exist_ok=True)
     try:
-        # the folder is walked once: the aggregation gets the file list
-        granules = _nldas.find_granules(nldas, start, end)
         store = _nldas.write_daily_zarr([g.path for g in granules], work / "forcing.zarr", grid, start, end,
                                         allow_missing_hours=allow_missing_hours,
                                         progress=lambda done, total: log(f"      block {done}/{total}"))
@@ -172,11 +199,12 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
 
     # 2. satellite LAI on the same days
     log(f"[3/5] GLOBMAP LAI V3 -> lai on {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}")
-    lai = _globmap.globmap_lai(globmap, grid, start=days[0], end=days[-1], daily=daily_lai)
+    lai = _globmap.globmap_lai([c.path for c in composites], grid, start=days[0], end=days[-1], daily=daily_lai)
     lai = lai.reindex(time=days)
-    if int(lai["lai"].notnull().any(("lat", "lon")).sum()) == 0:
-        raise PrepareError(f"no GLOBMAP composite falls in {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}, the period of "
-                           "the NLDAS files. Fix: add the GLOBMAP files of that period")
+    if int(lai["lai"].notnull().any(("lat", "lon")).sum()) == 0:  # composites there, but only fill values
+        raise PrepareError(f"the {len(composites)} GLOBMAP composites in {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d} have "
+                           f"no valid LAI on the grid {grid.name} (fill values only). Fix: check that the GLOBMAP "
+                           "files are the original ones and cover the grid")
 
     ds = xr.merge([forcing.load(), lai, static], combine_attrs="override")  # variables keep theirs
     periods = split_periods(days)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
 from .. import grid as _grid
 from ..contract import IGBP_CLASSES
 from .periods import period_label, select_period
@@ -39,8 +40,14 @@ MODEL_COLORS = {
     "truth": "#a6761d",
 }
 _FALLBACK = ("#66a61e", "#1f78b4", "#b15928", "#6a3d9a", "#b2df8a", "#fb9a99")
-#: default range and colour map per metric (NSE below 0 shows in the lowest colour)
-METRIC_STYLE = {"nse": ((0.0, 1.0), "RdYlBu"), "kge": ((0.0, 1.0), "RdYlBu"), "rmse": (None, "viridis")}
+#: per metric: (floor, upper end) of the drawn range, and the colour map. NSE and KGE run from
+#: -inf to 1, so their range starts at the data's minimum (0 at most) but not below the floor:
+#: one cell at NSE -50 would squash every other cell into a sliver. Cells below the floor are
+#: counted in the legend (density) and the colour bar's title (map, where they get their own colour).
+METRIC_STYLE = {"nse": ((-1.0, 1.0), "RdYlBu"), "kge": ((-1.0, 1.0), "RdYlBu"), "rmse": (None, "viridis")}
+#: colour of map cells below the colour range: unlike any colour of RdYlBu, and unlike the grey of
+#: unscored cells (Bokeh's NaN colour)
+BELOW_COLOR = "#000000"
 LAI_CMAP = "YlGn"
 DIFF_CMAP = "BrBG"
 OPEN_SHRUBLANDS = 7
@@ -76,11 +83,12 @@ def _map_grid(da) -> _grid.Grid:
         return _grid.UCRB
 
 
-def _map(da: xr.DataArray, *, title: str, cmap: str, clim, label: str, width: int, basemap: bool):
+def _map(da: xr.DataArray, *, title: str, cmap: str, clim, label: str, width: int, basemap: bool, **opts):
     da = da.transpose("lat", "lon")
     img = hv.Image(da.rename(label), kdims=["lon", "lat"], vdims=[label]).opts(
         cmap=cmap, clim=tuple(clim), colorbar=True, tools=["hover"], title=title, frame_width=width,
         data_aspect=1.0 / np.cos(np.deg2rad(float(da["lat"].mean()))), xlabel="longitude", ylabel="latitude",
+        **opts,
     )
     if not basemap:
         return img
@@ -96,15 +104,36 @@ def _period_text(scores: xr.Dataset) -> str:
     return ""
 
 
-def _metric_clim(scores, metric, clim):
+def _metric_clim(scores, metric, clim, models: Sequence[str] | None = None) -> tuple[float, float]:
+    """``clim`` if given, else the drawn range of ``metric`` over the cells of ``models`` (default all).
+
+    NSE/KGE: from min(0, the lowest value rounded down to 0.1), floored (see METRIC_STYLE), to 1.
+    Others: 0 to the 98th percentile.
+    """
     if clim is not None:
-        return clim
+        return float(clim[0]), float(clim[1])
     default, _ = METRIC_STYLE.get(metric, (None, "viridis"))
-    if default is not None:
-        return default
-    v = np.asarray(scores[metric].values, dtype=float)
+    da = scores[metric] if models is None else scores[metric].sel(model=list(models))
+    v = np.asarray(da.values, dtype=float)
     v = v[np.isfinite(v)]
+    if default is not None:
+        floor, hi = default
+        lo = min(0.0, round(float(np.floor(v.min() * 10)) / 10, 1)) if v.size else 0.0
+        return max(floor, lo), hi
     return (0.0, float(np.percentile(v, 98)) if v.size else 1.0)
+
+
+def _outside_note(v: np.ndarray, lo: float, hi: float) -> str:
+    """'(12 cells < -1 in black)'-style note on the cells outside a colour range; '' if none."""
+    v = v[np.isfinite(v)]
+    below, above = int((v < lo).sum()), int((v > hi).sum())
+
+    def cells(n):
+        return f"{n} cell{'s' if n != 1 else ''}"
+
+    parts = ([f"{cells(below)} < {lo:.3g} in black"] if below else []) + (
+        [f"{cells(above)} > {hi:.3g} in the top colour"] if above else [])
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _check_model(scores: xr.Dataset, model: str, metric: str) -> xr.DataArray:
@@ -118,34 +147,50 @@ def _check_model(scores: xr.Dataset, model: str, metric: str) -> xr.DataArray:
 
 def nse_map(scores: xr.Dataset, model: str, *, metric: str = "nse", clim=None, cmap: str | None = None,
             basemap: bool = True, width: int = 420):
-    """Map of one model's per-cell skill (default NSE, colours 0..1, lower values in the lowest colour)."""
+    """Map of one model's per-cell skill (default NSE).
+
+    The colour range is ``clim``, else that of :func:`nse_density` for this model (NSE: from
+    its lowest cell, 0 at most and -1 at least, to 1). Cells below the range are black;
+    the colour bar's title says how many cells lie outside the range.
+    """
     da = _check_model(scores, model, metric)
-    clim = _metric_clim(scores, metric, clim)
+    lo, hi = _metric_clim(scores, metric, clim, [model])
     cmap = cmap or METRIC_STYLE.get(metric, (None, "viridis"))[1]
     med = float(da.median())
     title = f"{model}: {metric.upper()} {_period_text(scores)} (median {med:.3f}){_tag(scores)}"
-    return _map(da, title=title, cmap=cmap, clim=clim, label=metric.upper(), width=width, basemap=basemap)
+    note = _outside_note(np.asarray(da.values, dtype=float).ravel(), lo, hi)
+    # without a colour of their own, cells below the range would look like cells at its lower end
+    return _map(da, title=title, cmap=cmap, clim=(lo, hi), label=metric.upper(), width=width, basemap=basemap,
+                clipping_colors={"min": BELOW_COLOR}, clabel=metric.upper() + note)
 
 
 def nse_density(scores: xr.Dataset, models: Sequence[str] | None = None, *, metric: str = "nse",
                 xlim=None, width: int = 360):
     """Probability density (Gaussian KDE) of the per-cell skill of each model, overlaid.
 
-    Cells below the lower end of ``xlim`` (default: the map's colour range) are
-    left out of the density; the legend says how many.
+    The x axis is ``xlim``, else it follows the data: NSE and KGE from the lowest cell
+    of ``models`` (rounded down to 0.1; 0 at most, but not below -1, as they go to -inf)
+    to 1; RMSE from 0 to the 98th percentile. Cells below the axis are left out of the
+    density; the legend says how many, and how many lie beyond its upper end.
     """
     models = _models(scores, models)
-    lo, hi = _metric_clim(scores, metric, xlim)
+    for m in models:
+        _check_model(scores, m, metric)
+    lo, hi = _metric_clim(scores, metric, xlim, models)
     curves = []
     for m in models:
-        v = np.asarray(_check_model(scores, m, metric).values, dtype=float).ravel()
+        v = np.asarray(scores[metric].sel(model=m).values, dtype=float).ravel()
         v = v[np.isfinite(v)]
-        below = int((v < lo).sum())
-        label = m + (f" ({below} of {v.size} cells < {lo:g} not shown)" if below else "")
+        below, above = int((v < lo).sum()), int((v > hi).sum())
+        # no '.' in a label: HoloViews splits option paths at dots (KeyError when Panel draws it)
+        left = f"< {lo:g}" if float(lo).is_integer() else "left of the axis"
+        label = m + (f" ({below} of {v.size} cells {left} not shown)" if below else "") + (
+            f" ({above} of {v.size} cells right of the axis)" if above else "")
         curves.append(hv.Distribution(v[v >= lo], kdims=[metric.upper()], label=label).opts(
             color=model_color(m, models), fill_alpha=0.25, line_width=2))
     return hv.Overlay(curves).opts(
-        xlim=(lo, hi), frame_width=width, legend_position="top_left", ylabel="density",
+        # headroom above the curves for the legend, which would otherwise hide their peaks
+        xlim=(lo, hi), padding=(0, (0, 0.6)), frame_width=width, legend_position="top_left", ylabel="density",
         title=f"{metric.upper()} density over cells{_tag(scores)}",
     )
 
@@ -154,10 +199,15 @@ def nse_map_and_density(scores: xr.Dataset, model: str, *, metric: str = "nse", 
                         basemap: bool = True, density_models: Sequence[str] | None = None):
     """Panel (a): the skill map of ``model`` next to the density of its values over cells.
 
-    ``density_models`` overlays more models' densities (default: ``model`` only).
+    ``density_models`` overlays more models' densities (default: ``model`` only). The map's
+    colours and the density's x axis share one range: ``clim``, else the data's (see
+    :func:`nse_density`) over ``model`` and ``density_models``.
     """
+    density_models = list(density_models or [model])
+    _check_model(scores, model, metric)
+    clim = _metric_clim(scores, metric, clim, [model, *(m for m in density_models if m != model)])
     left = nse_map(scores, model, metric=metric, clim=clim, basemap=basemap)
-    right = nse_density(scores, density_models or [model], metric=metric, xlim=clim)
+    right = nse_density(scores, density_models, metric=metric, xlim=clim)
     return (left + right).cols(2)
 
 

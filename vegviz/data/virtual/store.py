@@ -304,7 +304,7 @@ def open_virtual_basin(variant: str = "full", *, seed: int = 42, data_dir=None) 
         why = "an incomplete or outdated copy is there" if path.exists() else "first use"
         start, end = VARIANTS[variant]
         print(f"Building the SYNTHETIC virtual UCRB ({variant}, {start}..{end}, seed {seed}) into {path} "
-              f"({why}; under a minute for 'full')...", flush=True)
+              f"({why}; {'about 25 s on 2 cores' if variant == 'full' else 'a few seconds'})...", flush=True)
         t = time.perf_counter()
         build_store(path, start, end, seed=seed)
         print(f"Built the virtual UCRB in {time.perf_counter() - t:.0f} s.", flush=True)
