@@ -443,6 +443,12 @@ def test_panel_b_one_box_per_type_and_model(case, scores):
     fig = _render(box)
     n_boxes = {len(r.data_source.data["top"]) for r in fig.renderers if isinstance(r.glyph, VBar)}
     assert n_boxes == {9}
+    assert fig.yaxis[0].axis_label == "NSE"  # every value on the axis
+    low = scores.copy()
+    low["nse"] = low["nse"].where(~((low.lat == low.lat[1]) & (low.model == "lstm")), -5.0)  # one row of cells
+    n_low = int((low["nse"].sel(model="lstm") == -5.0).sum())
+    assert _render(ev.nse_boxplots(low, obs["landcover"], min_cells=1)).yaxis[0].axis_label == \
+        f"NSE ({n_low} cell values off the axis)"
     with pytest.raises(ValueError, match="min_cells"):
         ev.nse_boxplots(scores, obs["landcover"], min_cells=50)
     # a period too short for any score (fewer composites than MIN_OBS) says so, not "lower min_cells"

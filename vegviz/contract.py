@@ -128,6 +128,12 @@ IGBP_CLASSES = {
     15: "Permanent snow and ice",
     16: "Barren",
 }
+#: IGBP class colours of every vegviz land-cover plot (after the usual MODIS land-cover legend)
+IGBP_COLORS = {
+    0: "#1c66b5", 1: "#05450a", 2: "#086a10", 3: "#54a708", 4: "#78d203", 5: "#009900", 6: "#c6b044",
+    7: "#b08a2e", 8: "#6e7d14", 9: "#c99d3a", 10: "#8fa843", 11: "#27ff87", 12: "#c24f44", 13: "#a5a5a5",
+    14: "#ff6d4c", 15: "#69fff8", 16: "#8a6f5a",
+}
 
 
 def cf_attrs(name: str) -> dict:

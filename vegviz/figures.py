@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .contract import IGBP_CLASSES
+from .contract import IGBP_CLASSES, IGBP_COLORS
 
 
 def _draw_states(ax) -> None:
@@ -32,6 +32,7 @@ def overview_figure(ds: xr.Dataset, path: str | Path, dpi: int = 110) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.colors import BoundaryNorm, ListedColormap
+    from matplotlib.patches import Patch
 
     synthetic = bool(int(ds.attrs.get("synthetic", 0)))
     mask = ds["mask"].astype(bool)
@@ -48,14 +49,17 @@ def overview_figure(ds: xr.Dataset, path: str | Path, dpi: int = 110) -> Path:
     ]
     fig, axes = plt.subplots(1, 4, figsize=(18, 5.2), constrained_layout=True)
     codes = sorted(IGBP_CLASSES)
-    lc_cmap = ListedColormap(plt.get_cmap("tab20").colors[: len(codes)])
+    lc_cmap = ListedColormap([IGBP_COLORS[c] for c in codes])  # the dashboards' colours
     lc_norm = BoundaryNorm(np.arange(-0.5, len(codes) + 0.5), lc_cmap.N)
     for ax, (title, da, cmap) in zip(axes, panels):
         if cmap is None:
-            m = ax.pcolormesh(ds.lon, ds.lat, da, cmap=lc_cmap, norm=lc_norm, shading="nearest")
-            present = [c for c in codes if np.any(da.values == c)]
-            cb = fig.colorbar(m, ax=ax, ticks=present, shrink=0.8)
-            cb.ax.set_yticklabels([IGBP_CLASSES[c] for c in present], fontsize=7)
+            ax.pcolormesh(ds.lon, ds.lat, da, cmap=lc_cmap, norm=lc_norm, shading="nearest")
+            # a legend of the classes present, largest first (a colour bar would list all 17)
+            found, counts = np.unique(da.values[np.isfinite(da.values)].astype(int), return_counts=True)
+            handles = [Patch(facecolor=IGBP_COLORS[int(c)], label=f"{IGBP_CLASSES[int(c)]} ({n})")
+                       for c, n in sorted(zip(found, counts), key=lambda t: -t[1])]
+            ax.legend(handles=handles, title="cells", fontsize=7, title_fontsize=7, frameon=False,
+                      loc="center left", bbox_to_anchor=(1.01, 0.5))
         else:
             kw = {"vmin": 0, "vmax": 2.5} if "LAI" in title else {}
             m = ax.pcolormesh(ds.lon, ds.lat, da, cmap=cmap, shading="nearest", **kw)

@@ -20,18 +20,12 @@ import param
 import xarray as xr
 
 from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
-from ..contract import IGBP_CLASSES
+from ..contract import IGBP_CLASSES, IGBP_COLORS
 from . import sources
 
 __all__ = ["ResultViewer", "basemap_overlay", "composite_counts", "dominant_vegetation", "in_server",
            "landcover_outlines", "result_periods"]
 
-#: IGBP class colours for the land-cover overlay (after the usual MODIS land-cover legend)
-IGBP_COLORS = {
-    0: "#1c66b5", 1: "#05450a", 2: "#086a10", 3: "#54a708", 4: "#78d203", 5: "#009900", 6: "#c6b044",
-    7: "#b08a2e", 8: "#6e7d14", 9: "#c99d3a", 10: "#8fa843", 11: "#27ff87", 12: "#c24f44", 13: "#a5a5a5",
-    14: "#ff6d4c", 15: "#69fff8", 16: "#8a6f5a",
-}
 HOW_TO_MAKE_ONE = ("Make one with `vegviz experiment --data virtual_ucrb_small --epochs 5` in a terminal (the "
                    "README's Quick start has smaller settings that train all three models in under two minutes), "
                    "or train one in the **Training** tab; then press **Refresh**.")

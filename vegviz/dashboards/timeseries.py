@@ -19,8 +19,8 @@ import panel as pn
 import param
 import xarray as xr
 
-from ..contract import IGBP_CLASSES
-from .base import IGBP_COLORS, ResultViewer, basemap_overlay, dominant_vegetation
+from ..contract import IGBP_CLASSES, IGBP_COLORS
+from .base import ResultViewer, basemap_overlay, dominant_vegetation
 
 __all__ = ["TimeSeries"]
 

@@ -248,8 +248,12 @@ def nse_boxplots(scores: xr.Dataset, landcover, models: Sequence[str] | None = N
             frames.append(pd.DataFrame({"vegetation": name, "model": m, metric.upper(): v}))
     df = pd.concat(frames, ignore_index=True)
     colors = {m: model_color(m, models) for m in models}
+    values = df[metric.upper()].to_numpy()
+    off = int((values < ylim[0]).sum()) + int((values > ylim[1]).sum()) if ylim is not None else 0
+    # NSE has no lower bound: the axis stops at ylim, and the label says what it leaves out
+    ylabel = metric.upper() + (f" ({off} cell values off the axis)" if off else "")
     return hv.BoxWhisker(df, kdims=["vegetation", "model"], vdims=[metric.upper()]).opts(
-        box_fill_color=hv.dim("model").categorize(colors), ylim=ylim, frame_width=width,
+        box_fill_color=hv.dim("model").categorize(colors), ylim=ylim, frame_width=width, ylabel=ylabel,
         xrotation=30, tools=["hover"],
         title=f"{metric.upper()} per dominant vegetation type (cells) {_period_text(scores)}{_tag(scores)}",
     )
