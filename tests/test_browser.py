@@ -319,6 +319,8 @@ def test_choosing_a_vegetation_type_updates_boxplot_and_time_series(app, shots):
     app.wait_state(lambda s: {pick} in types_shown(s), f"boxplots of {pick} only")
 
     app.tab("Time series")
+    # its first visit: a spinner while the server builds the tab, not a blank page
+    page.get_by_text("Building the Time series tab").first.wait_for(timeout=10_000)
     app.wait_state(lambda s: any(t.startswith("Open shrublands (") for t in s["titles"]), "the shrubland series",
                    timeout=SLOW / 1000)
     page.screenshot(path=str(shots / "browser_timeseries.png"), full_page=True)  # the study's panel d

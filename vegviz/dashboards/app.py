@@ -135,7 +135,7 @@ class App(pn.viewable.Viewer):
             self.tab = "LAI maps" if self.result is not None else "Training"
         self._show_tab()
         self.tabs.param.watch(self._from_tabs, "active")
-        self.param.watch(lambda _e: self._show_tab(), "tab")
+        self.param.watch(lambda _e: self._show_tab(defer=True), "tab")
         self.param.watch(self._on_result, "result")
         self._update_header()
         self._layout = pn.Column(self.header, self.tabs, sizing_mode="stretch_width")
@@ -197,14 +197,26 @@ class App(pn.viewable.Viewer):
         """The result browsers built so far (of LAI maps, Skill, Time series)."""
         return [c for t, c in self._components.items() if t != "Training"]
 
-    def _show_tab(self):
+    def _show_tab(self, defer: bool = False):
         i = TABS.index(self.tab or TABS[0])
-        try:
-            self.component(TABS[i])
-        except Exception:  # already shown in the tab by component()
-            pass
+        tab = TABS[i]
+        doc = pn.state.curdoc
+        if defer and tab not in self._components and _session_context() is not None:
+            # building a tab takes seconds (data, first plots): the browser gets a spinner now and the
+            # tab a moment later, instead of a blank page until the build returns
+            self._holders[tab].objects = [pn.Row(pn.indicators.LoadingSpinner(value=True, size=24),
+                                                 pn.pane.Markdown(f"Building the **{tab}** tab..."))]
+            doc.add_timeout_callback(lambda: self._build_shown(tab), 300)  # ms: time to draw the spinner
+        else:
+            self._build_shown(tab)
         if self.tabs.active != i:
             self.tabs.active = i
+
+    def _build_shown(self, tab: str) -> None:
+        try:
+            self.component(tab)
+        except Exception:  # already shown in the tab by component()
+            pass
 
     def _from_tabs(self, event):
         self.tab = TABS[event.new]
