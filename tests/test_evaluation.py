@@ -341,6 +341,14 @@ def test_unscored_cells_say_why_per_model(case, scores):
     lines = ev.unscored_cells(sparse_scores).splitlines()
     assert [line.split(":")[0] for line in lines] == [str(m) for m in sparse_scores["model"].values]
     assert "convlstm: NSE missing in 1 of 11 basin cells (fewer than 10 observations: 1)" in lines
+    # what `vegviz evaluate` prints: the overall columns, then the unscored cells of that period
+    from vegviz.experiment import period_report
+
+    report = period_report(sparse_scores, ev.comparison_table(sparse_scores, obs["landcover"]))
+    assert "median NSE: " not in report and "| convlstm" in report
+    assert report.endswith("cells without a score in the test period (left out of the medians; NaN when none is "
+                           "left):\n" + "\n".join(lines))
+    assert "cells without a score" not in period_report(scores, ev.comparison_table(scores, obs["landcover"]))
 
 
 def test_real_grid_scores_by_vegetation(contract_ds):

@@ -157,19 +157,15 @@ def cmd_train(args) -> int:
         print(f"{len(h)} epoch{'s' if len(h) != 1 else ''}; best epoch {int(best['epoch'])}: val loss "
               f"{best['val_loss']:.4f}, median validation NSE {nse:.3f} ({best['device']})")
         if not math.isfinite(nse):
-            print(f"  (NaN: no basin cell has the {_min_obs()} satellite composites an NSE needs in the validation "
+            from .evaluation import MIN_OBS
+
+            print(f"  (NaN: no basin cell has the {MIN_OBS} satellite composites an NSE needs in the validation "
                   f"period {cfg.periods.validation[0]}..{cfg.periods.validation[1]}, or their LAI is constant; "
                   "a longer data set gives a score)")
     if run.predictions_path.exists():
         print(f"predictions: {run.predictions_path}")
     print(f"next: vegviz evaluate {run.path}")
     return 0
-
-
-def _min_obs() -> int:
-    from .evaluation import MIN_OBS
-
-    return MIN_OBS
 
 
 def _find_run(target: str) -> Path:
@@ -183,20 +179,21 @@ def _find_run(target: str) -> Path:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluation import markdown_table, unscored_cells
-    from .experiment import EXPERIMENT_FILE, Experiment, evaluate_experiment, score_period
+    from .evaluation import markdown_table
+    from .experiment import EXPERIMENT_FILE, Experiment, evaluate_experiment, period_report, score_period
     from .io import write_atomic
     from .training import Run
     from .training.data import open_data
 
     path = _find_run(args.run)
-    if (path / EXPERIMENT_FILE).exists() and args.period == "test":
+    experiment = (path / EXPERIMENT_FILE).exists()
+    if experiment and args.period == "test":
         # the experiment's own outputs: comparison.md (validation and test), comparison.csv and figures (test)
         obs = open_data(args.data) if args.data else None
         evaluate_experiment(path, obs, figures=not args.no_figures)
         print(f"\nwrote {path / 'comparison.md'}")
         return 0
-    if (path / EXPERIMENT_FILE).exists():  # another period: its own files, the test outputs stay as they are
+    if experiment:  # another period: its own files, the test outputs stay as they are
         exp = Experiment.open(path)
         pred, cfg = exp.predictions, exp.config
         obs = open_data(args.data) if args.data else exp.observations()
@@ -212,21 +209,17 @@ def cmd_evaluate(args) -> int:
     start, end = getattr(cfg.periods, args.period)
     print(f"{args.period} period {start}..{end} (the run's own split), median per-cell skill over the basin mask:")
     write_atomic(path / f"comparison_{args.period}.md", (markdown_table(table) + "\n").encode())
-    # the terminal gets the overall columns; the file also has one column per vegetation type
-    print(markdown_table(table[[c for c in table.columns if not c.startswith("median NSE:")]]))
-    missing = unscored_cells(scores)
-    if missing:
-        print(f"\ncells without a score (left out of the medians; NaN when none is left):\n{missing}")
+    print(period_report(scores, table))
     print(f"\nwrote {path / f'scores_{args.period}.nc'} and {path / f'comparison_{args.period}.md'} "
           "(with the medians per vegetation type)")
     return 0
 
 
 def cmd_experiment(args) -> int:
-    from .experiment import run_experiment
+    from .experiment import DEFAULT_MODELS, run_experiment
 
     cfg = _config(args)
-    models = [m.strip() for m in (args.models or "convlstm,convlstm_physics,lstm").split(",") if m.strip()]
+    models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(DEFAULT_MODELS)
     root = Path(args.runs_dir) if args.runs_dir else None
     t0 = time.perf_counter()
     exp = run_experiment(cfg, models=models, name=args.name or cfg.name, root=root,

@@ -162,7 +162,7 @@ def _provenance(config: Config, ds: xr.Dataset, variables: list[str], old: dict 
     Taken under the runs' device and thread settings; a resumed experiment keeps the earlier
     sessions' records.
     """
-    from .provenance import record
+    from .provenance import keep_earlier_sessions, record
     from .training.device import resolve, settings
 
     hw = resolve(config)
@@ -170,10 +170,7 @@ def _provenance(config: Config, ds: xr.Dataset, variables: list[str], old: dict 
         prov = record(config, ds, hardware=hw, variables=variables)
     prov["reproduce"] = (f"vegviz experiment --config {path / EXPERIMENT_FILE} --models {','.join(models)} "
                          f"--name {path.name}-again --runs-dir {path.parent}")
-    if old:
-        prov["earlier_sessions"] = [*old.get("earlier_sessions", []),
-                                    {k: v for k, v in old.items() if k != "earlier_sessions"}]
-    return prov
+    return keep_earlier_sessions(prov, old)
 
 
 def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name: str | None = None,
@@ -286,7 +283,7 @@ def score_period(predictions: xr.Dataset, observations: xr.Dataset, config: Conf
 def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods=("validation", "test"),
                         figures: bool = True, log=print) -> pd.DataFrame:
     """Score an experiment's combined predictions; write scores, tables and figures. Returns the test table."""
-    from .evaluation import markdown_table, unscored_cells
+    from .evaluation import markdown_table
 
     exp = Experiment.open(path)
     obs = observations if observations is not None else exp.observations()
@@ -301,12 +298,22 @@ def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods
         text += [f"## {period} period (median per-cell skill over the basin mask)", "", markdown_table(t), ""]
     write_atomic(exp.path / "comparison.md", "\n".join(text).encode())
     if figures:
-        write_figures(exp, obs, exp.scores(main))
-    log(markdown_table(table[[c for c in table.columns if not c.startswith("median NSE:")]]))
-    missing = unscored_cells(scored[main][0])
-    if missing:
-        log(f"cells without a score in the {main} period (left out of the medians; NaN when none is left):\n{missing}")
+        write_figures(exp, obs, scored[main][0])
+    log(period_report(scored[main][0], table))
     return table
+
+
+def period_report(scores: xr.Dataset, table: pd.DataFrame) -> str:
+    """A period's comparison for a terminal: the overall columns of ``table`` (the files also have
+    one per vegetation type) and, when some basin cells have no score, which and why."""
+    from .evaluation import markdown_table, unscored_cells
+
+    text = markdown_table(table[[c for c in table.columns if not c.startswith("median NSE:")]])
+    missing = unscored_cells(scores)
+    if missing:
+        text += (f"\n\ncells without a score in the {scores.attrs['period']} period (left out of the medians; "
+                 f"NaN when none is left):\n{missing}")
+    return text
 
 
 def write_figures(exp: Experiment, obs: xr.Dataset, scores: xr.Dataset) -> list[Path]:

@@ -47,7 +47,8 @@ from .io import write_atomic
 log = logging.getLogger(__name__)
 
 __all__ = ["HASH_SIDECAR", "PROVENANCE_FILE", "compare_runs", "content_hash", "data_provenance", "git_info",
-           "hash_variables", "library_versions", "read_provenance", "record", "write_provenance"]
+           "hash_variables", "keep_earlier_sessions", "library_versions", "read_provenance", "record",
+           "write_provenance"]
 
 PROVENANCE_FILE = "provenance.yaml"
 #: sidecar cache of content hashes inside a vegviz-built Zarr store
@@ -348,6 +349,15 @@ def record(config, ds: xr.Dataset, *, hardware=None, variables=None) -> dict:
         "versions": library_versions(),
     }
     return _plain(out)
+
+
+def keep_earlier_sessions(prov: dict, old: dict | None) -> dict:
+    """``prov`` with the record of a resumed run's (or experiment's) earlier sessions, ``old``, kept
+    under ``earlier_sessions`` (oldest first); ``prov`` itself when there is none."""
+    if old:
+        prov["earlier_sessions"] = [*old.get("earlier_sessions", []),
+                                    {k: v for k, v in old.items() if k != "earlier_sessions"}]
+    return prov
 
 
 def write_provenance(path, prov: dict) -> Path:

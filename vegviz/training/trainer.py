@@ -49,7 +49,7 @@ import pandas as pd
 import torch
 import xarray as xr
 
-from ..provenance import record, write_provenance
+from ..provenance import keep_earlier_sessions, record, write_provenance
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint, vegviz_version, write_atomic
 from .config import PHYSICS_INPUT, PHYSICS_MODELS, Config
 from .data import open_data, prepare
@@ -274,10 +274,8 @@ class Trainer:
         prov = record(self.config, source, hardware=self.hardware, variables=variables)
         prov["reproduce"] = f"vegviz train --config {self.run_dir / 'config.yaml'} --name {self.run_dir.name}-again"
         old = (ckpt or {}).get("provenance")
+        keep_earlier_sessions(prov, old)
         if old:
-            earlier = list(old.get("earlier_sessions", []))
-            earlier.append({k: v for k, v in old.items() if k != "earlier_sessions"})
-            prov["earlier_sessions"] = earlier
             before = old.get("data", {}).get("content_sha256")
             if before and before != prov["data"]["content_sha256"]:
                 log.warning("resuming %s on data whose content hash differs from the earlier session's (%s -> %s); "
