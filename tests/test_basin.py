@@ -225,3 +225,20 @@ def test_fill_only_loses_the_wyoming_green_river(etopo5_window):
     ds = b.delineate(etopo5_window, breach=False)
     assert ds.attrs["catchment_area_km2"] < 0.9 * b.USGS_AREA_KM2
     assert ds["catchment"].sel(lat=41.53, lon=-109.47, method="nearest") == 0
+
+
+def test_outlet_cell_is_at_lees_ferry():
+    # The basin's outlet is the mask cell with the largest upstream basin share next to the gauge;
+    # at 1/8 degree Lees Ferry (36.865 N) lies 1 km south of a cell edge, so the outlet cell is
+    # the one containing the gauge or its neighbour, within 2 km of the gauge.
+    lat, lon = b.LEES_FERRY
+    mask = STATIC["mask"].values.astype(bool)
+    la, lo = np.meshgrid(STATIC.lat.values, STATIC.lon.values, indexing="ij")
+    # distance from the gauge to each masked cell's nearest point, km
+    dy = np.maximum(np.abs(la - lat) - 0.0625, 0) * 111.2
+    dx = np.maximum(np.abs(lo - lon) - 0.0625, 0) * 111.2 * np.cos(np.deg2rad(lat))
+    dist = np.where(mask, np.hypot(dy, dx), np.inf)
+    assert dist.min() < 2.0
+    # and no masked cell lies downstream (south-west) of the gauge by more than a cell
+    far = mask & (la < lat - 0.125) & (np.abs(lo - lon) < 0.25)
+    assert not far.any()

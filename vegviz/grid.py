@@ -120,6 +120,16 @@ class Grid:
             and np.allclose(lon, self.lon, atol=atol, rtol=0)
         )
 
+    def slices_in(self, parent: "Grid") -> tuple[slice, slice]:
+        """(rows, columns) of this grid inside ``parent``, a grid on the same lattice."""
+        i = (self.lat0 - parent.lat0) / parent.res
+        j = (self.lon0 - parent.lon0) / parent.res
+        ii, jj = int(round(i)), int(round(j))
+        if (abs(i - ii) > 1e-6 or abs(j - jj) > 1e-6 or self.res != parent.res or ii < 0 or jj < 0
+                or ii + self.nlat > parent.nlat or jj + self.nlon > parent.nlon):
+            raise ValueError(f"{self.name} is not a window of {parent.name}")
+        return slice(ii, ii + self.nlat), slice(jj, jj + self.nlon)
+
     def index_of(self, lat: float, lon: float) -> tuple[int, int]:
         """(row, column) of the cell that contains a point; ValueError outside."""
         i = int(np.floor((lat - (self.lat0 - self.res / 2)) / self.res))

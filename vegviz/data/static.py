@@ -38,6 +38,12 @@ from .landcover import (  # noqa: F401
 FILES = Path(__file__).parent / "files"
 STATIC_FILE = FILES / "ucrb_static.nc"
 ETOPO5_PATH = Path(os.environ.get("VEGVIZ_ETOPO5", "/usr/share/ferret-vis/data/etopo5.cdf"))
+#: Registration correction of ETOPO5 as shipped (degrees added to the file's axes): its
+#: terrain sits 7.5' (1.5 cells) east and 2.5' (half a cell) south of the coordinates the
+#: file gives it. Measured against two independent real signals, NLDAS-2 surface pressure
+#: (hypsometric fit) and the Natural Earth 1:10m coastline; evidence and the search in
+#: :mod:`vegviz.data.registration` and docs/registration.md.
+ETOPO5_SHIFT_DEG = {"lat": -2.5 / 60.0, "lon": 7.5 / 60.0}
 
 
 def etopo5_path() -> Path:
@@ -62,8 +68,13 @@ def missing_sources() -> list[str]:
     return out
 
 
-def read_etopo5() -> xr.DataArray:
-    """ETOPO5 relief (m, positive up) with lat/lon coordinates."""
+def read_etopo5(*, registered: bool = True) -> xr.DataArray:
+    """ETOPO5 relief (m, positive up) with lat/lon coordinates.
+
+    ``registered`` (the default) moves the axes by :data:`ETOPO5_SHIFT_DEG`, so that the
+    terrain lines up with the NLDAS-2 forcing; ``registered=False`` gives the file's own axes
+    (only for measuring that offset).
+    """
     ds = xr.open_dataset(etopo5_path())
     z = ds["ROSE"].rename({"ETOPO05_Y": "lat", "ETOPO05_X": "lon"}).load()
     # The file stores its 5-minute axes in float32 (spacing 0.0833341 instead of 1/12,
@@ -71,6 +82,11 @@ def read_etopo5() -> xr.DataArray:
     lat = -90.0 + np.arange(z.sizes["lat"]) / 12.0
     lon = np.arange(z.sizes["lon"]) / 12.0
     assert np.allclose(lat, z.lat, atol=0.01) and np.allclose(lon, z.lon, atol=0.01)
+    if registered:
+        lat, lon = lat + ETOPO5_SHIFT_DEG["lat"], lon + ETOPO5_SHIFT_DEG["lon"]
+        z.attrs["comment"] = (f"axes moved by {ETOPO5_SHIFT_DEG['lat'] * 60:+.1f}' in latitude and "
+                              f"{ETOPO5_SHIFT_DEG['lon'] * 60:+.1f}' in longitude to register the terrain "
+                              "with NLDAS-2 (vegviz.data.registration)")
     return z.assign_coords(lat=lat, lon=lon)
 
 

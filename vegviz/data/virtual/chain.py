@@ -25,7 +25,7 @@ from .weather import WeatherGenerator
 
 GENERATOR_NAME = "vegviz.data.virtual"
 #: Bump whenever the generated numbers change: it is part of every cache's name.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: static fields on the registered ETOPO5 (issue 12)
 SPINUP_YEARS = 3
 FIRST_YEAR, LAST_YEAR = 1900, 2100
 FORCINGS = ("precip", "tair", "tmin", "swdown", "vpd", "qair")
