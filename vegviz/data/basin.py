@@ -57,6 +57,8 @@ USGS_AREA_KM2 = 111_800 * 2.589988110336
 DEM_MARGIN_DEG = 1.0
 #: Outlet snapping radius in DEM cells (3 x 5' ~ 15 km).
 SNAP_CELLS = 3
+#: Upstream areas within this factor of a gauge's published area count as its stream.
+AREA_MATCH = 1.5
 #: Share of a study cell that must lie inside the catchment for the cell to count.
 MASK_THRESHOLD = 0.5
 
@@ -322,7 +324,8 @@ def dem_window(dem: xr.DataArray, grid: _grid.Grid = _grid.UCRB, margin: float =
     return out
 
 
-def snap_outlet(upstream_area: np.ndarray, lat, lon, point: tuple[float, float], radius: int = SNAP_CELLS):
+def snap_outlet(upstream_area: np.ndarray, lat, lon, point: tuple[float, float], radius: int = SNAP_CELLS,
+                area_km2: float | None = None):
     """(row, column) of the main-stem cell nearest to ``point`` (lat, lon).
 
     A gauge's coordinates rarely fall on the DEM's drainage line. Taking the cell of
@@ -343,6 +346,11 @@ def snap_outlet(upstream_area: np.ndarray, lat, lon, point: tuple[float, float],
     # Distances on the local tangent plane (degrees of latitude); fine within a few cells.
     dy = lat[rows][:, None] - point[0]
     dx = (lon[cols][None, :] - point[1]) * np.cos(np.deg2rad(point[0]))
+    if area_km2 is not None:
+        # streams of about the gauge's size (within a factor AREA_MATCH) replace the main stem
+        near = (win >= float(area_km2) / AREA_MATCH) & (win <= float(area_km2) * AREA_MATCH)
+        if near.any():
+            stream = near
     dist = np.where(stream, np.hypot(dy, dx), np.inf)
     k = np.lexsort((-win.ravel(), dist.ravel()))[0]
     di, dj = np.unravel_index(k, win.shape)
@@ -396,23 +404,111 @@ def delineate(
     )
 
 
-def basin_fraction(grid: _grid.Grid = _grid.UCRB, dem: xr.DataArray | None = None) -> xr.DataArray:
-    """Fraction (0..1) of each ``grid`` cell inside the catchment of Lees Ferry.
+#: Bump when the routing changes: it is part of the cached routing's name.
+ROUTING_VERSION = "1"
+#: Margin of the continental DEM window around the NLDAS-2 domain (degrees).
+ROUTING_MARGIN_DEG = 0.5
 
-    ``dem`` defaults to the full-resolution ETOPO5 (:func:`vegviz.data.static.read_etopo5`).
+
+def routing(dem: xr.DataArray | None = None, data_dir=None) -> xr.Dataset:
+    """D8 receivers and upstream area over the whole NLDAS-2 domain, computed once and cached.
+
+    One continental routing (about 20 s on 2 cores for ETOPO5's 348 x 708 cells over CONUS)
+    makes every outlet's catchment a trace up the drainage tree, with no window that could
+    cut a divide off. Cached in the data directory as NetCDF (atomically), keyed by the DEM
+    (its registration and file size) and :data:`ROUTING_VERSION`; a ``dem`` passed in is
+    computed afresh, not cached.
     """
-    if dem is None:
-        from .static import read_etopo5
+    from ..io import write_netcdf_atomic
+    from ..paths import cache_dir
 
+    path = None
+    if dem is None:
+        from .static import ETOPO5_SHIFT_DEG, etopo5_path, read_etopo5
+
+        src = etopo5_path()
+        key = f"{src.stat().st_size}-{ETOPO5_SHIFT_DEG['lat']:.5f}-{ETOPO5_SHIFT_DEG['lon']:.5f}"
+        path = cache_dir(data_dir) / "routing" / f"etopo5-v{ROUTING_VERSION}-{abs(hash_text(key)):x}.nc"
+        if path.exists():
+            with xr.open_dataset(path, engine="netcdf4") as ds:
+                return ds.load()
         dem = read_etopo5()
-    basin = delineate(dem_window(dem, grid))
+    win = dem_window(dem, _grid.NLDAS, margin=ROUTING_MARGIN_DEG)
+    lat = win["lat"].values.astype(float)
+    lon = win["lon"].values.astype(float)
+    dlat, dlon = np.deg2rad(np.diff(lat).mean()), np.deg2rad(np.diff(lon).mean())
+    coslat = np.cos(np.deg2rad(lat))
+    area_km2 = np.repeat((_grid.EARTH_RADIUS_M**2 * dlat * dlon * coslat / 1e6)[:, None], lon.size, axis=1)
+    z = win.transpose("lat", "lon").values.astype(float)
+    filled = fill_depressions(breach_depressions(z), epsilon=True)
+    recv = d8_receivers(filled, dy=dlat, dx=dlon * coslat)
+    acc = flow_accumulation(recv, area_km2)
+    ds = xr.Dataset(
+        {"receivers": (("lat", "lon"), recv.astype("int64"), {"long_name": "flat index of the D8 receiver, -1 at outlets"}),
+         "upstream_area": (("lat", "lon"), acc, {"units": "km2", "long_name": "D8 upstream area"}),
+         "cell_area": (("lat", "lon"), area_km2, {"units": "km2"})},
+        coords={"lat": win["lat"], "lon": win["lon"]},
+        attrs={"source": "ETOPO5 (registered), least-cost breached, Priority-Flood+epsilon filled, D8 "
+                         f"(vegviz.data.basin, routing version {ROUTING_VERSION})"},
+    )
+    if path is not None:
+        write_netcdf_atomic(ds, path, {v: {"zlib": True, "complevel": 1} for v in ds.data_vars})
+    return ds
+
+
+def hash_text(text: str) -> int:
+    import hashlib
+
+    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
+
+
+def catchment_of(outlet: tuple[float, float], area_km2: float | None = None, route: xr.Dataset | None = None,
+                 snap_cells: int = SNAP_CELLS) -> xr.Dataset:
+    """The catchment of ``outlet`` (lat, lon) on the continental routing (:func:`routing`).
+
+    ``area_km2``, a gauge's published drainage area, makes the snapping pick the stream
+    of that size (:func:`snap_outlet`). Returns ``catchment`` (int8) on the DEM grid with
+    attributes ``outlet_lat``/``outlet_lon`` and ``catchment_area_km2``.
+    """
+    route = routing() if route is None else route
+    lat, lon = route["lat"].values, route["lon"].values
+    if not (lat[0] <= outlet[0] <= lat[-1] and lon[0] <= outlet[1] <= lon[-1]):
+        raise ValueError(f"outlet {outlet} lies outside the NLDAS-2 domain. Fix: give (lat, lon) inside it")
+    acc = route["upstream_area"].values
+    recv = route["receivers"].values
+    oi, oj = snap_outlet(acc, lat, lon, outlet, snap_cells, area_km2=area_km2)
+    inside = catchment(recv, (oi, oj))
+    return xr.Dataset(
+        {"catchment": (("lat", "lon"), inside.astype("int8"), {"units": "1", "long_name": "inside the catchment"})},
+        coords={"lat": route["lat"], "lon": route["lon"]},
+        attrs={"outlet_lat": float(lat[oi]), "outlet_lon": float(lon[oj]),
+               "catchment_area_km2": float(route["cell_area"].values[inside].sum())},
+    )
+
+
+def basin_fraction(grid: _grid.Grid = _grid.UCRB, dem: xr.DataArray | None = None,
+                   outlet: tuple[float, float] = LEES_FERRY, area_km2: float | None = USGS_AREA_KM2) -> xr.DataArray:
+    """Fraction (0..1) of each ``grid`` cell inside the catchment of ``outlet`` (default Lees Ferry).
+
+    The catchment comes from the continental routing on the registered ETOPO5
+    (:func:`routing`; a ``dem`` passed in is routed afresh) and is averaged onto ``grid``
+    by exact area overlap, so ``grid`` must hold the whole catchment.
+    """
+    basin = catchment_of(outlet, area_km2, routing(dem))
     frac = _grid.regrid_mean(basin["catchment"].astype(float), grid)
+    inside = float(frac.sum())
+    if inside > 0 and abs(float((frac * grid.cell_area()).sum()) / 1e6 - basin.attrs["catchment_area_km2"]) > \
+            0.02 * basin.attrs["catchment_area_km2"] + 2 * float(grid.cell_area().max()) / 1e6:
+        raise ValueError(f"the catchment of {outlet} reaches beyond {grid.name}. Fix: use a window that holds it "
+                         "(vegviz.domains.from_outlet chooses one)")
     return frac.clip(0.0, 1.0).rename("basin_fraction").assign_attrs(
         units="1",
-        long_name="fraction of the cell draining to Lees Ferry (Upper Colorado River Basin)",
-        source="D8 flow directions on ETOPO5 (5'), least-cost breached and Priority-Flood+epsilon "
-        "filled; outlet snapped to the main stem at USGS 09380000 (vegviz.data.basin)",
+        long_name=f"fraction of the cell draining to the outlet at {outlet[0]:.4f} N, {outlet[1]:.4f} E",
+        source="D8 flow directions on ETOPO5 (5', registered to NLDAS-2) over the NLDAS-2 domain, least-cost "
+        "breached and Priority-Flood+epsilon filled; outlet snapped to the stream of the gauge's area (vegviz.data.basin)",
         catchment_area_km2=basin.attrs["catchment_area_km2"],
+        outlet_lat=basin.attrs["outlet_lat"],
+        outlet_lon=basin.attrs["outlet_lon"],
     )
 
 

@@ -90,37 +90,103 @@ def read_etopo5(*, registered: bool = True) -> xr.DataArray:
     return z.assign_coords(lat=lat, lon=lon)
 
 
-def build_static(grid: _grid.Grid = _grid.UCRB) -> xr.Dataset:
-    """Land cover (majority and class fractions), elevation and basin mask on ``grid``."""
+#: Bump when build_static's numbers change: it is part of every cached static file's name.
+STATIC_VERSION = "2"
+
+
+def build_static(domain="ucrb") -> xr.Dataset:
+    """Land cover (majority and class fractions), elevation, cell area and basin mask of a domain.
+
+    ``domain`` is a :class:`vegviz.domains.Domain` or its name. The basin fraction follows the
+    domain's basin: the catchment of its outlet (continental D8 routing on the registered
+    ETOPO5, :mod:`vegviz.data.basin`), the cells' shares inside its polygon, or every cell.
+    The mask is ``basin_fraction >= 0.5`` on cells whose majority land cover is not water.
+    """
+    from .. import domains as _domains
+    from .basin import MASK_THRESHOLD, basin_fraction
+
+    dom = _domains.get(domain)
+    grid = dom.grid
     missing = missing_sources()
     if missing:
-        raise SourceMissing("cannot rebuild the static fields:\n  " + "\n  ".join(missing))
+        raise SourceMissing(f"cannot build the static fields of {dom.name!r}:\n  " + "\n  ".join(missing))
     ds = landcover_on_grid(mcd12c1_path(), grid)
     etopo5 = read_etopo5()
     elev = _grid.regrid_mean(etopo5, grid)
     ds["elevation"] = elev.astype("float32").assign_attrs(cf_attrs("elevation"))
     ds["cell_area"] = grid.cell_area().astype("float32")
-    from .basin import basin_fraction, basin_mask
+    basin = dom.basin
+    if basin.kind == "outlet":
+        frac = basin_fraction(grid, outlet=basin.outlet, area_km2=basin.gauge_area_km2)
+    elif basin.kind == "polygon":
+        from ..geometry import polygon_fraction, read_polygon
 
-    ds["basin_fraction"] = basin_fraction(grid, dem=etopo5).astype("float32")
-    mask = basin_mask(ds).astype("int8")
-    mask.attrs = dict(
-        cf_attrs("mask"),
-        comment="catchment of Lees Ferry (Colorado River, USGS 09380000) delineated with D8 on the "
-        "breached and Priority-Flood+epsilon filled ETOPO5 DEM; basin fraction >= 0.5 and not water",
-    )
+        frac = xr.DataArray(polygon_fraction(read_polygon(basin.polygon), grid), dims=("lat", "lon"),
+                            coords=grid.coords(), attrs={"units": "1", "long_name": "share of the cell inside "
+                                                         f"{os.path.basename(basin.polygon)}"})
+    else:
+        frac = xr.DataArray(np.ones(grid.shape), dims=("lat", "lon"), coords=grid.coords(),
+                            attrs={"units": "1", "long_name": "the whole window is the basin"})
+    ds["basin_fraction"] = frac.astype("float32")
+    mask = ((ds["basin_fraction"] >= MASK_THRESHOLD) & (ds["landcover"] != 0)).astype("int8").rename("mask")
+    mask.attrs = dict(cf_attrs("mask"), comment=f"{basin.describe()}: basin fraction >= {MASK_THRESHOLD} and "
+                      "majority land cover not water")
     ds["mask"] = mask
     ds.attrs.update(
-        title="Static fields of the Upper Colorado River Basin on the NLDAS-2 1/8 degree grid",
+        title=f"Static fields of the {dom.title} on the NLDAS-2 1/8 degree grid",
         source="MODIS MCD12C1 v006 2019 (IGBP, 0.05 deg; doi:10.5067/MODIS/MCD12C1.006); "
-        "ETOPO5 5-minute relief (NOAA NGDC 1988); basin mask delineated from ETOPO5 (vegviz.data.basin)",
+        "ETOPO5 5-minute relief (NOAA NGDC 1988), registered to NLDAS-2 (vegviz.data.registration); "
+        f"basin: {basin.describe()} (vegviz.data.basin, vegviz.geometry)",
         synthetic=0,
         history=f"{datetime.now(timezone.utc):%Y-%m-%d} built by vegviz.data.static.build_static: "
         "area-weighted class fractions and majority; area-weighted mean elevation",
         Conventions="CF-1.8",
         grid=grid.name,
+        domain=dom.name,
+        domain_title=dom.title,
+        static_version=STATIC_VERSION,
     )
     return ds
+
+
+def static_key(domain) -> str:
+    """What the static fields of ``domain`` depend on, as a short hash (part of the cache name)."""
+    import hashlib
+
+    from .. import domains as _domains
+    from .basin import ROUTING_VERSION
+
+    dom = _domains.get(domain)
+    parts = [dom.key, STATIC_VERSION, ROUTING_VERSION, repr(sorted(ETOPO5_SHIFT_DEG.items())), MCD12C1_PACKAGE]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:10]
+
+
+def static_for(domain="ucrb", data_dir=None) -> xr.Dataset:
+    """The static fields of a domain: the committed file for ``ucrb``, else built once and cached.
+
+    The cache is ``static/NAME-KEY.nc`` in the data directory (written atomically); the key
+    changes with the domain's definition and the sources' versions, so a change rebuilds it
+    (older files of that domain are removed). Without the source packages, a clear
+    :class:`SourceMissing` names what to install.
+    """
+    from .. import domains as _domains
+    from ..paths import cache_dir
+
+    dom = _domains.get(domain, data_dir)
+    if dom.name == "ucrb":
+        ds = load_static()
+        ds.attrs.setdefault("domain", "ucrb")
+        ds.attrs.setdefault("domain_title", dom.title)
+        return ds
+    folder = cache_dir(data_dir) / "static"
+    path = folder / f"{dom.name}-{static_key(dom)}.nc"
+    if not path.exists():
+        ds = build_static(dom)
+        write_static(ds, path)
+        for old in folder.glob(f"{dom.name}-*.nc"):
+            if old != path and len(old.stem) == len(path.stem):
+                old.unlink(missing_ok=True)
+    return load_static(path)
 
 
 def write_static(ds: xr.Dataset, path: Path = STATIC_FILE) -> Path:
@@ -157,7 +223,7 @@ def load_static(path: Path | str = STATIC_FILE) -> xr.Dataset:
 
 
 def main() -> None:
-    ds = build_static()
+    ds = build_static("ucrb")
     path = write_static(ds)
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
 
