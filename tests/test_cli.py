@@ -12,7 +12,7 @@ def test_info_prints_summary_and_realism(small_basin, capsys):
     out = capsys.readouterr().out
     assert "SYNTHETIC" in out and "1998-01-01 .. 2005-12-31" in out
     assert "wet-day frequency, mountains > 3000 m" in out
-    assert "1897 of 3402 cells inside" in out and "112.3125 W..105.6875 W" in out
+    assert "1886 of 3402 cells inside" in out and "112.3125 W..105.6875 W" in out
 
 
 def test_realism_table_has_plausible_values(small_basin):
