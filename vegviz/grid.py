@@ -12,7 +12,7 @@ products. That handles finer and coarser sources alike, with NaN-aware weights.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -36,7 +36,7 @@ class Grid:
     nlat: int
     nlon: int
     res: float = NLDAS_RES
-    name: str = "grid"
+    name: str = field(default="grid", compare=False)  # a label: grids on the same cells are equal
 
     @cached_property
     def lat(self) -> np.ndarray:
