@@ -16,6 +16,9 @@ The model (details and sources in :mod:`vegviz.physics.gsi` and :mod:`vegviz.phy
 4. lai_process = lai_min + (lai_max - lai_min) * index with per-cell 5th/95th percentiles of
    the observed LAI in the calibration period.
 
+For records larger than memory, :func:`iter_lai_process` gives the same values block by
+block of days (running windows carried over), with peak memory independent of the record's length.
+
 Thresholds and windows live in :class:`GSIParameters`.
 """
 from .gsi import (
@@ -29,16 +32,18 @@ from .gsi import (
     process_index,
     water_limitation,
 )
-from .lai import CALIBRATION, add_lai_process, calibrate_lai_range
+from .lai import CALIBRATION, add_lai_process, calibrate_lai_range, iter_lai_process
 from .meteo import hargreaves_pet, saturation_vapour_pressure, surface_pressure, vpd_from_qair
 from .params import DEFAULT, GSIParameters
-from .running import trailing_mean
+from .running import TrailingMean, TrailingSum, trailing_mean
 from .solar import daylength, extraterrestrial_radiation, solar_declination
 
 __all__ = [
     "CALIBRATION",
     "DEFAULT",
     "GSIParameters",
+    "TrailingMean",
+    "TrailingSum",
     "add_lai_process",
     "calibrate_lai_range",
     "daylength",
@@ -49,6 +54,7 @@ __all__ = [
     "i_tmin",
     "i_vpd",
     "indicator",
+    "iter_lai_process",
     "moisture_indicator",
     "potential_evapotranspiration",
     "process_index",

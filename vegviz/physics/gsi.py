@@ -31,7 +31,7 @@ import xarray as xr
 
 from . import inputs, meteo
 from .params import DEFAULT, GSIParameters
-from .running import trailing_mean, trailing_sum
+from .running import TrailingMean, TrailingSum, trailing_mean
 
 JOLLY_2005 = "Jolly, Nemani & Running 2005, Glob. Change Biol. 11:619-632, doi:10.1111/j.1365-2486.2005.00930.x"
 
@@ -97,13 +97,20 @@ def _pet(b: dict, p: GSIParameters) -> np.ndarray:
     return meteo.hargreaves_pet(b["tair"], b["tmin"], b["ra"])
 
 
-def _water(b: dict, p: GSIParameters) -> np.ndarray:
+def new_state(p: GSIParameters) -> dict:
+    """The running windows of :func:`_index` for a record fed in consecutive time blocks."""
+    return {"precip": TrailingSum(p.water_window), "pet": TrailingSum(p.water_window),
+            "index": TrailingMean(p.window)}
+
+
+def _water(b: dict, p: GSIParameters, state: dict | None = None) -> np.ndarray:
     precip, pet = b["precip"], _pet(b, p)
     bad = ~(np.isfinite(precip) & np.isfinite(pet))
     if bad.any():  # the ratio compares the same days
         precip, pet = np.where(bad, np.nan, precip), np.where(bad, np.nan, pet)
-    p_sum, n = trailing_sum(precip, p.water_window)
-    e_sum, _ = trailing_sum(pet, p.water_window)
+    state = state or new_state(p)
+    p_sum, n = state["precip"].push(precip)
+    e_sum, _ = state["pet"].push(pet)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.divide(p_sum, e_sum, out=p_sum).astype(np.float32)
     w = moisture_indicator(ratio, p)
@@ -116,10 +123,13 @@ def _gsi(b: dict, p: GSIParameters) -> np.ndarray:
     return trailing_mean(_daily_igsi(b, p), p.window)
 
 
-def _index(b: dict, p: GSIParameters) -> np.ndarray:
+def _index(b: dict, p: GSIParameters, state: dict | None = None) -> np.ndarray:
+    """The process index of a block; ``state`` (:func:`new_state`) carries the running
+    windows from the previous time block of the same cells (None: the block is the whole record)."""
+    state = state or new_state(p)
     daily = _daily_igsi(b, p)
-    daily *= _water(b, p)
-    return np.clip(trailing_mean(daily, p.window), 0, 1)
+    daily *= _water(b, p, state)
+    return np.clip(state["index"].push(daily), 0, 1)
 
 
 GSI_NAMES = ("tmin",)

@@ -15,13 +15,15 @@ percentiles of all observations pooled (when no cell has enough on its own). The
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from ..contract import cf_attrs
 from . import inputs
-from .gsi import describe, process_index
+from .gsi import GSI_NAMES, WATER_NAMES, _index, describe, new_state, process_index
 from .params import DEFAULT, GSIParameters
 
 CALIBRATION = slice("1981-01-01", "2001-12-31")
@@ -92,13 +94,70 @@ def _fill(values: np.ndarray, source: np.ndarray, need: np.ndarray, donors: np.n
             source[sel] = code
 
 
-def calibrate_lai_range(ds: xr.Dataset, calibration=CALIBRATION, *, params: GSIParameters | None = None) -> xr.Dataset:
+def _observed(cal: xr.DataArray, max_bytes: int | None) -> tuple[list | None, int]:
+    """The days of ``cal`` (time, lat, lon) with any observation, read one block of days at a time.
+
+    Returns ``(parts, days)``: ``parts`` are float32 (days, cells) arrays of those days, or
+    None when together they would exceed ``max_bytes`` (then only ``days``, their number, is
+    counted and the caller reads them again by blocks of cells).
+    """
+    ncell = cal.sizes["lat"] * cal.sizes["lon"]
+    parts, days, kept = [], 0, 0
+    for t0, t1 in inputs.time_blocks(cal, 4 * ncell, max_bytes or inputs.STREAM_BYTES):
+        flat = np.asarray(cal.isel(time=slice(t0, t1)).values, dtype=np.float32).reshape(t1 - t0, ncell)
+        rows = flat[np.isfinite(flat).any(axis=1)]  # composite dates only: a small array to sort
+        days += rows.shape[0]
+        if parts is not None:
+            kept += rows.nbytes
+            parts = parts + [rows] if max_bytes is None or kept <= max_bytes else None
+    return parts, days
+
+
+def _cell_quantiles(cal: xr.DataArray, qs, max_bytes: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-cell quantiles of the observations in ``cal`` and their counts, within a memory budget.
+
+    The observations of all cells are sorted at once when they fit in a third of
+    ``max_bytes`` (sorting copies them, the quantiles are float64); otherwise blocks of
+    latitude rows are read in turn. Quantiles are per cell, so blocks give exactly the
+    values of the whole. Returns ``(values (len(qs), cells), counts (cells,), days with an
+    observation)``.
+    """
+    nlat, nlon = cal.sizes["lat"], cal.sizes["lon"]
+    budget = max(1, max_bytes // 3)
+    parts, days = _observed(cal, budget)
+    if days == 0:
+        return np.full((len(qs), nlat * nlon), np.nan), np.zeros(nlat * nlon, dtype=np.int64), 0
+    if parts is not None:
+        return (*_quantiles(np.concatenate(parts) if len(parts) > 1 else parts[0], qs), days)
+    values, n = np.full((len(qs), nlat * nlon), np.nan), np.zeros(nlat * nlon, dtype=np.int64)
+    rows = max(1, budget // (4 * days * nlon))
+    for r0 in range(0, nlat, rows):
+        part, _ = _observed(cal.isel(lat=slice(r0, r0 + rows)), None)
+        cells = slice(r0 * nlon, min(r0 + rows, nlat) * nlon)
+        values[:, cells], n[cells] = _quantiles(np.concatenate(part), qs)
+    return values, n, days
+
+
+def _pooled_quantiles(cal: xr.DataArray, qs, max_bytes: int) -> np.ndarray:
+    """Quantiles of all observations of ``cal`` pooled (few: only used when no cell has enough)."""
+    ncell = cal.sizes["lat"] * cal.sizes["lon"]
+    finite = []
+    for t0, t1 in inputs.time_blocks(cal, 4 * ncell, max_bytes):
+        block = np.asarray(cal.isel(time=slice(t0, t1)).values, dtype=np.float32).reshape(-1)
+        finite.append(block[np.isfinite(block)])
+    return _quantiles(np.concatenate(finite).reshape(-1, 1), qs)[0]
+
+
+def calibrate_lai_range(ds: xr.Dataset, calibration=CALIBRATION, *, params: GSIParameters | None = None,
+                        max_bytes: int = inputs.STREAM_BYTES) -> xr.Dataset:
     """Per-cell ``lai_min`` and ``lai_max`` from the observed ``lai`` in ``calibration`` only.
 
     Returns a Dataset (lat, lon) with ``lai_min``, ``lai_max`` (float32, m2 m-2), ``n_obs``
     (observations per cell in the period) and ``lai_range_source`` (0 own percentiles,
     1 landcover-class median, 2 all-cells median, 3 pooled observations). Raises
-    ContractError when the period holds no observation.
+    ContractError when the period holds no observation. ``lai`` is read one block of days
+    at a time (dask-backed data stay out of core); the days with an observation are kept,
+    by blocks of cells when they exceed ``max_bytes``.
     """
     p = params or DEFAULT
     period = _as_slice(calibration)
@@ -112,13 +171,11 @@ def calibrate_lai_range(ds: xr.Dataset, calibration=CALIBRATION, *, params: GSIP
         inputs.fail("lai", f"the calibration period {_label(period)} holds no day of the data (time covers "
                     f"{t[0]:%Y-%m-%d}..{t[-1]:%Y-%m-%d})", fix)
     nlat, nlon = cal.sizes["lat"], cal.sizes["lon"]
-    flat = np.asarray(cal.values, dtype=np.float32).reshape(cal.sizes["time"], -1)
-    obs = flat[np.isfinite(flat).any(axis=1)]  # composite dates only: a small array to sort
-    if obs.shape[0] == 0:
+    values, n, days = _cell_quantiles(cal, p.lai_quantiles, max_bytes)
+    if days == 0:
         inputs.fail("lai", f"has no observations in the calibration period {_label(period)} "
                     f"({_observed_span(lai)})", fix)
 
-    values, n = _quantiles(obs, p.lai_quantiles)
     source = np.zeros(n.shape, dtype=np.int8)
     own = n >= p.min_observations
     need = ~own
@@ -131,8 +188,7 @@ def calibrate_lai_range(ds: xr.Dataset, calibration=CALIBRATION, *, params: GSIP
             if need.any():
                 _fill(values, source, need, own, 2)
         else:
-            pooled, _ = _quantiles(obs.reshape(-1, 1), p.lai_quantiles)
-            values[:, need] = pooled
+            values[:, need] = _pooled_quantiles(cal, p.lai_quantiles, max_bytes)
             source[need] = 3
 
     t_cal = pd.DatetimeIndex(cal["time"].values)
@@ -172,6 +228,16 @@ def calibrate_lai_range(ds: xr.Dataset, calibration=CALIBRATION, *, params: GSIP
     return out
 
 
+def _attrs(p: GSIParameters, bounds: xr.Dataset) -> dict:
+    return {
+        **cf_attrs("lai_process"),
+        "method": f"lai_min + (lai_max - lai_min) * index; index: {describe(p)}",
+        "calibration_period": bounds.attrs["calibration_period"],
+        "lai_range_method": bounds.attrs["lai_range_method"],
+        "parameters": p.to_json(),
+    }
+
+
 def add_lai_process(ds: xr.Dataset, *, calibration=CALIBRATION, params: GSIParameters | None = None) -> xr.Dataset:
     """A copy of ``ds`` with ``lai_process``, the process-based daily LAI (float32, time x lat x lon).
 
@@ -180,7 +246,8 @@ def add_lai_process(ds: xr.Dataset, *, calibration=CALIBRATION, params: GSIParam
     term (:func:`process_index`) and lai_min/lai_max come from :func:`calibrate_lai_range`
     on ``calibration`` only (default 1981-01-01..2001-12-31). Needs ``tmin``, ``tair``,
     ``precip``, ``vpd`` (or ``qair`` and ``elevation``), ``lai`` and the ``time``/``lat``
-    coordinates; dask-backed inputs are loaded. Missing inputs raise ContractError.
+    coordinates; dask-backed inputs are loaded (for records larger than memory use
+    :func:`iter_lai_process`). Missing inputs raise ContractError.
     """
     p = params or DEFAULT
     bounds = calibrate_lai_range(ds, calibration, params=p)  # fails fast on a bad period
@@ -189,11 +256,32 @@ def add_lai_process(ds: xr.Dataset, *, calibration=CALIBRATION, params: GSIParam
     index *= bounds["lai_max"].values[None] - lo
     index += lo
     out = ds.copy()
-    out["lai_process"] = inputs.as_dataarray(ds, index, "lai_process", {
-        **cf_attrs("lai_process"),
-        "method": f"lai_min + (lai_max - lai_min) * index; index: {describe(p)}",
-        "calibration_period": bounds.attrs["calibration_period"],
-        "lai_range_method": bounds.attrs["lai_range_method"],
-        "parameters": p.to_json(),
-    })
+    out["lai_process"] = inputs.as_dataarray(ds, index, "lai_process", _attrs(p, bounds))
     return out
+
+
+def iter_lai_process(ds: xr.Dataset, *, calibration=CALIBRATION, params: GSIParameters | None = None,
+                     max_bytes: int = inputs.STREAM_BYTES) -> tuple[dict, Iterator[tuple[int, int, np.ndarray]]]:
+    """:func:`add_lai_process` out of core: ``(attrs, blocks)``, the blocks yielding ``(start, stop, values)``.
+
+    ``values`` is ``lai_process`` for days ``start:stop`` of ``ds`` (float32, time x lat x lon),
+    bit for bit what :func:`add_lai_process` gives; ``attrs`` are its attributes. The
+    calibration reads ``lai`` once beforehand (:func:`calibrate_lai_range`); then the inputs
+    are read one block of days at a time (aligned to the time chunks of dask-backed data,
+    under ``max_bytes``), and the running windows carry over between blocks
+    (:func:`vegviz.physics.inputs.stream_blockwise`). Peak memory is about ``max_bytes``
+    plus the windows' last 90 days of float64 sums per cell, whatever the length of the record.
+    """
+    p = params or DEFAULT
+    bounds = calibrate_lai_range(ds, calibration, params=p, max_bytes=max_bytes)
+    names = GSI_NAMES + inputs.humidity_names(ds) + WATER_NAMES
+    lo = bounds["lai_min"].values[None]
+    span = bounds["lai_max"].values[None] - lo
+
+    def blocks():
+        for t0, t1, index in inputs.stream_blockwise(ds, names, _index, p, new_state, max_bytes=max_bytes):
+            index *= span
+            index += lo
+            yield t0, t1, index
+
+    return _attrs(p, bounds), blocks()

@@ -1,4 +1,4 @@
-"""The "true" vegetation of the virtual UCRB: a small daily ecohydrological model.
+"""The "true" vegetation of a virtual basin: a small daily ecohydrological model.
 
 Deliberately richer than the growing-season-index model of :mod:`vegviz.physics`, so
 that a network has something to learn beyond it:
@@ -19,6 +19,11 @@ that a network has something to learn beyond it:
 * plant parameters per IGBP class, mixed by the MCD12C1 class fractions of each cell.
 
 All rates and capacities are chosen plausible values unless a source is named.
+
+On any domain the model runs on that domain's land cover (class fractions), elevation
+(run-on routing, surface pressure) and latitude (daylength). The plant parameters are the
+UCRB's: peak leaf areas of the semi-arid western US, so the humid East's forests (LAI 4-6
+in MODIS) stay at the caps below; this is part of the ``calibration`` note (:data:`CALIBRATION`).
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ import numpy as np
 import xarray as xr
 
 from .noise import KM_PER_DEG
-from .weather import YearWeather, daylength_hours, saturation_vapour_pressure, surface_pressure
+from .weather import YearWeather, daylength_hours, saturation_vapour_pressure, surface_elevation, surface_pressure
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,14 @@ PLANT_TYPES: dict[int, PlantType] = {
     15: PlantType(0.0, 0.00, 50.0, 5.0, 20.0),  # permanent snow and ice
     16: PlantType(0.12, 0.30, 50.0, 5.0, 20.0),  # barren
 }
+
+#: What of the vegetation follows the domain and what is the UCRB's (the ``calibration`` attribute).
+CALIBRATION = (
+    "Vegetation driven by the domain's real land cover (MODIS class fractions per cell), elevation (D8 run-on, "
+    "surface pressure) and latitude (daylength); plant parameters (peak LAI caps, evergreen shares, root zones, "
+    "temperature limits) chosen for the semi-arid western US and used unchanged (humid forests stay below their "
+    "real LAI of 4-6); snow, soil water and drought-legacy rates are generic chosen values."
+)
 
 # --- snow ---------------------------------------------------------------------------------
 # Snow share of precipitation falls linearly from 1 at -1 degC to 0 at +3 degC (chosen; the
@@ -156,7 +169,7 @@ class Landscape:
             t_base=(w_leaf * table["t_base"]).sum(axis=0),
             t_opt=(w_leaf * table["t_opt"]).sum(axis=0),
             irrigated=(f * table["irrigated"]).sum(axis=0),
-            pressure=surface_pressure(z).reshape(-1),
+            pressure=surface_pressure(surface_elevation(static)).reshape(-1),
             lat=static["lat"].to_numpy(),
             donors=donors,
             receivers=receivers,

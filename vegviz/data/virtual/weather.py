@@ -1,7 +1,7 @@
-"""Stochastic daily weather of the virtual UCRB, driven by the real elevation.
+"""Stochastic daily weather of a virtual basin, driven by the domain's real elevation, latitude and land cover.
 
 One year at a time, vectorised over (day, lat, lon). The climate is built from a few
-deterministic fields of elevation, latitude and season, plus random parts:
+deterministic fields of elevation, latitude, land cover and season, plus random parts:
 
 * temperature: lapse rate, latitude gradient and seasonal cycle, plus spatially
   correlated AR(1) daily anomalies (correlation length 300 km), a yearly anomaly
@@ -16,6 +16,21 @@ deterministic fields of elevation, latitude and season, plus random parts:
   temperature range and moistens the air;
 * humidity from a dewpoint below tmin (further below on dry days, in dry places and
   before the monsoon), giving vapour pressure deficit and specific humidity.
+
+Calibration, honestly: the numbers were fitted to the Upper Colorado River Basin (UCRB,
+35.7-43.4 N, 1200-3650 m). On any other domain the same laws run on that domain's fields:
+the lapse rate, the radiation geometry, surface pressure and the orographic law follow its
+real elevation and latitude; a precipitation floor follows its land cover (forests and
+rain-fed croplands do not grow on the 210 mm that the UCRB's valleys get, see
+:data:`HUMID_CLASS_PRECIP`); the monsoon is confined to the North American monsoon region.
+What stays the UCRB's (:data:`CALIBRATION`, in every virtual Dataset's ``calibration``
+attribute): the precipitation-elevation law and wet-day frequencies of the basin's valleys
+and mountains, storm sizes and persistence, the winter storm track's share by latitude and
+the monsoon's share by latitude, one domain-wide yearly precipitation and temperature index
+with a north-south dipole about 40 N, the temperature's latitude gradient and seasonal range
+(no maritime climates), the cloud, radiation and humidity relations. On large domains the
+random fields use one flat projection at the domain's mean latitude, so east-west lengths
+are off by the cosine ratio (about +-20% at the edges of CONUS).
 
 Numbers are either from the sources cited next to them or chosen plausible values,
 and say which. FAO-56 is Allen, Pereira, Raes & Smith (1998), "Crop evapotranspiration",
@@ -74,6 +89,20 @@ OROGRAPHIC_SMOOTHING_CELLS, OROGRAPHIC_SMOOTHED_WEIGHT = 2.0, 0.4
 # A static precipitation pattern not explained by elevation (rain shadows, moisture paths):
 # log-normal, sd 0.12, correlation length 120 km. Chosen plausible values.
 P_PATTERN_SD, P_PATTERN_LENGTH_KM = 0.12, 120.0
+# Domains beyond the UCRB: annual precipitation is at least what the land cover needs. Natural
+# vegetation records its climate (Koppen drew his climate limits along vegetation zones), and
+# the law above, fitted where every lowland is a dry valley, would put the forests of the humid
+# East or the Pacific Northwest on 210 mm. Annual precipitation near the dry edge of each class
+# (mm; chosen from the biome climates of Whittaker 1975, Communities and Ecosystems, 2nd ed.,
+# fig. 4.10): forests 500-1200, rain-fed croplands 450 (irrigated ones say nothing, but the share
+# of a cell's land counts, and the West's irrigated valleys are small), cropland/natural mosaics
+# 700. The other classes (shrublands, savannas, grasslands, barren: the UCRB's) ask for nothing.
+# The floor is the land-weighted mean need over ~50 km (Gaussian, 4 cells), a regional climate,
+# and where it exceeds the elevation law it sets the "wetness" that sets both totals and wet-day
+# frequency (the height at which the law gives the floor). On the UCRB it stays below the law
+# everywhere (its largest value, 90 mm, is far below the law's 210 mm minimum): numbers unchanged.
+HUMID_CLASS_PRECIP = {1: 600.0, 2: 1200.0, 3: 500.0, 4: 900.0, 5: 900.0, 12: 450.0, 14: 700.0}
+FLOOR_SMOOTHING_CELLS = 4.0
 # Wet-day frequency (days with precipitation): chosen 0.13 in the driest valleys (~50 days a
 # year) to 0.38 on the highest mountains (~140 days), inside the basin's range of about
 # 0.25-0.45 at high elevation and lower in the valleys.
@@ -87,6 +116,14 @@ P_WET_MAX = 0.9
 # and fades northwards (Adams & Comrie 1997, Bull. Am. Meteorol. Soc. 78:2197-2213).
 P_WINTER_AMP_SOUTH, P_WINTER_AMP_NORTH, P_WINTER_AMP_ALTITUDE = 0.1, 0.4, 0.15
 MONSOON_PEAK_DOY, MONSOON_SD_DAYS, MONSOON_AMP, MONSOON_LAT_FULL, MONSOON_LAT_ZERO = 215, 28.0, 1.6, 36.0, 42.5
+# The monsoon is a regional circulation, not a latitude: full strength between 114 and 104 W
+# (Arizona, New Mexico, the southern Colorado Plateau and Rockies; Adams & Comrie 1997, fig. 1),
+# fading to nothing 2 degrees beyond, so California and the Great Plains get no monsoon share.
+# The UCRB (112.3-105.7 W) lies inside the full band: its numbers are unchanged.
+MONSOON_LON_FULL, MONSOON_LON_FADE = (-114.0, -104.0), 2.0
+# Winter storm track: its amplitude grows from the south to the north of the UCRB (36..43 N),
+# constant beyond (UCRB-calibrated).
+STORM_TRACK_LAT_SOUTH, STORM_TRACK_LAT_NORTH = 36.0, 43.0
 WET_DAY_SHARE = 0.5  # share of the seasonal cycle carried by frequency (rest by intensity)
 # Latent occurrence field: synoptic (250 km, lag-1 0.55) and convective (70 km, lag-1 0.25)
 # parts, mixed by angle 0.3 rad in winter to 1.2 rad in late July. Chosen plausible values.
@@ -117,6 +154,21 @@ DTR_BASE, DTR_ARID, DTR_SPRING, DTR_CLOUD_CUT, DTR_SPRING_DOY, DTR_SPRING_SD = 1
 TD_BASE, TD_ARID, TD_MONSOON, TD_CLOUD_CUT, TD_DRY_DOY, TD_DRY_SD = 3.0, 8.0, 3.0, 0.8, 170, 55.0
 TD_ANOM_SD, TD_ANOM_LENGTH_KM, TD_ANOM_PHI = 1.2, 200.0, 0.6
 ARIDITY_WET, ARIDITY_SPAN = 700.0, 450.0  # aridity = clip((700 - P) / 450, 0, 1) (chosen)
+
+#: What of the weather follows the domain and what is the UCRB's (the ``calibration`` attribute).
+CALIBRATION = (
+    "Weather driven by the domain's real fields: temperature by elevation (standard lapse rate 6.5 K/km) "
+    "and latitude, clear-sky radiation and daylength by latitude and elevation, surface pressure by "
+    "elevation, orographic precipitation by the (partly smoothed) elevation, a precipitation floor by the land "
+    "cover (forests and rain-fed croplands need at least 450-1200 mm a year), the monsoon confined to the North "
+    "American monsoon region (114-104 W, fading over 2 degrees). UCRB-calibrated and used unchanged: the "
+    "precipitation-elevation law (210 mm below 1300 m to ~1040 mm at 3500 m) and wet-day frequencies, storm "
+    "sizes (70 and 250 km) and persistence, the winter storm track's share by latitude (36-43 N) and the "
+    "monsoon's share by latitude (36-42.5 N), one domain-wide yearly precipitation and temperature index and a "
+    "north-south dipole about 40 N, the temperature's latitude gradient (-0.5 K per degree) and seasonal range "
+    "(no maritime climates), warming trend, clouds, radiation and humidity relations; random fields on a flat "
+    "projection at the domain's mean latitude."
+)
 
 
 def saturation_vapour_pressure(t):
@@ -154,6 +206,14 @@ def daylength_hours(lat_deg, doy):
     return 24 / np.pi * np.arccos(np.clip(-np.tan(lat) * np.tan(decl), -1, 1))
 
 
+def surface_elevation(static: xr.Dataset) -> np.ndarray:
+    """Elevation (m, float64) of the surface the weather is made for: 0 on sea cells (majority
+    water below sea level, where ETOPO5 gives the sea floor), the real elevation elsewhere."""
+    z = static["elevation"].to_numpy().astype(float)
+    sea = (z < 0) & (static["landcover"].to_numpy() == 0)
+    return np.where(sea, 0.0, z) if sea.any() else z
+
+
 def _bump(doy, peak, sd):
     return np.exp(-0.5 * ((doy - peak) / sd) ** 2)
 
@@ -184,10 +244,13 @@ class WeatherGenerator:
         self.seed = int(seed)
         self.lat1d = static["lat"].to_numpy()
         self.lon1d = static["lon"].to_numpy()
-        z = static["elevation"].to_numpy().astype(float)
+        z = surface_elevation(static)
         self.elevation = z
         self.lat = np.broadcast_to(self.lat1d[:, None], z.shape)
         self.shape = z.shape
+        frac = static["landcover_fraction"]
+        self._classes = frac["lc_class"].to_numpy()
+        self._fractions = np.nan_to_num(frac.transpose("lc_class", "lat", "lon").to_numpy().astype(float))
         self._fields = {
             "temperature": (SpectralField(self.lat1d, self.lon1d, T_ANOM_LENGTH_KM), T_ANOM_PHI),
             "synoptic": (SpectralField(self.lat1d, self.lon1d, SYNOPTIC_LENGTH_KM), SYNOPTIC_PHI),
@@ -206,16 +269,38 @@ class WeatherGenerator:
         return np.clip((z_eff - Z_LOW) / Z_SPAN, 0.0, 1.0).astype(F32)
 
     @cached_property
+    def precip_floor(self) -> np.ndarray:
+        """Annual precipitation (mm) the land cover needs: the land-weighted need of its classes
+        (:data:`HUMID_CLASS_PRECIP`, 0 for the others) averaged over ~50 km; 0 on open water."""
+        need = np.zeros(self.shape)
+        land = np.zeros(self.shape)
+        for code, f in zip(self._classes, self._fractions):
+            if code != 0:
+                land += f
+                need += HUMID_CLASS_PRECIP.get(int(code), 0.0) * f
+        smooth_land = gaussian_filter(land, FLOOR_SMOOTHING_CELLS, mode="nearest")
+        smooth_need = gaussian_filter(need, FLOOR_SMOOTHING_CELLS, mode="nearest")
+        return np.where(smooth_land > 1e-3, smooth_need / np.maximum(smooth_land, 1e-3), 0.0).astype(F32)
+
+    @cached_property
+    def wetness(self) -> np.ndarray:
+        """The height (0..~1.1) that sets annual totals and wet-day frequency: :attr:`height`, or
+        where the land cover needs more (:attr:`precip_floor`), the height at which the
+        precipitation-elevation law gives that much."""
+        need = np.clip((self.precip_floor - P_BASE) / P_MOUNTAIN, 0.0, None) ** (1.0 / P_EXPONENT)
+        return np.maximum(self.height, need.astype(F32))
+
+    @cached_property
     def annual_precip(self) -> np.ndarray:
         """Climatological annual precipitation (mm), before the yearly multiplier."""
         field = SpectralField(self.lat1d, self.lon1d, P_PATTERN_LENGTH_KM)
         pattern = field.synthesize(field.innovations(stream(self.seed, "precip-pattern"), 1))[0]
         lognormal = np.exp(P_PATTERN_SD * pattern - 0.5 * P_PATTERN_SD**2)
-        return ((P_BASE + P_MOUNTAIN * self.height**P_EXPONENT) * lognormal).astype(F32)
+        return ((P_BASE + P_MOUNTAIN * self.wetness**P_EXPONENT) * lognormal).astype(F32)
 
     @cached_property
     def wet_day_frequency(self) -> np.ndarray:
-        return (P_WET_LOW + P_WET_SPAN * self.height).astype(F32)
+        return (P_WET_LOW + P_WET_SPAN * self.wetness).astype(F32)
 
     @cached_property
     def aridity(self) -> np.ndarray:
@@ -224,6 +309,9 @@ class WeatherGenerator:
     @cached_property
     def monsoon_strength(self) -> np.ndarray:
         frac = np.clip((MONSOON_LAT_ZERO - self.lat) / (MONSOON_LAT_ZERO - MONSOON_LAT_FULL), 0.0, 1.0)
+        west, east = MONSOON_LON_FULL
+        region = np.clip(1.0 - np.maximum(west - self.lon1d, self.lon1d - east) / MONSOON_LON_FADE, 0.0, 1.0)
+        frac = frac * region[None, :]  # (x 1.0 inside the region: exactly the UCRB's numbers)
         return (MONSOON_AMP * frac).astype(F32)
 
     @cached_property
@@ -240,7 +328,7 @@ class WeatherGenerator:
         lat, z = self.lat, self.elevation
         t_ann = T_REF - LAPSE_RATE * (z - Z_REF) + T_LAT_GRADIENT * (lat - LAT_REF)
         t_amp = T_AMP_37N + T_AMP_PER_LAT * (lat - 37.0) + T_AMP_PER_M * (z - 1500.0)
-        north = np.clip((lat - 36.0) / 7.0, 0.0, 1.0)
+        north = np.clip((lat - STORM_TRACK_LAT_SOUTH) / (STORM_TRACK_LAT_NORTH - STORM_TRACK_LAT_SOUTH), 0.0, 1.0)
         winter_amp = (P_WINTER_AMP_SOUTH + (P_WINTER_AMP_NORTH - P_WINTER_AMP_SOUTH) * north
                       + P_WINTER_AMP_ALTITUDE * self.height)
         monsoon = _bump(d, MONSOON_PEAK_DOY, MONSOON_SD_DAYS)
