@@ -263,3 +263,32 @@ def test_truncated_or_corrupt_file(tmp_path, raw, fmt):
     p.write_bytes(b"\x00" * 4096)
     with pytest.raises(gm.GlobmapError, match=r"A2002033.*(truncated|corrupt)"):
         gm.globmap_lai(p)
+
+
+def test_file_names_with_and_without_lai_before_the_extension(tmp_path, raw):
+    """Both formats are read whether or not '.LAI' precedes the extension; other regions are refused."""
+    names = ["GlobMapLAIV3.A2003001.Global.hdf", "GlobMapLAIV3.A2003009.Global.LAI.hdf",
+             "GlobMapLAIV3.A2003017.Global.LAI.tif", "GlobMapLAIV3.A2003025.Global.tif"]
+    listed = tmp_path / "listed"
+    listed.mkdir()
+    for name in names:
+        (listed / name).write_bytes(b"")
+    assert [p.name for p in gm.find_files(listed)] == names
+    # read: the two names the other tests do not read (.Global.hdf, .Global.LAI.tif), one value apart
+    r0, c0 = 600, 900
+    write_hdf(tmp_path / names[1], raw)
+    write_tif(tmp_path / names[3], raw[r0:r0 + 150, c0:c0 + 150] + 100, west=REF.west + c0 * REF.dx,
+              north=REF.north - r0 * REF.dy)
+    ds = gm.globmap_lai(tmp_path / names[1]).merge(gm.globmap_lai(tmp_path / names[3]))
+    lai = ds["lai"].sel(time=["2003-01-09", "2003-01-25"]).values
+    assert np.isfinite(lai).all()
+    np.testing.assert_allclose(lai[1] - lai[0], 1.0, rtol=1e-5)
+    # one date under two names is two files for one composite
+    with pytest.raises(gm.GlobmapError, match="same composite"):
+        gm.composites(["GlobMapLAIV3.A2005009.Global.hdf", "GlobMapLAIV3.A2005009.Global.LAI.hdf"])
+    # a tile name is refused, also when found in a folder (never skipped silently)
+    with pytest.raises(gm.GlobmapError, match="region 'h09v05'.*Fix: use the global files"):
+        gm.parse_name("GlobMapLAIV3.A2001001.h09v05.hdf")
+    (listed / "GlobMapLAIV3.A2003033.h09v05.LAI.hdf").write_bytes(b"")
+    with pytest.raises(gm.GlobmapError, match="region 'h09v05'"):
+        gm.find_files(listed)

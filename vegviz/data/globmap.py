@@ -4,7 +4,10 @@ GLOBMAP LAI V3 (Liu, Liu & Chen 2012, JGR Biogeosciences, doi:10.1029/2012JG0020
 Zenodo, record 4700264 and its later versions) is a global 8 km LAI series on a geographic
 grid: AVHRR-based 1981-2000 (half-monthly composites) and MODIS-based from 2001 (8-day
 composites). Files are named ``GlobMapLAIV3.A{YYYY}{DOY}.Global.hdf`` (HDF4) or
-``GlobMapLAIV3.A{YYYY}{DOY}.Global.LAI.tif`` (GeoTIFF).
+``GlobMapLAIV3.A{YYYY}{DOY}.Global.LAI.tif`` (GeoTIFF); both formats are also accepted with
+and without the ``.LAI`` before the extension (``...Global.LAI.hdf``, ``...Global.tif``) and
+without the ``.Global`` region (:data:`NAME`). A name with another region in its place (a
+tile such as ``h09v05``) is refused: vegviz reads the global files, whose grid it knows.
 
 What this reader assumes, and where it comes from (see docs/real_data.md):
 
@@ -49,7 +52,14 @@ MODIS_FROM = 2001  # first year of the 8-day MODIS-based series
 MODIS_STEP = 8
 #: the documented global grid, used when a file carries no georeferencing of its own
 GLOBMAP_GRID = Georef(west=-180.0, north=89.2, dx=360.0 / 4950, dy=360.0 / 4950, nrows=2090, ncols=4950)
-NAME = re.compile(r"^GlobMapLAIV3\.A(\d{4})(\d{3})\.Global(?:\.LAI)?\.(hdf|tif|tiff)$", re.IGNORECASE)
+#: ``GlobMapLAIV3.A{YYYY}{DOY}[.Global][.LAI].(hdf|tif|tiff)``: the two formats with and without
+#: the ``.LAI`` before the extension, with and without the ``.Global`` region
+NAME = re.compile(r"^GlobMapLAIV3\.A(\d{4})(\d{3})(?:\.Global)?(?:\.LAI)?\.(hdf|tif|tiff)$", re.IGNORECASE)
+#: a name in the same pattern with another region (a tile, a continent): not a file this reader places
+OTHER_REGION = re.compile(r"^GlobMapLAIV3\.A(\d{4})(\d{3})\.(?!Global\.|LAI\.)([^.]+)(?:\.LAI)?\.(hdf|tif|tiff)$",
+                          re.IGNORECASE)
+NAMES_HELP = ("GlobMapLAIV3.A{YYYY}{DOY}.Global.hdf or .Global.LAI.hdf (HDF4), "
+              "GlobMapLAIV3.A{YYYY}{DOY}.Global.LAI.tif or .Global.tif (GeoTIFF)")
 DEFAULT_MAX_GAP = 20
 
 
@@ -68,9 +78,13 @@ def parse_name(path) -> Composite:
     """Composite date and sensor era from a GLOBMAP file name; GlobmapError when it is not one."""
     path = Path(path)
     m = NAME.match(path.name)
+    other = OTHER_REGION.match(path.name)
+    if other:
+        raise GlobmapError(f"{path}: region {other.group(3)!r} in place of 'Global'. vegviz reads the global GLOBMAP "
+                           f"LAI V3 files ({NAMES_HELP}), whose grid it knows. Fix: use the global files")
     if not m:
-        raise GlobmapError(f"{path}: not a GLOBMAP LAI V3 file name (expected GlobMapLAIV3.A{{YYYY}}{{DOY}}.Global.hdf "
-                           "or ...Global.LAI.tif). Fix: keep the original file names")
+        raise GlobmapError(f"{path}: not a GLOBMAP LAI V3 file name (expected {NAMES_HELP}). "
+                           "Fix: keep the original file names")
     year, doy = int(m.group(1)), int(m.group(2))
     ndays = 366 if pd.Timestamp(year, 12, 31).day_of_year == 366 else 365
     if not 1981 <= year <= 2100 or not 1 <= doy <= ndays:
@@ -89,10 +103,15 @@ def find_files(files_or_dir) -> list[Path]:
         files_or_dir = Path(files_or_dir).expanduser()
     if isinstance(files_or_dir, (str, Path)) and Path(files_or_dir).is_dir():
         root = Path(files_or_dir)
-        files = sorted(p for p in root.rglob("GlobMapLAIV3.A*") if NAME.match(p.name))
+        candidates = sorted(root.rglob("GlobMapLAIV3.A*"))
+        for p in candidates:
+            if OTHER_REGION.match(p.name):
+                parse_name(p)  # raises, naming the region: never skipped silently
+        files = [p for p in candidates if NAME.match(p.name)]
         if not files:
             packed = sorted(p.name for p in root.rglob("*") if p.suffix.lower() in (".zip", ".rar", ".tar", ".gz"))
-            raise GlobmapError(f"{root}: holds no GlobMapLAIV3.A*.Global.hdf / .Global.LAI.tif files"
+            raise GlobmapError(f"{root}: holds no GlobMapLAIV3.A*.Global.hdf / .Global.LAI.hdf / .Global.LAI.tif "
+                               "files"
                                + (f" (archives found: {packed[:3]}; unpack them first, see docs/real_data.md)"
                                   if packed else "") + ". Fix: point to the unpacked GLOBMAP files")
         return files
@@ -117,7 +136,7 @@ def composites(files) -> list[Composite]:
     for a, b in zip(comps, comps[1:]):
         if a.date == b.date:
             raise GlobmapError(f"{a.path} and {b.path}: two files for the same composite {a.date:%Y-%m-%d}. "
-                               "Fix: keep one format (HDF or GeoTIFF) per date")
+                               "Fix: keep one file per date (one format, HDF or GeoTIFF, and one name)")
         if a.sensor == b.sensor == "AVHRR":
             half = lambda d: (d.year, d.month, d.day > 15)  # noqa: E731
             if half(a.date) == half(b.date) or (b.date - a.date).days < 13:
