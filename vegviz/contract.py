@@ -261,18 +261,25 @@ def dask_compute(*objs):
 def validate(
     ds: xr.Dataset,
     *,
-    grid: _grid.Grid | None = _grid.UCRB,
+    grid=None,
     require: tuple[str, ...] = REQUIRED,
 ) -> xr.Dataset:
     """Check that ``ds`` is a model-ready Dataset; return it unchanged or raise ContractError.
 
-    ``grid=None`` accepts any contiguous window of the NLDAS-2 lattice instead of the
-    study grid. ``require`` lists the variables that must be present (besides one
-    of ``vpd``/``qair``); every contract variable that is present is checked.
+    ``grid`` is the window the data must be on: a :class:`vegviz.grid.Grid`, or a
+    :class:`vegviz.domains.Domain` or its name (``"ucrb"``, ``"gunnison"``, a user domain) for
+    that domain's window. The default, None, accepts any contiguous window of the NLDAS-2
+    lattice: the data's own domain, whichever it is. ``require`` lists the variables that
+    must be present (besides one of ``vpd``/``qair``); every contract variable that is
+    present is checked.
     """
     if not isinstance(ds, xr.Dataset):
         raise ContractError(f"dataset: expected an xarray.Dataset, got {type(ds).__name__}. "
                             "Fix: open the data with xarray.open_dataset / open_zarr")
+    if grid is not None and not isinstance(grid, _grid.Grid):
+        from . import domains
+
+        grid = domains.get(grid).grid
     _check_coords(ds, grid)
     missing = [v for v in require if v not in ds.data_vars]
     if missing:

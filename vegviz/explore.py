@@ -75,7 +75,7 @@ def landcover_means(ds: xr.Dataset, variables=("lai", "lai_true"), min_cells: in
 
 
 def daily_map(ds: xr.Dataset, variable: str, date, *, basemap: bool = True, width: int = 380):
-    """A quadmesh of one variable on one day (masked), with state lines and lakes."""
+    """A quadmesh of one variable on one day (masked), with state lines and lakes of the data's window."""
     import hvplot.xarray  # noqa: F401
 
     if variable not in ds:
@@ -95,7 +95,7 @@ def daily_map(ds: xr.Dataset, variable: str, date, *, basemap: bool = True, widt
     if basemap:
         from .basemap import basemap as _basemap
 
-        plot = plot * _basemap()
+        plot = plot * _basemap(ds)
     return plot
 
 

@@ -10,11 +10,26 @@ import xarray as xr
 from .contract import IGBP_CLASSES, IGBP_COLORS
 
 
-def _draw_states(ax) -> None:
+def _draw_states(ax, ds: xr.Dataset) -> None:
+    import warnings
+
     from .basemap import state_lines
 
-    for _, lons, lats in state_lines():
+    with warnings.catch_warnings():  # outside the Colorado Plateau a figure has fewer state lines, no warning
+        warnings.simplefilter("ignore", UserWarning)
+        lines = state_lines(ds)
+    for _, lons, lats in lines:
         ax.plot(lons, lats, color="0.2", lw=0.8)
+
+
+def figure_title(ds: xr.Dataset) -> str:
+    """The overview's title: the data's domain, and SYNTHETIC for a virtual basin."""
+    from .domains import of_dataset
+
+    title = of_dataset(ds).title
+    if bool(int(ds.attrs.get("synthetic", 0))):
+        return f"vegviz virtual basin: {title} - SYNTHETIC weather and LAI on real land cover and elevation"
+    return f"{title} - {ds.attrs.get('title') or 'model-ready data'}"
 
 
 def _summer_day(ds: xr.Dataset) -> pd.Timestamp:
@@ -64,14 +79,13 @@ def overview_figure(ds: xr.Dataset, path: str | Path, dpi: int = 110) -> Path:
             kw = {"vmin": 0, "vmax": 2.5} if "LAI" in title else {}
             m = ax.pcolormesh(ds.lon, ds.lat, da, cmap=cmap, shading="nearest", **kw)
             fig.colorbar(m, ax=ax, shrink=0.8)
-        _draw_states(ax)
+        _draw_states(ax, ds)
         ax.contour(ds.lon, ds.lat, mask.astype(float), levels=[0.5], colors="k", linewidths=1.2)
         ax.set_title(title, fontsize=10)
         ax.set_aspect(1 / np.cos(np.deg2rad(float(ds.lat.mean()))))
         ax.set_xlim(float(ds.lon[0]) - 0.0625, float(ds.lon[-1]) + 0.0625)
         ax.set_ylim(float(ds.lat[0]) - 0.0625, float(ds.lat[-1]) + 0.0625)
-    if synthetic:
-        fig.suptitle("vegviz virtual UCRB - SYNTHETIC weather and LAI on real land cover and elevation", fontsize=12)
+    fig.suptitle(figure_title(ds), fontsize=12)
     path = Path(path)
     fig.savefig(path, dpi=dpi)
     plt.close(fig)

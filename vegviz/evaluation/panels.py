@@ -22,7 +22,6 @@ import pandas as pd
 import xarray as xr
 
 from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
-from .. import grid as _grid
 from ..contract import IGBP_CLASSES
 from .periods import period_label, select_period
 from .scoring import PROCESS, is_synthetic, model_variables
@@ -76,13 +75,6 @@ def _period_title(period, name: str | None) -> str:
     return period_label(period, name, years=True)
 
 
-def _map_grid(da) -> _grid.Grid:
-    try:
-        return _grid.nldas_window(da["lat"].values, da["lon"].values)
-    except ValueError:
-        return _grid.UCRB
-
-
 def _map(da: xr.DataArray, *, title: str, cmap: str, clim, label: str, width: int, basemap: bool, **opts):
     da = da.transpose("lat", "lon")
     img = hv.Image(da.rename(label), kdims=["lon", "lat"], vdims=[label]).opts(
@@ -94,7 +86,7 @@ def _map(da: xr.DataArray, *, title: str, cmap: str, clim, label: str, width: in
         return img
     from ..basemap import basemap as _basemap
 
-    return img * _basemap(_map_grid(da))
+    return img * _basemap(da)  # the window of the mapped data (its domain's), never a default one
 
 
 def _period_text(scores: xr.Dataset) -> str:
