@@ -12,6 +12,8 @@ import vegviz.catalog as vcat
 from vegviz.training import Config
 
 REPO = Path(__file__).resolve().parent.parent
+#: the virtual basins of the built-in domains, in catalog order
+VIRTUAL = [f"virtual_{d}{suffix}" for d in ("ucrb", "conus", "gunnison") for suffix in ("", "_small")]
 
 
 def test_plain_intake_opens_the_catalog():
@@ -122,8 +124,8 @@ def test_only_model_ready_entries_are_data(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cat = vegviz.open_catalog()
     assert {"runs", "static"} <= set(cat)
-    assert vcat.model_ready(cat) == ["virtual_ucrb", "virtual_ucrb_small"]  # told apart without opening them
-    with pytest.raises(FileNotFoundError, match=r"data sets: virtual_ucrb, virtual_ucrb_small\. Fix") as e:
+    assert vcat.model_ready(cat) == VIRTUAL  # told apart without opening them
+    with pytest.raises(FileNotFoundError, match=rf"data sets: {', '.join(VIRTUAL)}\. Fix") as e:
         vcat.open_data("NOPE")
     assert "runs" not in str(e.value) and "static" not in str(e.value)
     # the other entries are refused by what they are and what to use instead, not a NotImplementedError
@@ -149,7 +151,7 @@ def test_cli_refuses_non_data_entries_with_exit_2(tmp_path, monkeypatch, capsys)
         assert "Traceback" not in err and "precip" not in err
     assert not (tmp_path / "r").exists()  # refused before a run folder is made
     assert cli.main(["info", "NOPE"]) == 2
-    assert "data sets: virtual_ucrb, virtual_ucrb_small." in capsys.readouterr().err
+    assert f"data sets: {', '.join(VIRTUAL)}." in capsys.readouterr().err
 
 
 def test_user_entries_count_as_data_only_when_marked_model_ready(tmp_path, monkeypatch):
@@ -158,7 +160,7 @@ def test_user_entries_count_as_data_only_when_marked_model_ready(tmp_path, monke
     xr.Dataset({"lai": ("time", np.arange(3.0))}).to_zarr(store, zarr_format=2)
     vcat.register("ready", store, description="", metadata={"model_ready": True})
     vcat.register("unmarked", store, description="")
-    assert vcat.model_ready() == ["virtual_ucrb", "virtual_ucrb_small", "ready"]
+    assert vcat.model_ready() == [*VIRTUAL, "ready"]
     np.testing.assert_array_equal(vcat.open_data("ready")["lai"].values, [0.0, 1.0, 2.0])
     with pytest.raises(ValueError, match="'unmarked' is not a model-ready data set: its metadata does not say "
                                          "model_ready: true"):

@@ -3,8 +3,12 @@
 ``catalogs/vegviz.yaml`` is an intake (v1-format) YAML catalog that opens with
 ``intake.open_catalog`` under intake 2.x. Entries read as xarray Datasets:
 
-* ``virtual_ucrb`` / ``virtual_ucrb_small``: the embedded synthetic basin, built on
-  first read into the cache directory (``VEGVIZ_DATA_DIR``) and opened lazily;
+* ``virtual_<domain>`` / ``virtual_<domain>_small``: the embedded synthetic basin of every
+  domain (:mod:`vegviz.domains`), built on first read into the cache directory
+  (``VEGVIZ_DATA_DIR``) and opened lazily: the built-in domains' entries (``virtual_ucrb``,
+  ``virtual_conus``, ``virtual_gunnison``, ...) are in the YAML, those of the user's domains
+  (``domains.yaml`` in the data directory) are made on the fly by :class:`DomainsCatalog`
+  from the same template, so ``vegviz domain add NAME ...`` is all it takes;
 * ``static``: the real static fields (land cover, elevation, mask), NetCDF;
 * ``runs``: a nested catalog (:class:`RunsCatalog`) of every trained run and experiment
   under the runs directory, found by scanning it, so a finished run can be opened by
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import intake
 from intake.catalog import Catalog
-from intake.catalog.local import LocalCatalogEntry
+from intake.catalog.local import LocalCatalogEntry, MergedCatalog, UserParameter
 from intake.source.base import DataSource, Schema
 
 CATALOG_ENV = "VEGVIZ_CATALOG"
@@ -51,15 +55,22 @@ def user_catalog_path() -> Path:
 def open_catalog(path: str | os.PathLike | None = None):
     """Open the vegviz intake catalog; works from any working directory.
 
-    Without ``path``, the main catalog and, when it exists, the user catalog of data sets
-    registered by ``vegviz prepare`` (:func:`user_catalog_path`), as one catalog.
+    Without ``path``, the main catalog, the user catalog of data sets registered by
+    ``vegviz prepare`` (:func:`user_catalog_path`) when it exists, and the virtual basins of
+    the user's domains (:class:`DomainsCatalog`) when there are any, as one catalog.
     """
     if path is not None:
         return intake.open_catalog(str(path))
     user = user_catalog_path()
     if user.exists():
-        return intake.open_catalog([str(catalog_path()), str(user)])
-    return intake.open_catalog(str(catalog_path()))
+        cat = intake.open_catalog([str(catalog_path()), str(user)])
+    else:
+        cat = intake.open_catalog(str(catalog_path()))
+    domains = DomainsCatalog()
+    if not domains.domains():
+        return cat
+    return _Merged([cat, domains], name="vegviz", description="vegviz data sets and the virtual basins of the "
+                   "user's domains")
 
 
 def check_name(name: str) -> str:
@@ -183,17 +194,23 @@ def metadata(source) -> dict:
 
 
 class VirtualBasinSource(DataSource):
-    """Intake source for the embedded virtual UCRB: builds the cache on first read."""
+    """Intake source for the embedded virtual basin of a domain: builds the cache on first read.
+
+    ``domain`` names a built-in or user domain (:mod:`vegviz.domains`; default the study's
+    ``ucrb``), ``variant`` is "full" (1981-2016) or "small" (1998-2005).
+    """
 
     container = "xarray"
     name = "vegviz_virtual_basin"
     version = "1"
     partition_access = False
 
-    def __init__(self, variant: str = "full", seed: int = 42, data_dir: str | None = None, metadata=None):
+    def __init__(self, variant: str = "full", seed: int = 42, data_dir: str | None = None, domain: str = "ucrb",
+                 metadata=None):
         self.variant = variant
         self.seed = int(seed)
         self.data_dir = data_dir or None
+        self.domain = domain
         self._ds = None
         super().__init__(metadata=metadata)
 
@@ -201,7 +218,7 @@ class VirtualBasinSource(DataSource):
         if self._ds is None:
             from .data.virtual import open_virtual_basin
 
-            self._ds = open_virtual_basin(self.variant, seed=self.seed, data_dir=self.data_dir)
+            self._ds = open_virtual_basin(self.variant, seed=self.seed, data_dir=self.data_dir, domain=self.domain)
         return self._ds
 
     read_chunked = to_dask
@@ -226,6 +243,72 @@ class VirtualBasinSource(DataSource):
         if self._ds is not None:
             self._ds.close()
         self._ds = None
+
+
+class _Merged(MergedCatalog):
+    """Catalogs as one, in order (intake's MergedCatalog lists the last first); the first of a name wins."""
+
+    def _load(self):
+        entries = {}
+        for catalog in self._catalogs:
+            catalog._load()
+            for name, entry in catalog._entries.items():
+                entries.setdefault(name, entry)
+        self._entries = entries
+
+
+#: The main catalog's entries whose specification the user domains' virtual basins copy.
+VIRTUAL_TEMPLATES = {"full": ("virtual_ucrb", ""), "small": ("virtual_ucrb_small", "_small")}
+
+
+class DomainsCatalog(Catalog):
+    """The virtual basins of the user's domains: ``virtual_<name>`` and ``virtual_<name>_small``.
+
+    One pair of entries per domain in ``domains.yaml`` (:func:`vegviz.domains.all_domains`,
+    built-ins excluded: theirs are in the YAML), made when the catalog is read, so adding or
+    removing a domain needs no catalog edit. Each entry copies the main catalog's
+    ``virtual_ucrb``/``virtual_ucrb_small`` entry (seed parameter, metadata: model_ready,
+    recommended periods, plots) with ``domain`` set, so both kinds of entries behave alike.
+    Rescanned when older than ``ttl`` seconds (default 1).
+    """
+
+    name = "vegviz_domains"
+    version = "1"
+
+    def __init__(self, data_dir: str | None = None, ttl: float = 1, **kwargs):
+        self.data_dir = data_dir or None
+        super().__init__(ttl=ttl, **kwargs)
+
+    def domains(self) -> dict:
+        """The user's domains by name (no built-ins)."""
+        from .domains import all_domains
+
+        return {name: d for name, d in all_domains(self.data_dir).items() if not d.builtin}
+
+    def _load(self):
+        main = intake.open_catalog(str(catalog_path()))
+        entries = {}
+        for dom in self.domains().values():
+            for variant, (template, suffix) in VIRTUAL_TEMPLATES.items():
+                spec = main._entries[template].describe()
+                name = f"virtual_{dom.name}{suffix}"
+                period = "1981-2016" if variant == "full" else "small variant (1998-2005) for tests and quick demos"
+                entries[name] = LocalCatalogEntry(
+                    name=name,
+                    description=(f"SYNTHETIC virtual {dom.title} (user domain {dom.name!r}, {dom.grid.nlat} x "
+                                 f"{dom.grid.nlon} cells; basin: {dom.basin.describe()}), {period}, daily: "
+                                 "stochastic weather and a 'true' ecohydrological LAI on the domain's real static "
+                                 "fields, GLOBMAP-like composites (lai) and lai_process; the climate is calibrated "
+                                 "on the UCRB (the Dataset's 'calibration' attribute says what). Built on first "
+                                 "read and cached as Zarr."),
+                    driver="vegviz.catalog.VirtualBasinSource",
+                    args={**spec["args"], "domain": dom.name,
+                          **({"data_dir": str(self.data_dir)} if self.data_dir else {})},
+                    parameters=[UserParameter(**p) for p in spec.get("user_parameters", [])],
+                    metadata={**spec["metadata"], "domain": dom.name},
+                    catalog=self,
+                )
+        self._entries = entries
 
 
 class RunsCatalog(Catalog):

@@ -134,7 +134,8 @@ def as_dataarray(ds: xr.Dataset, values: np.ndarray, name: str, attrs: dict) -> 
     return xr.DataArray(values, dims=DIMS, coords=coords, name=name, attrs=attrs)
 
 
-def time_blocks(ds: xr.Dataset | xr.DataArray, bytes_per_day: int, max_bytes: int = STREAM_BYTES) -> list[tuple[int, int]]:
+def time_blocks(ds: xr.Dataset | xr.DataArray, bytes_per_day: int,
+                max_bytes: int = STREAM_BYTES) -> list[tuple[int, int]]:
     """Consecutive [start, stop) day ranges covering ``ds.time``, each under ``max_bytes``.
 
     Aligned to the time chunks of dask-backed data (a chunk is then read once; for a
