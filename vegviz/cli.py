@@ -1,9 +1,10 @@
 """Command line: the same operations as the library, for batch use.
 
     vegviz demo           build/open the virtual basin, print its summary, write the overview figure
-    vegviz info           summary of a data set (a catalog entry or a Zarr/NetCDF path)
-    vegviz build-basin    build the virtual basin cache (full or small)
-    vegviz build-static   rebuild the committed static fields from the source packages
+    vegviz info           summary of a data set (a catalog entry or a Zarr/NetCDF path) or of a domain
+    vegviz domain         add, list, show and remove domains (an outlet, a bounding box or a polygon)
+    vegviz build-basin    build the virtual basin cache (full or small) of a domain
+    vegviz build-static   rebuild the static fields of a domain from the source packages
     vegviz train          train one model (config YAML and/or options), write a run directory
     vegviz evaluate       score a run or an experiment on a period; print the comparison table
     vegviz experiment     train the three models, score them, write the comparison table and figures
@@ -22,25 +23,41 @@ from pathlib import Path
 
 
 def _open(name: str, seed: int):
-    """A data set by catalog entry name or by path; validated (the study grid or any window of it)."""
+    """A data set by catalog entry name or by path; validated (its domain's grid or any window of the lattice)."""
+    from . import domains
     from .catalog import open_data
     from .contract import validate
-    from .grid import UCRB
 
     ds = open_data(name, seed=seed)
     if "time" not in ds.dims:
         return ds
-    full = ds.sizes.get("lat") == UCRB.nlat and ds.sizes.get("lon") == UCRB.nlon
-    return validate(ds, grid=UCRB if full else None)
+    try:  # stores from before domains carry no name: they are the study's
+        grid = domains.get(ds.attrs.get("domain") or "ucrb").grid
+    except domains.DomainError:
+        grid = None
+    full = grid is not None and ds.sizes.get("lat") == grid.nlat and ds.sizes.get("lon") == grid.nlon
+    return validate(ds, grid=grid if full else None)
+
+
+def _virtual_entry(domain: str | None, variant: str = "full") -> str | None:
+    """``--domain D`` as a data set: the catalog entry ``virtual_D`` (``virtual_D_small``); D must exist."""
+    if domain is None:
+        return None
+    from . import domains
+
+    domains.get(domain)  # DomainError naming the known domains and `vegviz domain add`
+    return f"virtual_{domain}" + ("_small" if variant == "small" else "")
 
 
 def cmd_demo(args) -> int:
+    from . import domains
     from .data.summary import summarize
     from .data.virtual import open_virtual_basin
 
+    dom = domains.get(args.domain)
     t0 = time.perf_counter()
-    ds = open_virtual_basin(args.variant, seed=args.seed)
-    print(f"opened virtual basin ({args.variant}) in {time.perf_counter() - t0:.1f} s")
+    ds = open_virtual_basin(args.variant, seed=args.seed, domain=dom)
+    print(f"opened virtual basin of {dom.name} ({args.variant}) in {time.perf_counter() - t0:.1f} s")
     print(summarize(ds))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,7 +72,18 @@ def cmd_demo(args) -> int:
 def cmd_info(args) -> int:
     from .data.summary import summarize
 
-    ds = _open(args.dataset, args.seed)
+    if args.domain is not None:
+        if args.dataset is not None or args.realism:
+            raise ValueError("info --domain summarises a domain's static fields; a data set (or --realism) goes "
+                             f"without it. Fix: `vegviz info --domain {args.domain}`, or `vegviz info "
+                             f"virtual_{args.domain} --realism` for its virtual basin")
+        from . import domains
+        from .data.static import static_for
+
+        dom = domains.get(args.domain)
+        print(domain_summary(dom, static_for(dom)))
+        return 0
+    ds = _open(args.dataset or "virtual_ucrb_small", args.seed)
     print(summarize(ds))
     if args.realism:
         import pandas as pd
@@ -69,25 +97,239 @@ def cmd_info(args) -> int:
 
 
 def cmd_build_basin(args) -> int:
+    from . import domains
     from .data.virtual import open_virtual_basin
 
+    dom = domains.get(args.domain, args.data_dir)
     t0 = time.perf_counter()
-    ds = open_virtual_basin(args.variant, seed=args.seed, data_dir=args.data_dir)
-    print(f"virtual basin {args.variant!r} (seed {args.seed}) ready in {time.perf_counter() - t0:.1f} s: "
-          f"{ds.sizes['time']} days")
+    ds = open_virtual_basin(args.variant, seed=args.seed, data_dir=args.data_dir, domain=dom)
+    print(f"virtual basin of {dom.name} {args.variant!r} (seed {args.seed}) ready in {time.perf_counter() - t0:.1f} "
+          f"s: {ds.sizes['time']} days on {ds.sizes['lat']} x {ds.sizes['lon']} cells")
     return 0
 
 
 def cmd_build_static(args) -> int:
-    from .data.static import SourceMissing, STATIC_FILE, build_static, write_static
+    from . import domains
+    from .data.static import STATIC_FILE, SourceMissing, build_static, missing_sources, static_for, write_static
+
+    dom = domains.get(args.domain)
+    missing = missing_sources()
+    if missing:  # before anything is removed or written
+        raise SourceMissing(f"cannot build the static fields of {dom.name!r}:\n  " + "\n  ".join(missing))
+    if dom.name == "ucrb" or args.out:
+        ds = build_static(dom)
+        path = write_static(ds, Path(args.out) if args.out else STATIC_FILE)
+    else:  # refresh the domain's cache: static_for writes it (atomically) where every command finds it
+        for old in _static_cache_files(dom.name):
+            old.unlink(missing_ok=True)
+        ds = static_for(dom)
+        path = _static_cache_files(dom.name)[0]
+    print(f"wrote {path}")
+    print(domain_summary(dom, ds))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- domains
+
+def _static_cache_files(name: str) -> list[Path]:
+    """Cached static-field files of the domain ``name`` in the data directory (static/NAME-KEY.nc)."""
+    from .paths import cache_dir
+
+    folder = cache_dir() / "static"
+    return sorted(p for p in folder.glob(f"{name}-*.nc") if p.stem[len(name) + 1:].isalnum()) if folder.is_dir() \
+        else []
+
+
+def _cached_static(dom):
+    """The domain's static fields when at hand without building them (committed or cached), else None."""
+    from .data.static import load_static, static_key
+
+    if dom.name == "ucrb":
+        return load_static()
+    from .paths import cache_dir
 
     try:
-        ds = build_static()
-    except SourceMissing as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    path = write_static(ds, args.out or STATIC_FILE)
-    print(f"wrote {path}")
+        path = cache_dir() / "static" / f"{dom.name}-{static_key(dom)}.nc"
+    except OSError:  # e.g. a polygon file that has gone
+        return None
+    return load_static(path) if path.exists() else None
+
+
+def _basin_numbers(dom, static) -> str:
+    """'N basin cells, A km2' and, for a gauge or an --area, the error against its drainage area."""
+    mask = static["mask"].values.astype(bool)
+    area = float(static["cell_area"].values[mask].sum()) / 1e6
+    text = f"{int(mask.sum())} basin cells, {area:,.0f} km2"
+    ref = dom.basin.gauge_area_km2
+    if ref:
+        text += f" ({100 * (area / ref - 1):+.1f} % against {ref:,.0f} km2" + (
+            f", {dom.basin.gauge})" if dom.basin.gauge else ", the --area given)")
+    return text
+
+
+def domain_summary(dom, static) -> str:
+    """A domain's window, basin and static fields (cells, basin cells and area, land-cover shares, elevation)."""
+    import numpy as np
+
+    from .contract import IGBP_CLASSES
+    from .data.summary import _degrees
+
+    w, e, s, n = dom.extent
+    lines = [f"{dom.name}: {dom.title} ({'built in' if dom.builtin else 'user domain'})",
+             f"window : {dom.grid.nlat} x {dom.grid.nlon} = {dom.grid.nlat * dom.grid.nlon} cells of the NLDAS-2 "
+             f"1/8 degree grid, {_degrees(s, 'N', 'S')}..{_degrees(n, 'N', 'S')}, "
+             f"{_degrees(w, 'E', 'W')}..{_degrees(e, 'E', 'W')} (outer edges)",
+             f"basin  : {dom.basin.describe()}"]
+    if static is None:
+        lines.append(f"static : not built yet. Fix: `vegviz build-static --domain {dom.name}` (MCD12C1 + ETOPO5)")
+        return "\n".join(lines)
+    mask = static["mask"].values.astype(bool)
+    land = static["landcover"].values != 0
+    lines.append(f"cells  : {mask.size} in the window, {int(land.sum())} land, {_basin_numbers(dom, static)}")
+    if mask.any():
+        weight = static["cell_area"].values * mask
+        if "landcover_fraction" in static:  # area-weighted class shares inside the basin
+            frac = static["landcover_fraction"].transpose("lc_class", "lat", "lon").values
+            codes = static["lc_class"].values
+            share = (frac * weight).sum(axis=(1, 2)) / weight.sum()
+        else:  # majority classes, by cell area
+            lc = static["landcover"].values
+            codes = np.unique(lc[mask])
+            share = np.array([weight[lc == c].sum() for c in codes]) / weight.sum()
+        order = [i for i in np.argsort(-share) if share[i] >= 0.005]
+        lines.append("cover  : " + ", ".join(f"{IGBP_CLASSES.get(int(codes[i]), codes[i])} {100 * share[i]:.0f} %"
+                                             for i in order) + " (area shares inside the basin)")
+        z = static["elevation"].values[mask]
+        lines.append(f"elev.  : {np.nanmean(z):,.0f} m mean, {np.nanmin(z):,.0f}..{np.nanmax(z):,.0f} m inside the basin")
+    p = dom.periods
+    lines.append("periods: " + ", ".join(f"{k} {v[0]}..{v[1]}" for k, v in p.items()))
+    return "\n".join(lines)
+
+
+def _numbers(text: str, n: int, option: str, form: str, example: str) -> list[float]:
+    """``--bbox 1,2,3,4`` -> [1.0, 2.0, 3.0, 4.0]; anything else a ValueError naming the option and the form."""
+    import math
+
+    parts = [t.strip() for t in text.split(",")]
+    try:
+        values = [float(t) for t in parts]
+    except ValueError:
+        values = None
+    if values is None or len(values) != n or not all(math.isfinite(v) for v in values):
+        what = f"a number {form}" if n == 1 else f"{n} numbers {form}, comma-separated without spaces"
+        raise ValueError(f"{option} {text!r}: expected {what}. Fix: e.g. {option} {example}")
+    return values
+
+
+def cmd_domain_add(args) -> int:
+    from . import domains
+    from .data.static import SourceMissing, static_for
+
+    name = domains.check_name(args.name)
+    known = domains.all_domains()
+    if name in known:
+        if known[name].builtin:
+            raise domains.DomainError(f"domain {name!r} is built in. Fix: choose another name")
+        raise domains.DomainError(f"domain {name!r} exists already ({domains.user_file()}). Fix: choose another "
+                                  f"name, or `vegviz domain remove {name}` first")
+    if args.area is not None and not args.outlet:
+        raise ValueError("--area is the drainage area of a gauge at an --outlet. Fix: drop --area, or use --outlet")
+    area = None
+    if args.area is not None:
+        (area,) = _numbers(args.area, 1, "--area", "(km2)", "20533")
+        if not area > 0:
+            raise ValueError(f"--area {args.area}: a drainage area must be positive (km2). Fix: e.g. --area 20533")
+    if args.outlet:
+        lat, lon = _numbers(args.outlet, 2, "--outlet", "LAT,LON", "36.865,-111.588")
+        dom = domains.from_outlet(name, lat, lon, title=args.title or "", gauge_area_km2=area)
+    elif args.bbox:
+        w, s, e, n = _numbers(args.bbox, 4, "--bbox", "W,S,E,N (degrees, west negative)",
+                              "-107.5,37.5,-105.5,38.5")
+        dom = domains.from_bbox(name, w, s, e, n, title=args.title or "")
+    else:
+        dom = domains.from_polygon(name, args.polygon, title=args.title or "")  # copies it into the data dir
+    written = [Path(dom.basin.polygon)] if dom.basin.kind == "polygon" else []
+    static, missing = None, None
+    try:
+        try:
+            static = static_for(dom)  # before registering: a domain with no land in its basin is refused
+            written += _static_cache_files(name)
+        except SourceMissing as err:
+            missing = str(err)
+        if static is not None and not int(static["mask"].sum()):
+            raise domains.DomainError(f"the basin of {name!r} ({dom.basin.describe()}) holds no land cell (its "
+                                      "cells are water in MODIS land cover). Fix: choose a basin over land")
+        path = domains.add(dom)
+    except BaseException:
+        for f in written:  # write nothing on a refusal: the copied polygon and the static fields go
+            f.unlink(missing_ok=True)
+            try:
+                f.parent.rmdir()  # and their folders, when this made them
+            except OSError:
+                pass
+        raise
+    print(f"added domain {name!r} to {path}")
+    print(domain_summary(dom, static))
+    if dom.basin.kind == "outlet" and args.area is None:
+        print("note: without --area the outlet snaps to the largest stream near the point; give a gauge's "
+              "published drainage area (--area KM2) to pick the stream of that size and to see the error against it")
+    if missing:
+        print(f"warning: the domain is registered, but its static fields cannot be built here:\n{missing}\n"
+              f"Then: `vegviz build-static --domain {name}`", file=sys.stderr)
+    print(f"next: vegviz info --domain {name}; vegviz build-basin --domain {name} --variant small; "
+          f"vegviz train --domain {name}; vegviz prepare --domain {name} --nldas ... --globmap ... --out {name}.zarr")
+    return 0
+
+
+def cmd_domain_list(args) -> int:
+    from . import domains
+
+    rows = [("name", "kind", "cells", "basin", "extent (outer edges)", "title")]
+    for dom in domains.all_domains().values():
+        w, e, s, n = dom.extent
+        static = None
+        try:
+            static = _cached_static(dom)
+        except (OSError, ValueError):
+            pass
+        basin = dom.basin.kind + (f", {int(static['mask'].sum())} cells" if static is not None else "")
+        rows.append((dom.name, "built-in" if dom.builtin else "user", f"{dom.grid.nlat} x {dom.grid.nlon}", basin,
+                     f"{s:.3f}..{n:.3f} N, {w:.3f}..{e:.3f} E", dom.title))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(wd) for c, wd in zip(r, widths)) + "  " + r[-1])
+    print(f"\nuser domains: {domains.user_file()}; add one: vegviz domain add NAME --outlet LAT,LON | --bbox W,S,E,N "
+          "| --polygon FILE")
+    return 0
+
+
+def cmd_domain_show(args) -> int:
+    import yaml
+
+    from . import domains
+
+    dom = domains.get(args.name)
+    print(domain_summary(dom, _cached_static(dom)))
+    print(f"data   : virtual_{dom.name}, virtual_{dom.name}_small (catalog); --domain {dom.name} in info, train, "
+          "experiment, build-basin, build-static, demo, prepare")
+    print(f"\ndefinition ({'vegviz.domains.BUILTIN' if dom.builtin else domains.user_file()}):")
+    print(yaml.safe_dump({dom.name: dom.to_dict()}, sort_keys=False).rstrip())
+    return 0
+
+
+def cmd_domain_remove(args) -> int:
+    from . import domains
+    from .paths import cache_dir
+
+    domains.remove(args.name)
+    gone = _static_cache_files(args.name)
+    for f in gone:
+        f.unlink(missing_ok=True)
+    print(f"removed domain {args.name!r} from {domains.user_file()}"
+          + (f" and its cached static fields ({len(gone)} file{'s' * (len(gone) != 1)})" if gone else ""))
+    stores = sorted(cache_dir().glob(f"virtual_{args.name}-*.zarr"))
+    if stores:
+        print(f"its virtual-basin stores are kept (delete them by hand if unwanted): {', '.join(str(p) for p in stores)}")
     return 0
 
 
@@ -117,6 +359,12 @@ def _config(args):
         value = getattr(args, key, None)
         if value is not None:
             d[key] = value
+    domain_data = _virtual_entry(getattr(args, "domain", None))
+    if domain_data is not None:
+        if getattr(args, "data", None) is not None and args.data != domain_data:
+            raise ValueError(f"--data {args.data} and --domain {args.domain} name two data sets. Fix: give one of "
+                             f"them (--domain {args.domain} is --data {domain_data})")
+        d["data"] = domain_data
     if getattr(args, "epochs", None) is not None:
         d["max_epochs"] = args.epochs
     for item in getattr(args, "set", None) or ():
@@ -298,11 +546,14 @@ def cmd_fetch(args) -> int:
 
 
 def _grid(text: str | None):
-    """--grid: "study" (the UCRB grid), "sample" (the sample archive's window) or LAT0,LON0,NLAT,NLON."""
+    """--grid: "study" (the UCRB grid), "sample" (the sample archive's window) or LAT0,LON0,NLAT,NLON;
+    None (no --grid): the domain's whole grid."""
     from .data.samples import SAMPLE_GRID
     from .grid import UCRB, Grid, on_nldas_lattice
 
-    if text in (None, "study"):
+    if text is None:
+        return None
+    if text == "study":
         return UCRB
     if text == "sample":
         return SAMPLE_GRID
@@ -330,7 +581,8 @@ def cmd_prepare(args) -> int:
         client = Client(args.scheduler)  # the aggregation's dask tasks then run on that cluster
     try:
         prepare_real(args.nldas, args.globmap, args.out, landcover=args.landcover,
-                     landcover_product=args.landcover_product, grid=_grid(args.grid), start=args.start,
+                     landcover_product=args.landcover_product, grid=_grid(args.grid), domain=args.domain,
+                     start=args.start,
                      end=args.end, name=args.name, daily_lai=args.daily_lai,
                      allow_missing_hours=args.allow_missing_hours, overwrite=args.overwrite)
     finally:
@@ -356,6 +608,8 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="configuration YAML (a run's config.yaml works); options below override it")
     p.add_argument("--data", help="catalog entry (virtual_ucrb, virtual_ucrb_small) or path to a Zarr/NetCDF store "
                                   "(default: virtual_ucrb, or the --config file's)")
+    p.add_argument("--domain", help="the virtual basin of this domain: --domain D means --data virtual_D "
+                                    "(`vegviz domain list` shows the domains)")
     p.add_argument("--epochs", type=int, help="maximum number of epochs, config max_epochs (default: 25, early "
                                               "stopping after 8 without improvement)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default: auto, a GPU if any)")
@@ -392,13 +646,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--variant", choices=("full", "small"), default="full",
                    help="full: 1981-2016 on 63 x 54 cells; small: 1998-2005, for quick tries")
     d.add_argument("--seed", type=int, default=42, help="seed of the virtual basin's weather and vegetation")
+    d.add_argument("--domain", default="ucrb", help="the domain whose virtual basin to open (`vegviz domain list`)")
     d.add_argument("--out", default="artifacts", help="folder for the overview figure")
     d.set_defaults(func=cmd_demo)
 
-    i = _command(sub, "info", help="summary of a data set")
-    i.add_argument("dataset", nargs="?", default="virtual_ucrb_small",
+    i = _command(sub, "info", help="summary of a data set, or of a domain's static fields")
+    i.add_argument("dataset", nargs="?",
                    help="catalog entry (virtual_ucrb, virtual_ucrb_small, or one `prepare` registered) or path "
-                        "to a Zarr/NetCDF store")
+                        "to a Zarr/NetCDF store (default: virtual_ucrb_small)")
+    i.add_argument("--domain", help="instead of a data set: the domain's static fields (cells, basin cells and "
+                                    "area, land-cover shares), built once if needed")
     i.add_argument("--seed", type=int, default=42, help="seed of a virtual basin")
     i.add_argument("--realism", action="store_true", help="also print the climate/vegetation realism table")
     i.set_defaults(func=cmd_info)
@@ -407,13 +664,41 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--variant", choices=("full", "small"), default="full",
                    help="full: 1981-2016 on 63 x 54 cells; small: 1998-2005")
     b.add_argument("--seed", type=int, default=42, help="seed of the weather and vegetation")
+    b.add_argument("--domain", default="ucrb", help="the domain whose virtual basin to build (`vegviz domain list`)")
     b.add_argument("--data-dir", default=None, help="cache folder (default: $VEGVIZ_DATA_DIR or the user data dir)")
     b.set_defaults(func=cmd_build_basin)
 
-    s = _command(sub, "build-static", help="rebuild the static fields from MCD12C1 and ETOPO5")
-    s.add_argument("--out", default=None, help="file to write (default: the committed "
-                                                 "vegviz/data/files/ucrb_static.nc)")
+    s = _command(sub, "build-static", help="rebuild a domain's static fields from MCD12C1 and ETOPO5")
+    s.add_argument("--domain", default="ucrb", help="ucrb rewrites the committed vegviz/data/files/ucrb_static.nc; "
+                                                    "another domain refreshes its cache in the data directory")
+    s.add_argument("--out", default=None, help="file to write instead (default: the committed file for ucrb, "
+                                                 "the data directory's cache for another domain)")
     s.set_defaults(func=cmd_build_static)
+
+    dm = _command(sub, "domain", help="add, list, show or remove domains (basins on the NLDAS-2 grid)")
+    dsub = dm.add_subparsers(dest="action", required=True)
+    da = _command(dsub, "add", help="define a domain by an outlet, a bounding box or a polygon, and build its "
+                                    "static fields")
+    da.add_argument("name", help="lower-case letters, digits and underscores, starting with a letter (rio_grande)")
+    how = da.add_mutually_exclusive_group(required=True)
+    how.add_argument("--outlet", metavar="LAT,LON", help="the basin is the catchment of this point (e.g. a stream "
+                                                         "gauge), delineated on the registered ETOPO5")
+    how.add_argument("--bbox", metavar="W,S,E,N", help="the cells whose centres lie in this box (degrees); every "
+                                                       "land cell is the basin")
+    how.add_argument("--polygon", metavar="FILE", help="GeoJSON or shapefile (.shp with its .prj) in longitude/"
+                                                       "latitude; the basin is the cells at least half inside")
+    da.add_argument("--area", metavar="KM2", help="with --outlet: the gauge's published drainage area; "
+                                                              "picks the stream of that size and reports the error")
+    da.add_argument("--title", help="a title for figures and dashboards (default: from the name)")
+    da.set_defaults(func=cmd_domain_add)
+    dl = _command(dsub, "list", help="the built-in and user domains")
+    dl.set_defaults(func=cmd_domain_list)
+    dw = _command(dsub, "show", help="a domain's definition and static summary")
+    dw.add_argument("name")
+    dw.set_defaults(func=cmd_domain_show)
+    dr = _command(dsub, "remove", help="remove a user domain (and its cached static fields)")
+    dr.add_argument("name")
+    dr.set_defaults(func=cmd_domain_remove)
 
     t = _command(sub, "train", help="train one model into a run directory")
     _training_options(t)
@@ -466,7 +751,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--landcover-product", default="MCD12C1", choices=("MCD12C1", "MCD12Q1"))
     r.add_argument("--out", required=True, help="the Zarr store to write, e.g. ucrb_real.zarr")
     r.add_argument("--name", help="catalog entry to register (default: the store's name; '' registers nothing)")
-    r.add_argument("--grid", help="study (default), sample, or LAT0,LON0,NLAT,NLON: a window of the study grid")
+    r.add_argument("--domain", help="the domain (`vegviz domain list`) whose grid, static fields and basin mask "
+                                    "the data set gets (default: ucrb)")
+    r.add_argument("--grid", help="a window of the domain's grid: study (the UCRB grid), sample (the sample "
+                                  "archive's), or LAT0,LON0,NLAT,NLON (default: the domain's whole grid)")
     r.add_argument("--start", help="first day, YYYY-MM-DD (default: the files' first)")
     r.add_argument("--end", help="last day, YYYY-MM-DD (default: the files' last)")
     r.add_argument("--daily-lai", action="store_true", help="also write lai_daily (composites interpolated in time)")
@@ -484,15 +772,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: options whose value may start with a minus (a western longitude): argparse would take it for an option
+_SIGNED_VALUE_OPTIONS = ("--bbox", "--outlet", "--grid")
+
+
+def _join_signed_values(argv: list[str]) -> list[str]:
+    """``--bbox -108,38,-107,39`` -> ``--bbox=-108,38,-107,39``, so that argparse reads it as the value."""
+    import re
+
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in _SIGNED_VALUE_OPTIONS and i + 1 < len(argv) and re.match(r"-[0-9.]", argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(_join_signed_values(argv))
     try:
         return args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError) as e:  # ContractError is a ValueError
+    except (ValueError, FileNotFoundError) as e:  # ContractError, DomainError, PolygonError are ValueErrors
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:
+        from .data.landcover import SourceMissing
+
+        if not isinstance(e, SourceMissing):
+            raise
+        print(f"error: {e}", file=sys.stderr)  # names the package to install
         return 2
 
 

@@ -4,6 +4,14 @@
 
     from vegviz.data.prepare import prepare_real
     ds = prepare_real("downloads/nldas", "downloads/globmap", out="ucrb_real.zarr", name="ucrb_real")
+    ds = prepare_real("downloads/nldas", "downloads/globmap", out="gunnison.zarr", domain="gunnison")
+
+The data set lives on a domain (:mod:`vegviz.domains`, default the study's ``ucrb``): on its
+whole grid, or on a window of it (``grid``). Its static fields, basin mask included, are the
+domain's (:func:`vegviz.data.static.static_for`), cut to the window; a window is never given
+static fields of its own, because a bare window has no basin: to use one that lies outside
+every domain, define it first (``vegviz domain add NAME --bbox W,S,E,N``, every land cell is
+then the basin), or take it as a window of ``conus``.
 
 Steps, each reusing its module:
 
@@ -13,15 +21,18 @@ Steps, each reusing its module:
 2. GLOBMAP LAI V3 composites -> ``lai`` on the same days (:func:`vegviz.data.globmap.globmap_lai`),
    NaN between composites (``daily_lai=True`` adds ``lai_daily``); that composites fall in the
    NLDAS period, and that the first of them reads, is checked before step 1, in seconds;
-3. static fields: ``elevation``, ``mask`` (and ``cell_area``) from the committed static file
-   (:func:`vegviz.data.static.load_static`: ETOPO5 and the basin outline on the study grid);
+3. static fields: ``elevation``, ``mask`` (and ``cell_area``) of the domain
+   (:func:`vegviz.data.static.static_for`: the committed file for ``ucrb``, built once from
+   MCD12C1 and the registered ETOPO5 and cached for any other domain), cut to the grid;
    ``landcover`` from ``landcover`` (an MCD12C1 or MCD12Q1 file of any year, majority class
-   by :func:`vegviz.data.landcover.landcover_on_grid`) or the committed MCD12C1 2019;
+   by :func:`vegviz.data.landcover.landcover_on_grid`) or the domain's MCD12C1 2019;
 4. ``lai_process`` (:func:`vegviz.physics.add_lai_process`), calibrated on the training period;
 5. the contract check (:func:`vegviz.contract.validate`), then one write to a temporary
    store renamed to ``out``: ``out`` is either absent or complete, never half-written;
 6. an entry ``name`` in the user catalog (:func:`vegviz.catalog.register`) with the
-   train/validation/test split, so ``vegviz train --data name`` and the dashboards use it.
+   train/validation/test split and the domain, so ``vegviz train --data name`` and the
+   dashboards use it. The data set's attributes name the domain too (``domain``,
+   ``domain_title``; ``domain_window`` when it is a window of the domain's grid).
 
 The split: the study's (1981-2001 / 2002-2008 / 2009-2016) when the data cover 1981-2016;
 otherwise the first 60 % of the days for training, the next 20 % for validation and the
@@ -42,7 +53,7 @@ from .. import grid as _grid
 from ..contract import ContractError, cf_attrs, validate
 from .static import STATIC
 
-__all__ = ["PrepareError", "prepare_real", "split_periods", "static_on_grid", "work_dir"]
+__all__ = ["PrepareError", "prepare_real", "same_window", "split_periods", "static_on_grid", "work_dir"]
 
 MARKER = "vegviz_prepared"  # a store attribute: written last, so a store without it is not ours or not done
 
@@ -73,19 +84,42 @@ def split_periods(time: pd.DatetimeIndex) -> dict[str, list[str]]:
     return {"train": [day(0), day(a - 1)], "validation": [day(a), day(b - 1)], "test": [day(b), day(n - 1)]}
 
 
-def static_on_grid(grid: _grid.Grid, landcover=None, product: str = "MCD12C1") -> xr.Dataset:
-    """``landcover``, ``elevation``, ``mask`` and ``cell_area`` on ``grid`` (a window of the study grid)."""
-    from .static import load_static, static_fields
+def same_window(a: _grid.Grid, b: _grid.Grid) -> bool:
+    """Whether two grids are the same cells (their names aside)."""
+    import numpy as np
 
-    static = load_static()
+    return a.shape == b.shape and np.allclose(a.lat, b.lat, atol=1e-6) and np.allclose(a.lon, b.lon, atol=1e-6)
+
+
+def static_on_grid(grid: _grid.Grid, landcover=None, product: str = "MCD12C1", domain="ucrb") -> xr.Dataset:
+    """``landcover``, ``elevation``, ``mask`` and ``cell_area`` on ``grid``, a window of ``domain``'s grid.
+
+    The fields are the domain's (:func:`vegviz.data.static.static_for`) cut to the window, so
+    the mask is the domain's basin inside it. A grid outside the domain's is refused.
+    """
+    from .. import domains as _domains
+    from .static import SourceMissing, static_fields, static_for
+
+    try:
+        dom = _domains.get(domain)
+    except _domains.DomainError as e:
+        raise PrepareError(str(e)) from None
+    try:
+        static = static_for(dom)
+    except SourceMissing as e:
+        raise PrepareError(f"{e}\nFix: install what is named above, or prepare the study's domain (ucrb), whose "
+                           "static fields are committed") from None
     lat, lon = static["lat"].values, static["lon"].values
     try:
         sub = static.sel(lat=grid.lat, lon=grid.lon, method="nearest", tolerance=1e-4)
     except KeyError:
-        raise PrepareError(f"the grid {grid.name} (lat {grid.lat[0]}..{grid.lat[-1]}, lon {grid.lon[0]}.."
-                           f"{grid.lon[-1]}) is not inside the study grid, where vegviz has elevation and the basin "
-                           f"mask (lat {lat[0]}..{lat[-1]}, lon {lon[0]}..{lon[-1]}). Fix: choose a window of the "
-                           "UCRB grid") from None
+        w, e, s, n = grid.extent
+        raise PrepareError(
+            f"the grid {grid.name} (lat {grid.lat[0]}..{grid.lat[-1]}, lon {grid.lon[0]}..{grid.lon[-1]}) is not "
+            f"inside the grid of domain {dom.name!r} ({dom.title}: lat {lat[0]}..{lat[-1]}, lon {lon[0]}..{lon[-1]}), "
+            "where its elevation and basin mask are. Fix: choose a window inside it, pass --domain with a domain "
+            f"that holds the window (conus holds them all; every land cell is its basin), or define one for it: "
+            f"`vegviz domain add NAME --bbox {w:g},{s:g},{e:g},{n:g}`, then `vegviz prepare --domain NAME`") from None
     # the grid's own coordinates, so that the merge with the forcing aligns exactly
     out = static_fields(sub).assign_coords(lat=("lat", grid.lat, sub["lat"].attrs),
                                            lon=("lon", grid.lon, sub["lon"].attrs))
@@ -143,18 +177,27 @@ def _describe(path) -> str:
 
 
 def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str = "MCD12C1",
-                 grid: _grid.Grid = _grid.UCRB, start=None, end=None, name: str | None = None,
+                 grid: _grid.Grid | None = None, domain=None, start=None, end=None, name: str | None = None,
                  daily_lai: bool = False, allow_missing_hours: int = 0, overwrite: bool = False,
                  log=print) -> xr.Dataset:
     """Build, check and write the model-ready Dataset of the real archives; register it as ``name``.
 
     ``nldas``/``globmap``: folders (searched recursively) or lists of files. ``out``: the
-    Zarr store to write (refused if it exists, unless ``overwrite``). ``name``: the catalog
-    entry (default: ``out``'s stem; ``False`` registers nothing). Returns the written
-    Dataset, opened lazily from ``out``.
+    Zarr store to write (refused if it exists, unless ``overwrite``). ``domain``: a
+    :class:`vegviz.domains.Domain` or its name (default ``ucrb``); ``grid``: a window of its
+    grid (default the whole grid). ``name``: the catalog entry (default: ``out``'s stem;
+    ``False`` registers nothing). Returns the written Dataset, opened lazily from ``out``.
     """
+    from .. import domains as _domains
     from . import globmap as _globmap
     from . import nldas as _nldas
+
+    try:
+        dom = _domains.get("ucrb" if domain is None else domain)
+    except _domains.DomainError as e:
+        raise PrepareError(str(e)) from None
+    grid = dom.grid if grid is None else grid
+    whole = same_window(grid, dom.grid)
 
     out = Path(out).expanduser()
     if out.suffix != ".zarr":
@@ -173,10 +216,18 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
         if not isinstance(src, (list, tuple)) and not Path(src).expanduser().exists():
             raise PrepareError(f"{what} {src}: no such folder. Fix: pass the folder with the downloaded files")
     t0 = time.perf_counter()
-    # static fields first: cheap, and they refuse a grid outside the study area before any work
-    log("[1/5] static fields: elevation and basin mask (committed), land cover "
-        + (f"from {landcover} ({landcover_product})" if landcover else "MCD12C1 2019 (committed)"))
-    static = static_on_grid(grid, landcover, landcover_product)
+    # static fields first: cheap (the domain's are built once, then cached), and they refuse a grid outside
+    # the domain, or a window without basin cells, before any work
+    where = "committed" if dom.name == "ucrb" else "from MCD12C1 and ETOPO5, cached in the data directory"
+    log(f"[1/5] static fields of domain {dom.name!r} ({dom.title}"
+        + ("" if whole else f", window {grid.nlat} x {grid.nlon}") + f"): elevation and basin mask ({where}), land "
+        "cover " + (f"from {landcover} ({landcover_product})" if landcover else "MCD12C1 2019 (with them)"))
+    static = static_on_grid(grid, landcover, landcover_product, domain=dom)
+    if not int(static["mask"].sum()):
+        raise PrepareError(f"no cell of the grid {grid.name} lies in the basin of domain {dom.name!r} "
+                           f"({dom.basin.describe()}), so nothing could be trained on or scored. Fix: choose a window "
+                           "over the basin, or a domain whose basin covers the window (`vegviz domain show "
+                           f"{dom.name}` shows its extent)")
     # each folder is walked once: the later steps get the file lists
     granules = _nldas.find_granules(nldas, start, end)
     # GLOBMAP is checked before the NLDAS step (hours on the real archive), so bad input fails in seconds
@@ -209,17 +260,25 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
     ds = xr.merge([forcing.load(), lai, static], combine_attrs="override")  # variables keep theirs
     periods = split_periods(days)
     sample = _sample_note(granules[0])  # a sample archive is labelled synthetic, like the virtual basin
+    static_src = ("vegviz/data/files/ucrb_static.nc" if dom.name == "ucrb" else
+                  f"static fields of domain {dom.name!r}, vegviz.data.static.static_for")
+    window = "" if whole else (f"lat {grid.lat[0]:.4f}..{grid.lat[-1]:.4f}, lon {grid.lon[0]:.4f}..{grid.lon[-1]:.4f} "
+                               f"({grid.nlat} x {grid.nlon} cells of the {dom.name} grid)")
     ds.attrs = {
-        "title": f"vegviz model-ready data set from NLDAS-2, GLOBMAP LAI V3 and MODIS land cover ({grid.name})"
+        "title": f"vegviz model-ready data set from NLDAS-2, GLOBMAP LAI V3 and MODIS land cover: {dom.title}"
+                 + (f" ({grid.name})" if not whole else "")
                  + (" - SAMPLE archive, not observations" if sample else ""),
         "synthetic": int(bool(sample)),
+        "domain": dom.name,
+        "domain_title": dom.title if whole else f"{dom.title}, window {grid.nlat} x {grid.nlon}",
+        **({"domain_window": window} if window else {}),
         "source": "; ".join([
             f"forcing: NLDAS-2 primary forcing File A version {forcing.attrs.get('nldas_version', '?')} "
             f"({_describe(nldas)}), {forcing.attrs.get('day_boundary', 'UTC days')}",
             f"lai: GLOBMAP LAI V3 ({_describe(globmap)}), {lai['lai'].attrs.get('comment', '')}".rstrip(", "),
             "landcover: " + (f"{landcover_product} {_describe(landcover)}" if landcover else
-                             "MODIS MCD12C1 2019 IGBP majority (vegviz/data/files/ucrb_static.nc)"),
-            "elevation, mask: vegviz/data/files/ucrb_static.nc (ETOPO5; basin outline)",
+                             f"MODIS MCD12C1 2019 IGBP majority ({static_src})"),
+            f"elevation, mask: {static_src} (ETOPO5 registered to NLDAS-2; basin: {dom.basin.describe()})",
         ]),
         "history": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} vegviz prepare",
         "periods": str(periods),
@@ -234,7 +293,7 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
 
     # 5. check, write atomically, register
     try:
-        validate(ds, grid=_grid.UCRB if grid == _grid.UCRB else None,
+        validate(ds, grid=dom.grid if whole else None,
                  require=("precip", "tair", "tmin", "swdown", "lai", "lai_process", *STATIC))
     except ContractError as e:
         raise PrepareError(f"the assembled data set breaks the contract: {e}") from e
@@ -245,6 +304,8 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
 
         path = register(name, out, description=f"{ds.attrs['title']}, {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}",
                         metadata={"synthetic": bool(sample), "model_ready": True, "periods": periods,
+                                  "domain": dom.name, "domain_title": ds.attrs["domain_title"],
+                                  **({"domain_window": window} if window else {}),
                                   "grid": grid.name, "prepared": ds.attrs["history"]})
         log(f"registered as {name!r} in {path}: vegviz train --data {name}")
     shutil.rmtree(work, ignore_errors=True)
