@@ -247,3 +247,37 @@ def test_the_form_fits_its_column_and_labels_the_device_choice(tmp_path, monkeyp
     assert device.value == "cpu" and list(device.options) == ["auto", "cpu", "cuda"]
     above = form.objects[form.objects.index(device) - 1]
     assert isinstance(above, pn.pane.Markdown) and above.object == "Device"
+
+
+def test_data_choices_are_every_model_ready_entry_and_the_maps_show_the_chosen_domain(tmp_path, monkeypatch):
+    import holoviews as hv
+
+    from vegviz import domains
+    from vegviz.catalog import model_ready
+
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path))
+    ready = model_ready()
+    dash = TrainingDashboard()
+    assert set(ready) <= set(dash.param.data.objects)  # every domain's virtual basins and prepared data
+    assert dash.domain == domains.get("ucrb") and "Upper Colorado River Basin" in dash.domain_text()
+
+    def empty_map_domain():
+        (img,) = [el for el in dash.satellite_map[()] if isinstance(el, hv.Image)]
+        lat, lon = (img.dimension_values(k, expanded=False) for k in ("lat", "lon"))
+        return next(d for d in domains.all_domains().values() if d.grid.matches(lat, lon)), img
+
+    assert empty_map_domain()[0].name == "ucrb"
+    others = [c for c in ready if c.startswith("virtual_") and sources.data_domain(c) not in (None, domains.get("ucrb"))]
+    if others:  # the other domains' virtual basins (their entries say their domain; nothing is built here)
+        dash.data = others[0]
+        d = sources.data_domain(others[0])
+        assert d.title in dash.domain_text() and "Upper Colorado" not in dash.domain_text()
+        shown, img = empty_map_domain()
+        assert shown == d and d.title in img.opts.get().kwargs["title"]
+
+    monkeypatch.setenv("VEGVIZ_DEMO", "binder")  # the demo offers small basins of domains up to the UCRB's size
+    demo = TrainingDashboard().param.data.objects
+    assert "virtual_ucrb_small" in demo
+    for c in demo:
+        assert not (c.startswith("virtual_") and not c.endswith("_small")), c
+        assert c != "virtual_conus_small"

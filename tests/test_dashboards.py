@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import holoviews as hv
@@ -179,8 +180,9 @@ def test_lai_maps_send_outlines_as_one_row_per_layer_and_land_cover_class(runs_d
     outlines = [r.data_source for r in lines if "land_cover" in r.data_source.data]
     basemap = [r.data_source for r in lines if "name" in r.data_source.data]
     assert len(outlines) == 3 and len(basemap) == 3 * len(layers)  # three maps
-    for src in basemap:  # one row per layer, named after it, its parts kept apart by NaN gaps
-        assert len(src.data["xs"]) == 1 and src.data["name"][0] in {el.label for el in layers}
+    for src in basemap:  # one row per layer, named after it (the outline: its domain), parts apart by NaN gaps
+        assert len(src.data["xs"]) == 1 and src.data["name"][0] in {el.label for el in layers} | {m.title}
+    assert m.title == "Upper Colorado River Basin" and m.title in {src.data["name"][0] for src in basemap}
     code_of = {name: code for code, name in IGBP_CLASSES.items()}
     for src in outlines:  # one row per class, coloured per class, every ring vertex kept
         assert sorted(src.data["land_cover"]) == sorted(IGBP_CLASSES[int(c)] for c in codes)
@@ -360,6 +362,7 @@ def test_header_says_which_data_set_and_that_it_is_synthetic(runs_dir):
     m = Skill()
     text = m.header_text()
     assert "virtual_ucrb_small" in text and "synthetic" in text and "tiny" in text
+    assert text.startswith("**Upper Colorado River Basin** · ")  # the data's domain, from its attributes
 
 
 def test_periods_come_from_the_results_own_config(runs_dir):
@@ -387,3 +390,79 @@ def test_a_damaged_result_shows_an_alert_and_the_component_stays_usable(runs_dir
     c.result = "good"
     assert c.ready and c.models == ["convlstm"]
     assert not any("Could not open" in a for a in visible_alerts(c))
+
+
+# ----------------------------------------------------------------------------- a second domain, end to end
+
+def image_extents(root) -> list[tuple[float, float, float, float]]:
+    """(west, east, south, north) of every image drawn in a Bokeh document root."""
+    from bokeh.models import GlyphRenderer, Image
+
+    out = []
+    for r in root.select({"type": GlyphRenderer}):
+        if isinstance(r.glyph, Image):
+            d = r.data_source.data
+            x, y, dw, dh = (float(np.ravel(d[k])[0]) for k in ("x", "y", "dw", "dh"))
+            out.append((x, x + dw, y, y + dh))
+    return out
+
+
+def overlay_bounds(overlay) -> tuple[float, float, float, float]:
+    """(west, east, south, north) of every finite lon/lat point of an overlay's layers."""
+    lon = np.concatenate([el.dimension_values("lon") for el in overlay])
+    lat = np.concatenate([el.dimension_values("lat") for el in overlay])
+    lon, lat = lon[np.isfinite(lon)], lat[np.isfinite(lat)]
+    return lon.min(), lon.max(), lat.min(), lat.max()
+
+
+def test_a_second_domain_flows_through_every_dashboard(gunnison_experiment, gunnison_basin, monkeypatch):
+    """Train (the tiny experiment and one dashboard run), evaluate and browse on ``gunnison``: every
+    component's title, extent and basemap window are the Gunnison's, none the UCRB's."""
+    from vegviz import domains
+    from vegviz.catalog import model_ready
+    from vegviz.dashboards import App, TrainingDashboard
+    from vegviz.dashboards.base import basemap_overlay
+
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(gunnison_experiment.path.parent))
+    gun, ucrb = domains.get("gunnison"), domains.get("ucrb")
+    data, ds = gunnison_basin
+    assert gun.grid.matches(ds.lat, ds.lon) and not ucrb.grid.matches(ds.lat, ds.lon)
+    w, e, s, n = gun.extent
+
+    for cls in (LaiMaps, Skill, TimeSeries):
+        c = cls()
+        root = drawn(c)
+        assert c.result == "tiny_gunnison" and c.ready, c.error
+        assert c.domain == gun and c.title == gun.title and c.extent == pytest.approx(gun.extent)
+        header = c.header_text()
+        assert gun.title in header and ucrb.title not in header
+        extents = image_extents(root)
+        assert extents, f"{cls.__name__} drew no map"
+        for ext in extents:
+            assert ext == pytest.approx(gun.extent), cls.__name__
+    base = basemap_overlay(c.observations)
+    bw, be, bs, bn = overlay_bounds(base)
+    assert w - 1e-9 <= bw and be <= e + 1e-9 and s - 1e-9 <= bs and bn <= n + 1e-9
+    outline = [el for el in base if el.label == "Basin outline"][0]
+    assert outline.dimension_values("name")[0] == gun.title
+
+    app = App()
+    assert app.result == "tiny_gunnison" and app.page_title() == f"vegviz · daily LAI · {gun.title}"
+    assert app.header_text().startswith(f"**{gun.title}** · Data set **{data}**")
+    for tab in ("Skill", "Time series"):
+        assert app.component(tab).domain == gun
+
+    dash = TrainingDashboard(data=data, model="lstm", filters=4, max_epochs=1, window=60, burn_in=20, chunk=20,
+                             batch_size=4, stride=60, threads=1, device="cpu",
+                             extra={"periods": {k: list(v) for k, v in asdict(gunnison_experiment.config.periods).items()}})
+    assert set(model_ready()) <= set(dash.param.data.objects)  # every model-ready entry, every domain's
+    assert dash.domain == gun and gun.title in dash.domain_text()
+    empty = dash.satellite_map[()]
+    (img,) = [el for el in empty if isinstance(el, hv.Image)]
+    assert gun.grid.matches(img.dimension_values("lat", expanded=False), img.dimension_values("lon", expanded=False))
+    assert gun.title in img.opts.get().kwargs["title"]
+    assert dash.start(), dash.alert.object
+    assert dash.wait(timeout=600) == "finished", dash.alert.object
+    assert gun.title in dash._preview_text.object
+    (img,) = [el for el in dash.predicted_map[()] if isinstance(el, hv.Image)]
+    assert gun.grid.matches(img.dimension_values("lat", expanded=False), img.dimension_values("lon", expanded=False))

@@ -261,3 +261,29 @@ def test_experiment_on_data_that_break_the_contract_writes_nothing(contract_ds, 
                      *TINY]) == 2
     assert "tair" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_an_experiment_on_a_second_domain_is_trained_scored_and_named_after_it(gunnison_experiment, gunnison_basin,
+                                                                              tmp_path):
+    """The tiny experiment on the built-in ``gunnison`` domain (shared with the dashboards' test): predictions
+    and scores on its 14 x 24 window, every basin cell of the test period scored, reports titled by it."""
+    from vegviz import domains
+    from vegviz.figures import figure_title, overview_figure
+
+    gun = domains.get("gunnison")
+    exp, (data, ds) = gunnison_experiment, gunnison_basin
+    models = ["convlstm", "convlstm_physics", "lstm"]
+    assert exp.models == models and exp.config.data == data
+    pred = exp.predictions
+    assert gun.grid.matches(pred.lat, pred.lon) and sorted(pred.data_vars) == sorted(models)
+    assert domains.of_dataset(exp.observations()) == gun
+    scores = exp.scores("test")
+    assert gun.grid.matches(scores.lat, scores.lon)
+    inside = ds["mask"].values == 1
+    nse = scores["nse"].sel(model=models).values[:, inside]
+    assert inside.sum() > 50 and np.isfinite(nse).mean() > 0.9
+    assert list(exp.table.index[:3]) == models and np.isfinite(exp.table.loc[models, "median NSE"]).all()
+    md = (exp.path / "comparison.md").read_text()
+    assert gun.title in md and "Upper Colorado" not in md
+    assert gun.title in figure_title(ds) and "UCRB" not in figure_title(ds)
+    assert overview_figure(ds.sel(time=slice("2004-01-01", "2005-12-31")), tmp_path / "overview.png").stat().st_size

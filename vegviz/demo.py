@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["DEMO_ENV", "DEMO_SETTINGS", "dashboard_defaults", "demo_config", "demo_mode"]
+__all__ = ["DEMO_ENV", "DEMO_MAX_CELLS", "DEMO_SETTINGS", "dashboard_defaults", "demo_config", "demo_data",
+           "demo_mode", "fits_demo"]
 
 DEMO_ENV = "VEGVIZ_DEMO"
 
-#: the demo's Config settings (besides ``data``): the small basin (1998-2005, 63 x 54 cells),
+#: the demo's Config settings (besides ``data``): a small basin (1998-2005; the UCRB's is 63 x 54 cells),
 #: an 8-filter network on 90-day windows, three epochs. Each setting bounds memory or time:
 #: the batch, window and filters bound the activations kept for the backward pass (``chunk``
 #: truncates it further), two threads match Binder's CPU share.
@@ -37,6 +38,9 @@ DEMO_SETTINGS: dict = {
     "num_threads": 2,
 }
 DEMO_DATA = "virtual_ucrb_small"
+#: the largest domain (cells of its window) whose data the demo offers for training: the UCRB's 63 x 54,
+#: for which the memory was measured; CONUS (224 x 464) would not fit in 2 GB
+DEMO_MAX_CELLS = 63 * 54
 
 
 def demo_mode() -> str | None:
@@ -45,12 +49,28 @@ def demo_mode() -> str | None:
     return value or None
 
 
-def demo_config(**overrides):
-    """The Binder demo's :class:`~vegviz.training.Config` on the small virtual basin; ``overrides`` win."""
+def demo_data(domain=None) -> str:
+    """The demo's data set: the small virtual basin of ``domain`` (a name or Domain; default the study's)."""
+    if domain is None:
+        return DEMO_DATA
+    from .domains import get
+
+    return f"virtual_{get(domain).name}_small"
+
+
+def fits_demo(domain) -> bool:
+    """Whether a domain is small enough for the demo machine (at most :data:`DEMO_MAX_CELLS` cells)."""
+    nlat, nlon = domain.grid.shape
+    return nlat * nlon <= DEMO_MAX_CELLS
+
+
+def demo_config(domain=None, **overrides):
+    """The Binder demo's :class:`~vegviz.training.Config` on the small virtual basin of ``domain``
+    (default the study's UCRB); ``overrides`` win (``data=`` too)."""
     from .training import Config
 
     settings = {**DEMO_SETTINGS, **overrides}
-    data = settings.pop("data", DEMO_DATA)
+    data = settings.pop("data", demo_data(domain))
     return Config.for_data(data, **settings)
 
 

@@ -293,7 +293,9 @@ def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods
     main = "test" if "test" in tables else periods[-1]
     table = tables[main]
     write_atomic(exp.path / "comparison.csv", table.to_csv().encode())
-    text = [f"# Experiment {exp.name}: {', '.join(exp.models)} on {exp.config.data}", ""]
+    from .domains import of_dataset
+
+    text = [f"# Experiment {exp.name}: {', '.join(exp.models)} on {exp.config.data} ({of_dataset(obs).title})", ""]
     for period, t in tables.items():
         text += [f"## {period} period (median per-cell skill over the basin mask)", "", markdown_table(t), ""]
     write_atomic(exp.path / "comparison.md", "\n".join(text).encode())

@@ -108,7 +108,7 @@ class App(pn.viewable.Viewer):
     In a refused session (``refused`` holds the reason) nothing is built.
     """
 
-    title = param.String(default="vegviz · daily LAI of the Upper Colorado River Basin", doc="page title")
+    title = param.String(default="", doc="page title; empty: 'vegviz · daily LAI · ' and the shown data's domain")
     tab = param.Selector(default=None, objects=list(TABS), allow_None=True,
                          doc="tab shown (default: LAI maps when a result exists, else Training)")
     result = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
@@ -119,6 +119,7 @@ class App(pn.viewable.Viewer):
         super().__init__(**params)
         self._components: dict[str, pn.viewable.Viewer] = {}
         self._header_cache: dict[str, str] = {}
+        self._domain_cache: dict[str, object] = {}
         self._syncing = False
         self.header = pn.pane.Markdown("", margin=(0, 10), sizing_mode="stretch_width")
         self.refused = remote_refusal()
@@ -255,6 +256,7 @@ class App(pn.viewable.Viewer):
     def refresh(self) -> list[str]:
         """Re-list the runs directory here and in every result browser built; return the result names."""
         self._header_cache.clear()  # a result re-trained under the same name may describe other data
+        self._domain_cache.clear()
         names = self._list()
         errors = []
         for viewer in self.viewers:
@@ -271,6 +273,28 @@ class App(pn.viewable.Viewer):
         return names
 
     # --------------------------------------------------------------- header
+    def domain(self):
+        """The :class:`~vegviz.domains.Domain` of the shown result's data; None without one."""
+        if self.result is None or self.refused is not None:
+            return None
+        if self.result not in self._domain_cache:
+            from . import sources
+
+            try:
+                self._domain_cache[self.result] = sources.domain_of(
+                    sources.observations_for(sources.open_result(self.result)))
+            except Exception as e:
+                log.warning("domain: could not open %s: %s", self.result, e)
+                self._domain_cache[self.result] = None
+        return self._domain_cache[self.result]
+
+    def page_title(self) -> str:
+        """``title``, else 'vegviz · daily LAI · <domain title>' of the shown result."""
+        if self.title:
+            return self.title
+        d = self.domain()
+        return f"vegviz · daily LAI · {d.title}" if d is not None else "vegviz · daily LAI"
+
     def header_text(self) -> str:
         """One short line: the data set shown, whether it is synthetic, and the result."""
         if self.refused is not None:
@@ -281,8 +305,7 @@ class App(pn.viewable.Viewer):
             self._header_cache[self.result] = self._describe(self.result)
         return self._header_cache[self.result]
 
-    @staticmethod
-    def _describe(name: str) -> str:
+    def _describe(self, name: str) -> str:
         from ..evaluation.scoring import is_synthetic
         from . import sources
 
@@ -295,7 +318,9 @@ class App(pn.viewable.Viewer):
         t = obs["time"].values
         span = f"{pd.Timestamp(t[0]):%Y}–{pd.Timestamp(t[-1]):%Y}"
         kind = "**SYNTHETIC** data" if is_synthetic(obs) or is_synthetic(pred) else "real observations"
-        return f"Data set **{pred.attrs.get('data', '?')}** ({span}) · {kind} · result **{name}**"
+        domain = sources.domain_of(obs)
+        self._domain_cache[name] = domain
+        return f"**{domain.title}** · Data set **{pred.attrs.get('data', '?')}** ({span}) · {kind} · result **{name}**"
 
     def _update_header(self, *_events):
         self.header.object = self.header_text()
@@ -309,7 +334,7 @@ class App(pn.viewable.Viewer):
         if self.refused is not None:
             return self._layout
         # Bootstrap: every CSS/JS file it needs is bundled with Panel (the Fast templates fetch a web font)
-        tmpl = pn.template.BootstrapTemplate(title=self.title, header_background=ACCENT, collapsed_sidebar=True,
+        tmpl = pn.template.BootstrapTemplate(title=self.page_title(), header_background=ACCENT, collapsed_sidebar=True,
                                              sidebar_width=300)
         # the header line on the page's top bar; in a notebook it sits above the tabs
         tmpl.header.append(pn.pane.Markdown(self.header.param.object, styles={"color": "white"},
@@ -322,7 +347,7 @@ class App(pn.viewable.Viewer):
                  target: str | None = None):
         """Serve the app: in a server session the page template, elsewhere (a notebook) the plain layout."""
         if _session_context() is not None:
-            return self.template().servable(title=title or self.title, location=location)
+            return self.template().servable(title=title or self.page_title(), location=location)
         return super().servable(title=title, location=location, area=area, target=target)
 
 
@@ -339,8 +364,10 @@ def warm_up() -> float:
 
 _ABOUT = """\
 ### vegviz
-Daily Leaf Area Index (LAI) of the Upper Colorado River Basin simulated from daily
-climate with ConvLSTM networks, the physics-encoded variant and an LSTM baseline.
+Daily Leaf Area Index (LAI) of a basin on the NLDAS-2 grid (the study's Upper Colorado
+River Basin, or any domain: `vegviz domain list`) simulated from daily climate with
+ConvLSTM networks, the physics-encoded variant and an LSTM baseline. The header names
+the shown data's domain; maps, extents and state lines follow it.
 
 * **Training**: train a model in the background and watch it learn.
 * **LAI maps**: satellite, simulated and difference maps per day.

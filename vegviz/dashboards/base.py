@@ -26,9 +26,10 @@ from . import sources
 __all__ = ["ResultViewer", "basemap_overlay", "composite_counts", "dominant_vegetation", "in_server",
            "landcover_outlines", "result_periods"]
 
-HOW_TO_MAKE_ONE = ("Make one with `vegviz experiment --data virtual_ucrb_small --epochs 5` in a terminal (the "
-                   "README's Quick start has smaller settings that train all three models in under two minutes), "
-                   "or train one in the **Training** tab; then press **Refresh**.")
+HOW_TO_MAKE_ONE = ("Make one with `vegviz experiment --data virtual_ucrb_small --epochs 5` in a terminal (any "
+                   "model-ready data set works, e.g. `virtual_<domain>_small` for another domain; the README's Quick "
+                   "start has smaller settings that train all three models in under two minutes), or train one in "
+                   "the **Training** tab; then press **Refresh**.")
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -84,7 +85,7 @@ def dominant_vegetation(observations: xr.Dataset, min_cells: int = 5) -> dict[st
 def _data_key(observations: xr.Dataset) -> tuple:
     """What identifies a data set's grid and static fields, for the module-level caches."""
     a = observations.attrs
-    return (str(a.get("title", "")), str(a.get("seed", "")), observations.sizes["lat"], observations.sizes["lon"],
+    return (str(a.get("title", "")), str(a.get("domain", "")), str(a.get("seed", "")), observations.sizes["lat"], observations.sizes["lon"],
             float(observations["lat"][0]), float(observations["lon"][0]), observations.sizes.get("time", 0))
 
 
@@ -139,23 +140,23 @@ def _join_layer(el):
     kd = [d.name for d in el.kdims]
     merged = _joined([{k: sub.dimension_values(k) for k in kd} for sub in el.split()], tuple(kd))
     vdim = el.vdims[0].name if el.vdims else "name"
-    return _lines([{**merged, vdim: el.label or vdim}], vdim, el.label, **_bokeh_opts(el))
+    # hover shows the geometries' common name (the basin outline: its domain's title), else the layer's
+    names = set(el.dimension_values(vdim)) if el.vdims else set()
+    value = str(names.pop()) if len(names) == 1 else (el.label or vdim)
+    return _lines([{**merged, vdim: value}], vdim, el.label, **_bokeh_opts(el))
 
 
 def basemap_overlay(observations: xr.Dataset):
-    """State lines, lakes, state names and the basin outline for this grid (built once, then cached).
+    """State lines, lakes, borders, state names and the basin outline for the data's window (built once, then cached).
 
+    The window and the basin's name are the data's domain's (:func:`vegviz.basemap.window`).
     Each line layer is ONE row of the drawn Bokeh source (its geometries joined by NaN gaps).
     """
     def build():
-        from .. import basemap, grid
+        from .. import basemap
 
-        try:
-            g = grid.nldas_window(observations["lat"].values, observations["lon"].values)
-        except ValueError:
-            g = grid.UCRB
-        static = xr.Dataset({"mask": observations["mask"].load()})
-        layers = [*basemap.basemap(g), basemap.basin_outline(static)]
+        static = xr.Dataset({"mask": observations["mask"].load()}, attrs=observations.attrs)
+        layers = [*basemap.basemap(observations), basemap.basin_outline(static)]
         return hv.Overlay([_join_layer(el) for el in layers])
 
     return _cached("basemap", observations, build)
@@ -230,6 +231,7 @@ class ResultViewer(pn.viewable.Viewer):
         self.observations: xr.Dataset | None = None
         self.models: list[str] = []
         self.periods: dict[str, tuple[str, str]] = {}
+        self.domain = None  # the shown data's vegviz.domains.Domain: titles, extents and basemap follow it
         self.error: str | None = None
         self._content_obj = None
         self._alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
@@ -268,7 +270,7 @@ class ResultViewer(pn.viewable.Viewer):
         # batched: views that depend on several parameters set here redraw once, at the end
         with param.parameterized.batch_call_watchers(self):
             self.error = None
-            self.predictions = self.observations = None
+            self.predictions = self.observations = self.domain = None
             self.models, self.periods = [], {}
             self._clear_error()
             if self.result is not None:
@@ -279,10 +281,11 @@ class ResultViewer(pn.viewable.Viewer):
                     if not models:
                         raise ValueError("the predictions hold no (time, lat, lon) model variable")
                     self.predictions, self.observations, self.models = pred, obs, models
+                    self.domain = sources.domain_of(obs)
                     self.periods = result_periods(pred)
                     self._prepare()
                 except Exception as e:
-                    self.predictions = self.observations = None
+                    self.predictions = self.observations = self.domain = None
                     self.error = (f"Could not open {self.result!r}: {type(e).__name__}: {e}. "
                                   "Choose another result, or re-create this one and press Refresh.")
             self._loaded += 1
@@ -303,8 +306,20 @@ class ResultViewer(pn.viewable.Viewer):
 
         return self.observations is not None and is_synthetic(self.observations)
 
+    @property
+    def title(self) -> str:
+        """The shown data's domain title (e.g. "Upper Colorado River Basin"); "" when nothing is open."""
+        return self.domain.title if self.domain is not None else ""
+
+    @property
+    def extent(self) -> tuple[float, float, float, float] | None:
+        """(west, east, south, north) of the shown data's window, degrees; None when nothing is open."""
+        from ..basemap import window
+
+        return window(self.observations).extent if self.observations is not None else None
+
     def header_text(self) -> str:
-        """One line: which data set is shown, whether it is synthetic, which result."""
+        """One line: the domain, which data set is shown, whether it is synthetic, which result."""
         if not self._results:
             return "**No results yet.**"
         if not self.ready:
@@ -314,8 +329,8 @@ class ResultViewer(pn.viewable.Viewer):
         kind = "**synthetic** (virtual basin, not real observations)" if self.synthetic else "real observations"
         t = self.observations["time"].values
         span = f"{pd.Timestamp(t[0]):%Y-%m-%d}..{pd.Timestamp(t[-1]):%Y-%m-%d}"
-        return (f"Data set **{data}** ({span}): {kind} · {md.get('kind', 'result')} **{self.result}**: "
-                f"{', '.join(self.models)}")
+        return (f"**{self.title}** · Data set **{data}** ({span}): {kind} · {md.get('kind', 'result')} "
+                f"**{self.result}**: {', '.join(self.models)}")
 
     @param.depends("_loaded", "_listed")
     def _header(self):

@@ -17,8 +17,8 @@ import xarray as xr
 
 from .. import paths  # the only vegviz import here: finding the two folders must not import torch
 
-__all__ = ["PathOutsideRoots", "allowed_roots", "data_choices", "list_results", "observations_for",
-           "open_observations", "open_result", "result_models", "safe_path"]
+__all__ = ["PathOutsideRoots", "allowed_roots", "data_choices", "data_domain", "domain_of", "list_results",
+           "observations_for", "open_observations", "open_result", "result_models", "safe_path"]
 
 
 class PathOutsideRoots(PermissionError):
@@ -107,3 +107,40 @@ def data_choices() -> list[str]:
     from ..catalog import model_ready
 
     return model_ready()
+
+
+def domain_of(observations: xr.Dataset):
+    """The :class:`~vegviz.domains.Domain` a data set lives on (its ``domain`` attribute or its window)."""
+    from .. import domains
+
+    return domains.of_dataset(observations)
+
+
+def data_domain(data: str):
+    """The domain of a data choice (catalog entry or path) without building anything; None when unknown.
+
+    A catalog entry says it in ``metadata['domain']``; a virtual basin entry named
+    ``virtual_<domain>`` or ``virtual_<domain>_small`` is on that domain (not opened: a virtual
+    store is built on first read); any other entry or path is opened lazily and its
+    attributes or coordinates tell (:func:`vegviz.domains.of_dataset`).
+    """
+    from .. import domains
+    from ..catalog import _entry_metadata, open_catalog
+
+    name = str(data or "").strip()
+    if not name:
+        return None
+    try:
+        cat = open_catalog()
+        if name in cat:
+            md = _entry_metadata(cat, name)
+            if md.get("domain"):
+                return domains.get(str(md["domain"]))
+            if name.startswith("virtual_"):  # never opened here: that would build the store
+                rest = name[len("virtual_"):]
+                known = domains.names()
+                found = next((d for d in (rest, rest.removesuffix("_small")) if d in known), None)
+                return domains.get(found) if found else None
+        return domain_of(open_observations(name))
+    except Exception:  # an unreadable choice: the caller shows no domain, and training says what is wrong
+        return None

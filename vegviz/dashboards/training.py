@@ -30,6 +30,7 @@ import queue
 import secrets
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -44,7 +45,6 @@ import param
 import xarray as xr
 
 from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
-from .. import grid as _grid
 from ..models import list_models
 from ..training import Config, ConfigError, ModelConfig, OptimizerConfig, Run, Trainer, run_sequence, runs_root
 from ..training.config import DEVICES
@@ -130,7 +130,8 @@ class TrainingDashboard(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ settings
     data = param.Selector(default="virtual_ucrb_small", objects=["virtual_ucrb_small"], check_on_set=False,
-                          doc="model-ready catalog entry, or a Zarr/NetCDF path inside the data directory")
+                          doc="model-ready catalog entry (every one is listed: each domain's virtual basins, "
+                              "prepared data), or a Zarr/NetCDF path inside the data directory")
     model = param.Selector(default="convlstm", objects=list_models())
     filters = param.Integer(default=_HP.filters, bounds=(1, 512), doc="hidden channels (ConvLSTM filters, LSTM units)")
     max_epochs = param.Integer(default=10, bounds=(1, 100_000), label="Epochs (max)")
@@ -163,7 +164,7 @@ class TrainingDashboard(pn.viewable.Viewer):
                  "chunk", "device", "threads", "run_name")
 
     def __init__(self, **params):
-        from ..demo import dashboard_defaults, demo_mode  # $VEGVIZ_DEMO (Binder): smaller defaults; given params win
+        from ..demo import dashboard_defaults, demo_mode, fits_demo  # $VEGVIZ_DEMO (Binder): smaller defaults
 
         super().__init__(**{**dashboard_defaults(), **params})
         try:
@@ -171,9 +172,12 @@ class TrainingDashboard(pn.viewable.Viewer):
         except Exception as e:  # no catalog: the page still opens and says why
             log.warning("no data choices: %s", e)
             choices = []
-        if demo_mode():  # the full basin does not fit a 2 GB demo machine
-            choices = [c for c in choices if c != "virtual_ucrb"]
+        if demo_mode():  # a full-period virtual basin, or a domain larger than the UCRB, does not fit 2 GB
+            choices = [c for c in choices if not (c.startswith("virtual_") and not c.endswith("_small"))]
+            choices = [c for c in choices if (d := sources.data_domain(c)) is None or fits_demo(d)]
         self._choices = choices
+        self._domains: dict = {}
+        self._previewed = None
         self.param.data.objects = choices + ([self.data] if self.data not in choices else [])
         self._auto = ""
         if not self.run_name:
@@ -355,6 +359,31 @@ class TrainingDashboard(pn.viewable.Viewer):
         # a path given from code shows in the selector too (it is checked when training starts)
         if self.data not in self.param.data.objects:
             self.param.data.objects = self._choices + [self.data]
+
+    @property
+    def domain(self):
+        """The :class:`~vegviz.domains.Domain` of the chosen data (None when it cannot be told yet)."""
+        key = str(self.data or "")
+        if key not in self._domains:
+            self._domains[key] = sources.data_domain(key)
+        return self._domains[key]
+
+    def domain_text(self) -> str:
+        """One line naming the chosen data's domain, its size and window."""
+        d = self.domain
+        if d is None:
+            return f"**Domain:** not known until `{self.data}` is opened (when training starts)"
+        w, e, s, n = d.extent
+        return (f"**Domain:** {d.title} · {d.grid.nlat} x {d.grid.nlon} cells · "
+                f"{s:.2f}..{n:.2f} N, {w:.2f}..{e:.2f} E")
+
+    @param.depends("data", watch=True)
+    def _on_data(self):
+        self._domain_text.object = self.domain_text()
+        if not self.running:  # the empty maps show the chosen data's window until a run starts
+            self._previewed = None
+            self._predicted_pipe.send(None)
+            self._satellite_pipe.send(None)
 
     @param.depends("model", watch=True)
     def _rename_on_model(self):
@@ -543,6 +572,7 @@ class TrainingDashboard(pn.viewable.Viewer):
         if "error" in item:
             self._preview_text.object = f"Preview unavailable: {item['error']}"
             return
+        self._previewed = item
         coords = {"lat": item["lat"], "lon": item["lon"]}
         sat = xr.DataArray(item["satellite"], coords, ("lat", "lon"), name="LAI")
         values = sat.values[np.isfinite(sat.values)]
@@ -555,8 +585,11 @@ class TrainingDashboard(pn.viewable.Viewer):
                                                                           f"epoch {item['epoch']}"))
         model = (f"the model after epoch {item['epoch']}" if item["predicted"] is not None
                  else "the model's map follows after each epoch")
-        self._preview_text.object = (f"**Validation day {day}** (the best-observed satellite composite of the "
-                                     f"first validation year); {model}.")
+        where = self.domain
+        if where is None or not where.grid.matches(item["lat"], item["lon"]):
+            where = sources.domain_of(xr.Dataset(coords=coords))
+        self._preview_text.object = (f"**{where.title}**, **validation day {day}** (the best-observed satellite "
+                                     f"composite of the first validation year); {model}.")
 
     # ------------------------------------------------------------------ polling
     def _start_polling(self) -> None:
@@ -637,16 +670,20 @@ class TrainingDashboard(pn.viewable.Viewer):
 
         return hv.DynamicMap(draw, streams=[buffer])
 
+    def _empty_map(self, title: str) -> xr.DataArray:
+        """An all-NaN map of the chosen data's domain window (CONUS, the NLDAS-2 domain, while it is unknown)."""
+        from .. import domains
+
+        d = self.domain or domains.get("conus")
+        g = d.grid
+        return xr.DataArray(np.full(g.shape, np.nan, np.float32), {"lat": g.lat, "lon": g.lon}, ("lat", "lon"),
+                            name="LAI", attrs={"clim": (0.0, 1.0), "title": f"{title} · {d.title}",
+                                               "domain": d.name})
+
     def _map_plot(self, pipe, empty_title: str):
         def draw(data):
-            if data is None:  # nothing yet: an empty map of the study grid
-                g = _grid.UCRB
-                data = xr.DataArray(np.full(g.shape, np.nan, np.float32), {"lat": g.lat, "lon": g.lon},
-                                    ("lat", "lon"), name="LAI", attrs={"clim": (0.0, 1.0), "title": empty_title})
-            try:
-                grid = _grid.nldas_window(data["lat"].values, data["lon"].values)
-            except ValueError:
-                grid = _grid.UCRB
+            if data is None:  # nothing yet: an empty map of the chosen data's domain
+                data = self._empty_map(empty_title)
             from ..basemap import basemap
 
             img = hv.Image(data, kdims=["lon", "lat"], vdims=["LAI"]).opts(
@@ -654,7 +691,10 @@ class TrainingDashboard(pn.viewable.Viewer):
                 title=data.attrs["title"], frame_width=330, xlabel="longitude", ylabel="latitude",
                 data_aspect=1.0 / np.cos(np.deg2rad(float(data["lat"].mean()))),
             )
-            return (img * basemap(grid)).opts(framewise=True)
+            with warnings.catch_warnings():  # a window beyond the legal state lines: said once in the log
+                warnings.simplefilter("ignore", UserWarning)
+                base = basemap(data)
+            return (img * base).opts(framewise=True)
 
         return hv.DynamicMap(draw, streams=[pipe])
 
@@ -713,6 +753,7 @@ class TrainingDashboard(pn.viewable.Viewer):
             auto = "cpu"
         self._device_text = pn.pane.Markdown(f"**Device:** not started ('auto' would use {auto})")
         self._preview_text = pn.pane.Markdown("The preview map appears when training starts.")
+        self._domain_text = pn.pane.Markdown(self.domain_text(), sizing_mode="stretch_width")
 
         self.form = self._form_widgets()
         device_label = pn.pane.Markdown("Device", margin=(5, 10, -10, 10))  # a button group shows no label
@@ -722,7 +763,7 @@ class TrainingDashboard(pn.viewable.Viewer):
             "### Training", *fields[:at], device_label, self.form["device"], *fields[at:],
             pn.Row(self._start_button, self._stop_button, self._resume_button), width=FORM_WIDTH)
         monitor = pn.Column(
-            self.alert, self._status_text,
+            self.alert, self._domain_text, self._status_text,
             pn.Row(self._progress, self._progress_text), self._device_text,
             pn.Row(pn.pane.HoloViews(loss), pn.pane.HoloViews(nse)),
             self._preview_text,
