@@ -220,9 +220,10 @@ def shots(tmp_path_factory):
 def test_app_renders_plots_offline(app, app_server, shots):
     page = app.page
     assert page.locator("canvas").count() >= 3  # satellite, model and difference maps
-    # the header names the data set, says it is synthetic, and names the result shown
-    page.get_by_text(re.compile(r"^Data set virtual_ucrb_small \(1998–2005\) · SYNTHETIC data · result tiny$")
-                     ).first.wait_for(timeout=10_000)
+    # the header names the data's domain and data set, says it is synthetic, and names the result shown
+    page.get_by_text(re.compile(r"^Upper Colorado River Basin · Data set virtual_ucrb_small \(1998–2005\) · "
+                                r"SYNTHETIC data · result tiny$")).first.wait_for(timeout=10_000)
+    assert page.title() == "vegviz · daily LAI · Upper Colorado River Basin"
     titles = app.state()["titles"]
     assert any(t.startswith("satellite LAI ") for t in titles), titles
     # everything the page loaded came from this server: no CDN, no web fonts
@@ -330,6 +331,30 @@ def test_choosing_a_vegetation_type_updates_boxplot_and_time_series(app, shots):
 
 
 @browser_only
+def test_a_result_of_another_domain_shows_that_domain(app, gunnison_experiment, tiny_experiment):
+    """A result on the ``gunnison`` domain, listed after Refresh and chosen: the page names the Gunnison."""
+    import shutil
+
+    copy = tiny_experiment.path.parent / gunnison_experiment.name
+    shutil.copytree(gunnison_experiment.path, copy)
+    try:
+        app.tab("LAI maps")
+        app.visible("button").filter(has_text=re.compile("^Refresh$")).first.click()
+        select = app.field("result")
+        t0 = time.time()
+        while copy.name not in select.evaluate("e => [...e.options].map(o => o.value)") and time.time() - t0 < 60:
+            app.page.wait_for_timeout(250)
+        before = app.state()["images"]
+        select.select_option(copy.name)
+        app.wait_text(r"^Gunnison River Basin above Grand Junction, Colorado · Data set \S+ \(1998–2005\) · "
+                      r"SYNTHETIC data · result tiny_gunnison$", timeout=SLOW / 1000)
+        app.wait_state(lambda s: s["images"] != before, "the Gunnison's maps")
+        app.no_errors()
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+
+
+@browser_only
 def test_the_walk_through_left_no_traceback_or_validation_issue_in_the_server_log(app, app_server):
     # after every tab was drawn (Training included): W-1005 was logged once per frame-sized plot
     text = SERVER_LOGS[app_server].read_text()
@@ -410,7 +435,8 @@ def test_app_builds_tabs_on_demand_and_keeps_one_result(tiny_experiment):
     app = App()
     assert app.result == "tiny" and app.tab == "LAI maps"
     assert list(app._components) == ["LAI maps"]  # the hidden tabs cost nothing until shown
-    assert app.header_text() == "Data set **virtual_ucrb_small** (1998–2005) · **SYNTHETIC** data · result **tiny**"
+    assert app.header_text() == ("**Upper Colorado River Basin** · Data set **virtual_ucrb_small** (1998–2005) · "
+                                 "**SYNTHETIC** data · result **tiny**")
     app.tab = "Skill"
     assert app.tabs.active == 2 and app.skill.result == "tiny"
     app.skill.result = "tiny/lstm"  # chosen in one tab: every tab and the header follow
