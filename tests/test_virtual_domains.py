@@ -179,6 +179,16 @@ def test_the_floor_never_binds_on_the_ucrb():
         (wx.MONSOON_LAT_ZERO - gen.lat) / (wx.MONSOON_LAT_ZERO - wx.MONSOON_LAT_FULL), 0, 1)).astype("float32")).all()
 
 
+def test_dewpoints_stay_below_the_warmest_sea():
+    """The UCRB's temperature law is too hot near 25 N; humid nights there stop at a 30 degC dewpoint."""
+    lat, lon = 25.0625 + 0.125 * np.arange(4), -110.0625 + 0.125 * np.arange(4)
+    gen = wx.WeatherGenerator(_synthetic_static(lat, lon, {7: 1.0}, elevation=0.0), seed=1)
+    w = gen.year(2001)
+    e = w.qair * gen.pressure / (0.622 + 0.378 * w.qair)  # kPa, inverting q = 0.622 e / (p - 0.378 e)
+    dewpoint = 237.3 * np.log(e / 0.6108) / (17.27 - np.log(e / 0.6108))  # FAO-56 eq. 11 inverted
+    assert w.tmin.max() > wx.TD_MAX + 1 and dewpoint.max() < wx.TD_MAX + 0.01
+
+
 def test_sea_cells_are_at_sea_level():
     lon = -124.9375 + 0.125 * np.arange(4)
     static = _synthetic_static(LAT, lon, {0: 1.0}, elevation=-3000.0)  # open ocean, ETOPO5 gives the sea floor
@@ -186,8 +196,10 @@ def test_sea_cells_are_at_sea_level():
     assert (checked["elevation"] == 0).all() and "sea floor" in checked["elevation"].attrs["comment"]
     gen = wx.WeatherGenerator(static, seed=1)
     assert (gen.elevation == 0).all() and np.allclose(gen.pressure, 101.3, atol=0.01)
-    land_below_sea = static.assign(landcover=static["landcover"] * 0 + 16)
-    assert (chain.check_static(land_below_sea)["elevation"] == -3000).all()  # (Death Valley keeps its depth)
+    dry_below_sea = _synthetic_static(LAT, lon, {16: 1.0}, elevation=-60.0)  # Death Valley keeps its depth
+    assert (chain.check_static(dry_below_sea)["elevation"] == -60).all()
+    coast = _synthetic_static(LAT, lon, {0: 0.3, 10: 0.7}, elevation=-800.0)  # land, and the sea floor beside it
+    assert (chain.check_static(coast)["elevation"] == 0).all()
 
 
 # ----------------------------------------------------------------------------- out-of-core lai_process

@@ -64,9 +64,9 @@ def parse_period(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
 def check_static(static: xr.Dataset | None) -> xr.Dataset:
     """The static fields to build on (the committed real ones of the UCRB by default), checked.
 
-    Sea cells (majority water below sea level: ETOPO5 gives the sea floor there, e.g. on
-    ``conus``) get elevation 0, the height of the surface the weather is made for (and the
-    contract's range); land below sea level keeps its elevation.
+    Sea cells (below sea level with water in them: ETOPO5's mean includes the sea floor there,
+    e.g. on ``conus``) get elevation 0, the height of the surface the weather is made for (and
+    within the contract's range); dry land below sea level keeps its elevation.
     """
     if static is None:
         return load_static()
@@ -84,7 +84,7 @@ def check_static(static: xr.Dataset | None) -> xr.Dataset:
     z = static["elevation"]
     surface = surface_elevation(static)
     if not np.array_equal(surface, z.values):
-        note = "0 on sea cells (majority water below sea level): the surface, not the sea floor"
+        note = "0 on sea cells (below sea level with water in them): the surface, not the sea floor"
         attrs = {**z.attrs, "comment": f"{z.attrs['comment']}; {note}" if z.attrs.get("comment") else note}
         static = static.assign(elevation=(z.dims, surface.astype(z.dtype), attrs))
     return static
@@ -141,17 +141,21 @@ class VirtualBasin:
             w = self.weather.year(year)
             veg = run_year(w, self.land, state)
             if year < t0.year:
+                del w, veg
                 continue
             lai = observation.observe_year(year, veg.lai, veg.swe, w.tair, self.water_fraction, self.seed)
-            keep = (w.time >= t0) & (w.time <= t1)
+            inside = np.flatnonzero((w.time >= t0) & (w.time <= t1))
+            keep = slice(inside[0], inside[-1] + 1)  # a slice: views, not copies, of the year's arrays
             values = {**{k: getattr(w, k) for k in FORCINGS}, "lai": lai, "lai_true": veg.lai}
+            time_ = w.time[keep]
+            del w, veg, lai  # a large domain's year is ~1.5 GB: hold only what is handed on
             values = {k: round_mantissa(v[keep]) if k in ROUNDED else v[keep] for k, v in values.items()}
-            ds = xr.Dataset(
+            yield xr.Dataset(
                 {k: (("time", "lat", "lon"), v, {**cf_attrs(k), "comment": SYNTHETIC_NOTE})
                  for k, v in values.items()},
-                coords={"time": w.time[keep], "lat": self.static["lat"], "lon": self.static["lon"]},
+                coords={"time": time_, "lat": self.static["lat"], "lon": self.static["lon"]},
             )
-            yield ds
+            del values
 
 
 def round_mantissa(x: np.ndarray, bits: int = MANTISSA_BITS) -> np.ndarray:

@@ -153,6 +153,12 @@ DTR_BASE, DTR_ARID, DTR_SPRING, DTR_CLOUD_CUT, DTR_SPRING_DOY, DTR_SPRING_SD = 1
 # bring them back up. Chosen plausible values.
 TD_BASE, TD_ARID, TD_MONSOON, TD_CLOUD_CUT, TD_DRY_DOY, TD_DRY_SD = 3.0, 8.0, 3.0, 0.8, 170, 55.0
 TD_ANOM_SD, TD_ANOM_LENGTH_KM, TD_ANOM_PHI = 1.2, 200.0, 0.6
+# Dewpoints no higher than 30 degC: air holds no more moisture than it picks up over the warmest
+# sea that feeds it (the Gulf of Mexico and the Gulf of California reach 30-31 degC in late summer;
+# US dewpoint records are 32-35 degC). Without it the UCRB's temperature law, extrapolated to the
+# desert lowlands near 25 N, gives cloudy monsoon nights with dewpoints near 40 degC. It never
+# binds on the UCRB (its warmest tmin in 1981-2016 is 28.3 degC, and the dewpoint lies below tmin).
+TD_MAX = 30.0
 ARIDITY_WET, ARIDITY_SPAN = 700.0, 450.0  # aridity = clip((700 - P) / 450, 0, 1) (chosen)
 
 #: What of the weather follows the domain and what is the UCRB's (the ``calibration`` attribute).
@@ -166,9 +172,14 @@ CALIBRATION = (
     "sizes (70 and 250 km) and persistence, the winter storm track's share by latitude (36-43 N) and the "
     "monsoon's share by latitude (36-42.5 N), one domain-wide yearly precipitation and temperature index and a "
     "north-south dipole about 40 N, the temperature's latitude gradient (-0.5 K per degree) and seasonal range "
-    "(no maritime climates), warming trend, clouds, radiation and humidity relations; random fields on a flat "
-    "projection at the domain's mean latitude."
+    "(no maritime climates; extrapolated beyond 35.7-43.4 N and 1200-3650 m, too hot in the lowlands near 25 N), "
+    "warming trend, clouds, radiation and humidity relations (dewpoints capped at 30 degC); random fields on a "
+    "flat projection at the domain's mean latitude."
 )
+
+
+#: Largest season table (bytes) kept for both year lengths; larger domains recompute on a change.
+SEASON_CACHE_BYTES = 256 * 2**20
 
 
 def saturation_vapour_pressure(t):
@@ -207,10 +218,15 @@ def daylength_hours(lat_deg, doy):
 
 
 def surface_elevation(static: xr.Dataset) -> np.ndarray:
-    """Elevation (m, float64) of the surface the weather is made for: 0 on sea cells (majority
-    water below sea level, where ETOPO5 gives the sea floor), the real elevation elsewhere."""
+    """Elevation (m, float64) of the surface the weather is made for: 0 on sea cells (below sea
+    level with water in them: ETOPO5's mean there includes the sea floor, down to -5600 m off
+    the coasts of CONUS), the real elevation elsewhere (dry land below sea level keeps it)."""
     z = static["elevation"].to_numpy().astype(float)
-    sea = (z < 0) & (static["landcover"].to_numpy() == 0)
+    wet = static["landcover"].to_numpy() == 0
+    frac = static.get("landcover_fraction")
+    if frac is not None and 0 in frac["lc_class"]:
+        wet |= np.nan_to_num(frac.sel(lc_class=0).transpose("lat", "lon").to_numpy()) > 0
+    sea = (z < 0) & wet
     return np.where(sea, 0.0, z) if sea.any() else z
 
 
@@ -322,6 +338,8 @@ class WeatherGenerator:
         """Climatological (day, lat, lon) tables for a year of ``ndays`` days (cached)."""
         if ndays in self._season_cache:
             return self._season_cache[ndays]
+        if self.lat.size * ndays * 4 * 8 > SEASON_CACHE_BYTES:
+            self._season_cache.clear()  # a large domain keeps one year length (~0.9 GB on CONUS), not both
         doy = np.arange(1, ndays + 1, dtype=float)
         d = doy[:, None, None]
         phase = 2 * np.pi * (d - T_WARMEST_DOY) / DAYS_PER_YEAR
@@ -421,7 +439,7 @@ class WeatherGenerator:
 
         dew_anom = ar1_year_field(*self._field_args("dewpoint", year, ndays))
         depression = np.maximum(s["td_dry"] * (1 - TD_CLOUD_CUT * cloud) + TD_ANOM_SD * dew_anom, 0.0)
-        ea = saturation_vapour_pressure(tmin - depression)
+        ea = saturation_vapour_pressure(np.minimum(tmin - depression, TD_MAX))
         es = 0.5 * (saturation_vapour_pressure(tmax) + saturation_vapour_pressure(tmin))
         vpd = np.maximum(es - ea, 0.0)  # FAO-56 eqs. 12, 14: es from tmax and tmin, ea at the dewpoint
         qair = specific_humidity(ea, self.pressure.astype(F32))
