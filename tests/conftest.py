@@ -97,30 +97,14 @@ def tiny_experiment(small_basin):
     return Experiment.open(runs / "tiny")
 
 
-#: the small virtual basins' temporal split (as the catalog's virtual_<domain>_small entries)
-SMALL_PERIODS = {"train": ("1998-01-01", "2002-12-31"), "validation": ("2003-01-01", "2004-12-31"),
-                 "test": ("2005-01-01", "2005-12-31")}
-
-
 @pytest.fixture(scope="session")
 def gunnison_basin():
     """A second domain's data: the small virtual basin of the built-in ``gunnison`` domain (14 x 24 cells,
-    1998-2005), as (data choice, Dataset); the choice is the catalog entry ``virtual_gunnison_small``, or,
-    without that entry, a Zarr store in the test data directory built on the domain's static fields."""
-    import os
-    from pathlib import Path
+    1998-2005, catalog entry ``virtual_gunnison_small``, built once per session in the test data dir), as
+    (data choice, Dataset)."""
+    from vegviz.catalog import open_data
 
-    from vegviz.catalog import model_ready, open_data
-
-    if "virtual_gunnison_small" in model_ready():
-        return "virtual_gunnison_small", open_data("virtual_gunnison_small")
-    from vegviz.data.static import static_for
-    from vegviz.data.virtual import build_store
-
-    path = Path(os.environ["VEGVIZ_DATA_DIR"]) / "gunnison_small.zarr"
-    if not (path / "zarr.json").exists():
-        build_store(path, "1998-01-01", "2005-12-31", static=static_for("gunnison"))
-    return str(path), open_data(path)
+    return "virtual_gunnison_small", open_data("virtual_gunnison_small")
 
 
 @pytest.fixture(scope="session")
@@ -133,6 +117,6 @@ def gunnison_experiment(gunnison_basin, tmp_path_factory):
 
     data, ds = gunnison_basin
     config = Config.for_data(data, max_epochs=1, hparams={"filters": 4}, window=60, burn_in=20, chunk=20,
-                             stride=60, batch_size=4, num_threads=1, device="cpu", periods=SMALL_PERIODS)
+                             stride=60, batch_size=4, num_threads=1, device="cpu")  # the entry's 1998-2005 split
     return run_experiment(config, name="tiny_gunnison", root=tmp_path_factory.mktemp("gunnison-runs"), data=ds,
                           progress=False, figures=False, log=lambda *_: None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import holoviews as hv
@@ -453,10 +452,9 @@ def test_a_second_domain_flows_through_every_dashboard(gunnison_experiment, gunn
         assert app.component(tab).domain == gun
 
     dash = TrainingDashboard(data=data, model="lstm", filters=4, max_epochs=1, window=60, burn_in=20, chunk=20,
-                             batch_size=4, stride=60, threads=1, device="cpu",
-                             extra={"periods": {k: list(v) for k, v in asdict(gunnison_experiment.config.periods).items()}})
+                             batch_size=4, stride=60, threads=1, device="cpu")
     assert set(model_ready()) <= set(dash.param.data.objects)  # every model-ready entry, every domain's
-    assert dash.domain == gun and gun.title in dash.domain_text()
+    assert data in dash.param.data.objects and dash.domain == gun and gun.title in dash.domain_text()
     empty = dash.satellite_map[()]
     (img,) = [el for el in empty if isinstance(el, hv.Image)]
     assert gun.grid.matches(img.dimension_values("lat", expanded=False), img.dimension_values("lon", expanded=False))
