@@ -22,6 +22,9 @@ from vegviz.contract import validate
 from vegviz.data import globmap, nldas
 from vegviz.data.prepare import PrepareError, prepare_real, split_periods, static_on_grid, work_dir
 from vegviz.data.samples import SAMPLE_GRID, write_sample_archive
+from vegviz.data.static import missing_sources
+
+MISSING = missing_sources()
 
 DAYS = 90
 
@@ -164,7 +167,10 @@ def _corrupt_globmap(archive, tmp_path, index: int) -> Path:
 # early: refused before the NLDAS step (hours on the real archive), leaving no work folder behind
 @pytest.mark.parametrize("case, message, early", [
     ("globmap folder missing", "--globmap .*no such folder", True),
-    ("grid outside the study area", "not inside the study grid", True),
+    ("grid outside the study area", r"not inside the grid of domain 'ucrb'.*Fix: .*`vegviz domain add NAME --bbox "
+                                    r"-108\.5,30,-108,30\.5`, then `vegviz prepare --domain NAME`", True),
+    ("window without basin cells", r"no cell of the grid .* lies in the basin of domain 'ucrb'.*Fix:", True),
+    ("unknown domain", r"unknown domain 'nope'.*vegviz domain add nope", True),
     ("no composite in the period", "no GLOBMAP composite falls in 2003-04-08..2003-04-14, the period of the NLDAS "
                                    r"files \(the GLOBMAP files cover 2003-04-07..2003-06-26\)", True),
     ("globmap folder without composites", "--globmap .*holds no GlobMapLAIV3", True),
@@ -175,11 +181,15 @@ def _corrupt_globmap(archive, tmp_path, index: int) -> Path:
 ])
 def test_bad_input_is_a_clear_error_and_writes_nothing(archive, data_dir, tmp_path, case, message, early):
     nldas_dir, globmap_dir, grid, out = archive["nldas"], archive["globmap"], SAMPLE_GRID, tmp_path / "x.zarr"
-    start = end = None
+    start = end = domain = None
     if case == "globmap folder missing":
         globmap_dir = tmp_path / "nope"
     elif case == "grid outside the study area":
         grid = cli._grid("30.0625,-108.4375,4,4")
+    elif case == "window without basin cells":
+        grid = cli._grid("43.0625,-105.9375,3,3")  # the UCRB grid's north-east corner, outside the basin
+    elif case == "unknown domain":
+        domain = "nope"
     elif case == "no composite in the period":
         start, end = "2003-04-08", "2003-04-14"  # between the composites of DOY 97 and 105
     elif case == "globmap folder without composites":
@@ -196,13 +206,52 @@ def test_bad_input_is_a_clear_error_and_writes_nothing(archive, data_dir, tmp_pa
         out = tmp_path / "x.nc"
     logs = []
     with pytest.raises(ValueError, match=message):
-        prepare_real(nldas_dir, globmap_dir, out, grid=grid, start=start, end=end, log=logs.append)
+        prepare_real(nldas_dir, globmap_dir, out, grid=grid, domain=domain, start=start, end=end, log=logs.append)
     leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith((".x", "x"))]
     assert leftovers in ([], [".x.zarr.work"]), leftovers  # at most a resumable intermediate
     if early:
         assert not [m for m in logs if "[2/5]" in m or "block" in m], logs
         assert leftovers == []
     assert not (data_dir / "catalog.yaml").exists()
+
+
+@pytest.mark.skipif(bool(MISSING), reason="; ".join(MISSING) or "sources installed")
+def test_prepare_domain_gives_the_domains_grid_static_fields_and_name(archive, prepared, data_dir, tmp_path, capsys):
+    """``prepare --domain`` on a user domain (a 5 x 6 box, basin = every land cell) other than the study's:
+    its grid, its own static fields (built from the sources, not the committed UCRB file), its name."""
+    import vegviz
+    from vegviz import domains
+    from vegviz.data.static import static_for
+
+    domains.add(domains.from_bbox("box", -108.4, 38.6, -107.6, 39.2))
+    out = tmp_path / "box_real.zarr"
+    rc = cli.main(["prepare", "--nldas", str(archive["nldas"]), "--globmap", str(archive["globmap"]), "--domain",
+                   "box", "--out", str(out), "--end", "2003-05-20"])
+    assert rc == 0
+    assert "static fields of domain 'box'" in capsys.readouterr().out
+    ds = xr.open_zarr(out)
+    grid = domains.get("box").grid
+    assert ds.sizes == {"time": 50, "lat": 5, "lon": 6}
+    np.testing.assert_array_equal(ds["lat"].values, grid.lat)
+    assert ds.attrs["domain"] == "box" and ds.attrs["domain_title"] == "Box" and "domain_window" not in ds.attrs
+    assert domains.of_dataset(ds).name == "box"
+    static = static_for("box")
+    for v in ("landcover", "elevation", "mask"):
+        np.testing.assert_array_equal(ds[v].values, static[v].values, err_msg=v)
+    assert int(ds["mask"].sum()) == 30  # the box's basin is every land cell, not the UCRB outline
+    assert "static fields of domain 'box'" in ds.attrs["source"]
+    # the forcing and LAI are the same aggregation as on the sample window, cut to the box
+    ref = prepared["ds"].sel(lat=grid.lat, lon=grid.lon, time=ds["time"])
+    for v in ("precip", "tair", "swdown", "lai"):
+        np.testing.assert_allclose(ds[v].values, ref[v].values, rtol=1e-6, equal_nan=True, err_msg=v)
+    meta = vegviz.open_catalog()._entries["box_real"].describe()["metadata"]
+    assert meta["domain"] == "box" and meta["model_ready"]
+    # a window of the domain is cut from its static fields; a window outside it is refused with the fixes
+    window = cli._grid("38.8125,-108.1875,3,3")
+    cut = static_on_grid(window, domain="box")
+    np.testing.assert_array_equal(cut["elevation"].values, static["elevation"].values[1:4, 1:4])
+    with pytest.raises(PrepareError, match=r"not inside the grid of domain 'box'.*--domain.*conus.*vegviz domain add"):
+        static_on_grid(SAMPLE_GRID, domain="box")
 
 
 def test_cli_refuses_a_globmap_folder_without_composites_before_the_nldas_step(archive, data_dir, tmp_path,
