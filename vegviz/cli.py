@@ -200,7 +200,8 @@ def domain_summary(dom, static) -> str:
         lines.append("cover  : " + ", ".join(f"{IGBP_CLASSES.get(int(codes[i]), codes[i])} {100 * share[i]:.0f} %"
                                              for i in order) + " (area shares inside the basin)")
         z = static["elevation"].values[mask]
-        lines.append(f"elev.  : {np.nanmean(z):,.0f} m mean, {np.nanmin(z):,.0f}..{np.nanmax(z):,.0f} m inside the basin")
+        lines.append(f"elev.  : {np.nanmean(z):,.0f} m mean, {np.nanmin(z):,.0f}..{np.nanmax(z):,.0f} m inside "
+                     "the basin")
     p = dom.periods
     lines.append("periods: " + ", ".join(f"{k} {v[0]}..{v[1]}" for k, v in p.items()))
     return "\n".join(lines)
@@ -329,7 +330,8 @@ def cmd_domain_remove(args) -> int:
           + (f" and its cached static fields ({len(gone)} file{'s' * (len(gone) != 1)})" if gone else ""))
     stores = sorted(cache_dir().glob(f"virtual_{args.name}-*.zarr"))
     if stores:
-        print(f"its virtual-basin stores are kept (delete them by hand if unwanted): {', '.join(str(p) for p in stores)}")
+        print("its virtual-basin stores are kept (delete them by hand if unwanted): "
+              + ", ".join(str(p) for p in stores))
     return 0
 
 
