@@ -450,6 +450,7 @@ def test_a_second_domain_flows_through_every_dashboard(gunnison_experiment, gunn
     assert app.header_text().startswith(f"**{gun.title}** · Data set **{data}**")
     for tab in ("Skill", "Time series"):
         assert app.component(tab).domain == gun
+    assert app.training_dashboard.data == "virtual_gunnison_small"  # training follows the shown domain
 
     dash = TrainingDashboard(data=data, model="lstm", filters=4, max_epochs=1, window=60, burn_in=20, chunk=20,
                              batch_size=4, stride=60, threads=1, device="cpu")

@@ -104,7 +104,8 @@ class App(pn.viewable.Viewer):
     A tab's component is built when the tab is first shown (or its attribute first read:
     ``training_dashboard``, ``maps``, ``skill``, ``timeseries``), so the first page costs
     one dashboard, not four. ``training`` passes settings to the
-    :class:`TrainingDashboard` (e.g. ``{"max_epochs": 3, "extra": {"num_threads": 1}}``).
+    :class:`TrainingDashboard` (e.g. ``{"max_epochs": 3, "extra": {"num_threads": 1}}``); without a
+    ``data`` setting it trains on the small virtual basin of the shown result's domain.
     In a refused session (``refused`` holds the reason) nothing is built.
     """
 
@@ -165,7 +166,18 @@ class App(pn.viewable.Viewer):
         if tab == "Training":
             from .training import TrainingDashboard
 
-            comp = TrainingDashboard(**self.training)
+            settings = dict(self.training)
+            domain = self.domain
+            if "data" not in settings and domain is not None:  # train on the shown domain's small basin
+                from . import sources
+
+                small = f"virtual_{domain.name}_small"
+                try:
+                    if small in sources.data_choices():
+                        settings["data"] = small
+                except Exception as e:  # no catalog: the dashboard's own default, and it says why
+                    log.warning("no data choices: %s", e)
+            comp = TrainingDashboard(**settings)
             comp.on_finished(self._on_trained)
             return comp
         from .maps import LaiMaps
@@ -273,6 +285,7 @@ class App(pn.viewable.Viewer):
         return names
 
     # --------------------------------------------------------------- header
+    @property
     def domain(self):
         """The :class:`~vegviz.domains.Domain` of the shown result's data; None without one."""
         if self.result is None or self.refused is not None:
@@ -292,7 +305,7 @@ class App(pn.viewable.Viewer):
         """``title``, else 'vegviz · daily LAI · <domain title>' of the shown result."""
         if self.title:
             return self.title
-        d = self.domain()
+        d = self.domain
         return f"vegviz · daily LAI · {d.title}" if d is not None else "vegviz · daily LAI"
 
     def header_text(self) -> str:
