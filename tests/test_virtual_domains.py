@@ -15,7 +15,7 @@ import xarray as xr
 from vegviz import domains
 from vegviz.contract import validate
 from vegviz.data.static import load_static, missing_sources
-from vegviz.data.virtual import VARIANTS, VirtualBasin, chain, static_fingerprint, store_name
+from vegviz.data.virtual import VARIANTS, VirtualBasin, chain, open_virtual_basin, static_fingerprint, store_name
 from vegviz.data.virtual import weather as wx
 from vegviz.data.virtual.diagnostics import realism
 from vegviz.physics import TrailingMean, TrailingSum, add_lai_process, calibrate_lai_range, iter_lai_process
@@ -130,6 +130,9 @@ def test_user_domains_get_entries_without_editing_yaml(tmp_path, monkeypatch):
     assert (tmp_path / store_name("small", 3, "box")).exists()
     domains.remove("box")
     assert "virtual_box" not in catalog.open_catalog() and "virtual_box" not in catalog.model_ready()
+    # A domain made on the fly (not registered) keeps its own name, though its window is registered no more.
+    adhoc = open_virtual_basin("small", domain=domains.from_bbox("adhoc", -108.4, 38.0, -108.0, 38.3, title="Ad hoc"))
+    assert (adhoc.attrs["domain"], adhoc.attrs["domain_title"]) == ("adhoc", "Ad hoc")
 
 
 # ----------------------------------------------------------------------------- what follows the domain
@@ -258,7 +261,7 @@ def test_pooled_fallback_is_the_same_by_blocks(small_basin):
     ds = small_basin[["lai", "landcover"]].isel(lat=slice(0, 20)).sel(time=slice("1998", "2001")).load()
     sparse = ds.assign(lai=ds["lai"].where(ds["time"].dt.dayofyear < 10))  # <= 5 composites a cell
     a = calibrate_lai_range(sparse, slice("1998", "2001"))
-    b = calibrate_lai_range(sparse.chunk({"time": 100}), slice("1998", "2001"), max_bytes=30_000)
+    b = calibrate_lai_range(sparse, slice("1998", "2001"), max_bytes=30_000)  # by blocks of rows
     assert (a["lai_range_source"] == 3).all()
     for v in a.data_vars:
         np.testing.assert_array_equal(a[v].values, b[v].values)

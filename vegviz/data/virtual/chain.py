@@ -92,22 +92,28 @@ def check_static(static: xr.Dataset | None) -> xr.Dataset:
 
 def domain_of(static: xr.Dataset):
     """The :class:`vegviz.domains.Domain` of the static fields: their ``domain`` attribute, else
-    the built-in whose window they match, else an unnamed window (``name`` "window")."""
+    the built-in whose window they match, else an unnamed window (``name`` "window").
+
+    A ``domain`` attribute that names no registered domain (a Domain built on the fly, or one
+    registered in another data directory) is trusted, with its ``domain_title``.
+    """
     from ... import domains as _domains
 
+    name = static.attrs.get("domain")
     try:
-        return _domains.of_dataset(static)
+        grid = _grid.nldas_window(static["lat"].values, static["lon"].values)
     except ValueError:  # not on the NLDAS-2 lattice (hand-made static fields): no grid to check
-        return _WindowDomain(static.attrs.get("domain_title") or "window")
+        return _WindowDomain("window", static.attrs.get("domain_title") or "window")
+    if isinstance(name, str) and name not in _domains.all_domains():
+        return _WindowDomain(name, static.attrs.get("domain_title") or name, grid)
+    return _domains.of_dataset(static)
 
 
 class _WindowDomain:
-    """Stands in for a domain when the static fields lie on no NLDAS-2 window."""
+    """Stands in for a domain that is not in the registry (``grid`` None: on no NLDAS-2 window)."""
 
-    name, grid = "window", None
-
-    def __init__(self, title: str):
-        self.title = title
+    def __init__(self, name: str, title: str, grid=None):
+        self.name, self.title, self.grid = name, title, grid
 
 
 def contract_grid(static: xr.Dataset) -> _grid.Grid | None:

@@ -67,7 +67,8 @@ def build_store(path, start, end, *, seed: int = 42, static: xr.Dataset | None =
     ``static`` are the static fields of the domain (:func:`vegviz.data.static.static_for`;
     default: the UCRB's committed ones). Streams year by year, adds ``lai_process`` from
     :mod:`vegviz.physics` one time chunk at a time (peak memory is set by the size of the
-    domain, not by the number of years: ~0.5 GB on the UCRB, a few GB on CONUS),
+    domain, not by the number of years: ~0.5 GB on the UCRB, ~4.3 GB on CONUS; see
+    benchmarks/bench_virtual_conus.py),
     consolidates the metadata, validates the result against the contract and writes the
     completion marker, all in a temporary directory that is then renamed to ``path``. A
     Zarr store already at ``path`` is replaced; anything else there is left alone (FileExistsError).
@@ -355,8 +356,9 @@ def _up_to_date(path: Path, variant: str, seed: int, domain: str, key: str) -> b
     return bool(info.get("lai_process")) or _physics_iter_lai_process() is None
 
 
-#: Seconds per cell and generated year, measured on 2 cores (AMD EPYC): the build's rough cost.
-SECONDS_PER_CELL_YEAR = 1.4e-4
+#: Seconds per cell and generated year on 2 cores (AMD EPYC, shared): the build's rough cost.
+#: Measured 1.9e-4 to 7e-4 on the UCRB and 3.3e-4 to 6.1e-4 on CONUS, with load (bench_virtual*.py).
+SECONDS_PER_CELL_YEAR = 3e-4
 
 
 def _estimate(cells: int, years: int) -> str:
