@@ -176,7 +176,7 @@ def test_forests_and_croplands_set_a_precipitation_floor_grasslands_do_not():
 def test_the_floor_never_binds_on_the_ucrb():
     """The UCRB's numbers are those the generator was calibrated with: its floor stays below the law's 210 mm."""
     gen = wx.WeatherGenerator(load_static(), seed=42)
-    assert gen.precip_floor.max() < wx.P_BASE - 100
+    assert 0 < gen.precip_floor.max() < wx.P_BASE - 50
     np.testing.assert_array_equal(gen.wetness, gen.height)
     assert (gen.monsoon_strength == (wx.MONSOON_AMP * np.clip(
         (wx.MONSOON_LAT_ZERO - gen.lat) / (wx.MONSOON_LAT_ZERO - wx.MONSOON_LAT_FULL), 0, 1)).astype("float32")).all()

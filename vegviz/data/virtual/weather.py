@@ -97,12 +97,13 @@ P_PATTERN_SD, P_PATTERN_LENGTH_KM = 0.12, 120.0
 # fig. 4.10): forests 500-1200, rain-fed croplands 450 (irrigated ones say nothing, but the share
 # of a cell's land counts, and the West's irrigated valleys are small), cropland/natural mosaics
 # 700. The other classes (shrublands, savannas, grasslands, barren: the UCRB's) ask for nothing.
-# The floor is the land-weighted mean need over ~50 km (Gaussian, 4 cells), a regional climate,
-# and where it exceeds the elevation law it sets the "wetness" that sets both totals and wet-day
-# frequency (the height at which the law gives the floor). On the UCRB it stays below the law
-# everywhere (its largest value, 90 mm, is far below the law's 210 mm minimum): numbers unchanged.
+# The floor is regional (Gaussian smoothing over ~50 km, 4 cells): the mean need of the region's
+# forests and croplands, in full where they cover two thirds of its land or more, in proportion
+# where less. Where it exceeds the elevation law it sets the "wetness" that sets both totals and
+# wet-day frequency (the height at which the law gives the floor). On the UCRB it stays below the
+# law everywhere (its largest value, 133 mm, is below the law's 210 mm minimum): numbers unchanged.
 HUMID_CLASS_PRECIP = {1: 600.0, 2: 1200.0, 3: 500.0, 4: 900.0, 5: 900.0, 12: 450.0, 14: 700.0}
-FLOOR_SMOOTHING_CELLS = 4.0
+FLOOR_SMOOTHING_CELLS, HUMID_FULL_SHARE = 4.0, 2.0 / 3.0
 # Wet-day frequency (days with precipitation): chosen 0.13 in the driest valleys (~50 days a
 # year) to 0.38 on the highest mountains (~140 days), inside the basin's range of about
 # 0.25-0.45 at high elevation and lower in the valleys.
@@ -286,17 +287,20 @@ class WeatherGenerator:
 
     @cached_property
     def precip_floor(self) -> np.ndarray:
-        """Annual precipitation (mm) the land cover needs: the land-weighted need of its classes
-        (:data:`HUMID_CLASS_PRECIP`, 0 for the others) averaged over ~50 km; 0 on open water."""
-        need = np.zeros(self.shape)
-        land = np.zeros(self.shape)
+        """Annual precipitation (mm) the land cover needs: over ~50 km, the mean need of the forests
+        and croplands (:data:`HUMID_CLASS_PRECIP`), times their share of the land up to
+        :data:`HUMID_FULL_SHARE` (then 1); 0 where there are none, and on open water."""
+        need, humid, land = np.zeros(self.shape), np.zeros(self.shape), np.zeros(self.shape)
         for code, f in zip(self._classes, self._fractions):
             if code != 0:
                 land += f
-                need += HUMID_CLASS_PRECIP.get(int(code), 0.0) * f
-        smooth_land = gaussian_filter(land, FLOOR_SMOOTHING_CELLS, mode="nearest")
-        smooth_need = gaussian_filter(need, FLOOR_SMOOTHING_CELLS, mode="nearest")
-        return np.where(smooth_land > 1e-3, smooth_need / np.maximum(smooth_land, 1e-3), 0.0).astype(F32)
+            if int(code) in HUMID_CLASS_PRECIP:
+                humid += f
+                need += HUMID_CLASS_PRECIP[int(code)] * f
+        need, humid, land = (gaussian_filter(a, FLOOR_SMOOTHING_CELLS, mode="nearest") for a in (need, humid, land))
+        mean_need = np.where(humid > 1e-3, need / np.maximum(humid, 1e-3), 0.0)
+        share = np.where(land > 1e-3, humid / np.maximum(land, 1e-3), 0.0)
+        return (mean_need * np.clip(share / HUMID_FULL_SHARE, 0.0, 1.0)).astype(F32)
 
     @cached_property
     def wetness(self) -> np.ndarray:
