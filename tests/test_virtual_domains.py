@@ -182,8 +182,19 @@ def test_the_floor_never_binds_on_the_ucrb():
         (wx.MONSOON_LAT_ZERO - gen.lat) / (wx.MONSOON_LAT_ZERO - wx.MONSOON_LAT_FULL), 0, 1)).astype("float32")).all()
 
 
-def test_dewpoints_stay_below_the_warmest_sea():
-    """The UCRB's temperature law is too hot near 25 N; humid nights there stop at a 30 degC dewpoint."""
+def test_lowlands_follow_the_sea_level_climate_not_the_plateaus_lapse_rate():
+    lat = 39.0625 + 0.125 * np.arange(4)
+    lon = -77.0625 + 0.125 * np.arange(4)
+    sea, top = (float(wx.WeatherGenerator(_synthetic_static(lat, lon, {4: 1.0}, elevation=z), seed=1)
+                      .temperature(2000).mean()) for z in (0.0, wx.Z_LOWLAND))
+    assert 12.5 < sea < 15.5  # Washington DC: 14.5 degC (the plateau's lapse rate would give 21.5)
+    law = wx.T_REF - wx.LAPSE_RATE * (wx.Z_LOWLAND - wx.Z_REF) + wx.T_LAT_GRADIENT * (lat.mean() - wx.LAT_REF)
+    assert abs(top - law) < 1.5  # continuous with the UCRB's law at 1150 m (up to the year's weather)
+
+
+def test_dewpoints_stay_below_the_warmest_sea(monkeypatch):
+    """Humid nights stop at a 30 degC dewpoint, however hot the lowlands (here 6 K hotter than the law)."""
+    monkeypatch.setattr(wx, "T_SEA_REF", wx.T_SEA_REF + 6.0)
     lat, lon = 25.0625 + 0.125 * np.arange(4), -110.0625 + 0.125 * np.arange(4)
     gen = wx.WeatherGenerator(_synthetic_static(lat, lon, {7: 1.0}, elevation=0.0), seed=1)
     w = gen.year(2001)

@@ -22,7 +22,10 @@ Calibration, honestly: the numbers were fitted to the Upper Colorado River Basin
 the lapse rate, the radiation geometry, surface pressure and the orographic law follow its
 real elevation and latitude; a precipitation floor follows its land cover (forests and
 rain-fed croplands do not grow on the 210 mm that the UCRB's valleys get, see
-:data:`HUMID_CLASS_PRECIP`); the monsoon is confined to the North American monsoon region.
+:data:`HUMID_CLASS_PRECIP`); the monsoon is confined to the North American monsoon region;
+below the UCRB's lowest valleys (1150 m) the annual mean temperature blends to a sea-level
+law of the Atlantic and Gulf coasts instead of extrapolating the plateau's lapse rate; sea cells
+are at sea level; dewpoints stop at 30 degC. None of these changes a number on the UCRB.
 What stays the UCRB's (:data:`CALIBRATION`, in every virtual Dataset's ``calibration``
 attribute): the precipitation-elevation law and wet-day frequencies of the basin's valleys
 and mountains, storm sizes and persistence, the winter storm track's share by latitude and
@@ -62,6 +65,15 @@ LAPSE_RATE = 6.5e-3  # K m-1, the standard-atmosphere lapse rate (as in FAO-56 e
 # WY (2060 m, 41.6 N) ~6-7 degC, Leadville CO (3100 m) ~1-2 degC and ~11.5 K.
 T_REF, Z_REF, LAT_REF = 11.9, 1480.0, 39.1
 T_LAT_GRADIENT = -0.5  # K per degree north
+# Below the UCRB's lowest cell (1182 m) the law above is not extrapolated: the plateau's surface is
+# warmer than free air at its height, so 6.5 K/km down to the sea would give 21.5 degC at 39 N. The
+# lowlands instead blend linearly (in elevation, from 1150 m down to 0 m) to a sea-level annual mean
+# of 14 degC at 39.1 N falling 0.85 K per degree north, chosen from 1991-2020 NOAA normals of
+# Atlantic and Gulf coast stations (Miami 25.5, New Orleans 20.7, Norfolk 15.6, Washington 14.5,
+# New York 12.9, Boston 10.9 degC; within about 1.5 K of each). Pacific coasts are milder in the
+# north (no maritime climates here). Between 0 and 1150 m the annual mean changes little at 39 N
+# and rises with height in the north, as across the Great Plains. Not used on the UCRB.
+Z_LOWLAND, T_SEA_REF, T_SEA_LAT_GRADIENT = 1150.0, 14.0, -0.85
 T_AMP_37N, T_AMP_PER_LAT, T_AMP_PER_M = 12.5, 0.7, -1.5e-3
 T_WARMEST_DOY = 201  # about 20 July
 # Daily anomalies: standard deviation 4 K in winter, 2 K in summer, lag-1 correlation 0.75,
@@ -156,8 +168,8 @@ TD_BASE, TD_ARID, TD_MONSOON, TD_CLOUD_CUT, TD_DRY_DOY, TD_DRY_SD = 3.0, 8.0, 3.
 TD_ANOM_SD, TD_ANOM_LENGTH_KM, TD_ANOM_PHI = 1.2, 200.0, 0.6
 # Dewpoints no higher than 30 degC: air holds no more moisture than it picks up over the warmest
 # sea that feeds it (the Gulf of Mexico and the Gulf of California reach 30-31 degC in late summer;
-# US dewpoint records are 32-35 degC). Without it the UCRB's temperature law, extrapolated to the
-# desert lowlands near 25 N, gives cloudy monsoon nights with dewpoints near 40 degC. It never
+# US dewpoint records are 32-35 degC). Without it the humidity relations of the UCRB give the
+# hot desert lowlands near 25 N cloudy monsoon nights with dewpoints near 40 degC. It never
 # binds on the UCRB (its warmest tmin in 1981-2016 is 28.3 degC, and the dewpoint lies below tmin).
 TD_MAX = 30.0
 ARIDITY_WET, ARIDITY_SPAN = 700.0, 450.0  # aridity = clip((700 - P) / 450, 0, 1) (chosen)
@@ -172,10 +184,10 @@ CALIBRATION = (
     "precipitation-elevation law (210 mm below 1300 m to ~1040 mm at 3500 m) and wet-day frequencies, storm "
     "sizes (70 and 250 km) and persistence, the winter storm track's share by latitude (36-43 N) and the "
     "monsoon's share by latitude (36-42.5 N), one domain-wide yearly precipitation and temperature index and a "
-    "north-south dipole about 40 N, the temperature's latitude gradient (-0.5 K per degree) and seasonal range "
-    "(no maritime climates; extrapolated beyond 35.7-43.4 N and 1200-3650 m, too hot in the lowlands near 25 N), "
-    "warming trend, clouds, radiation and humidity relations (dewpoints capped at 30 degC); random fields on a "
-    "flat projection at the domain's mean latitude."
+    "north-south dipole about 40 N, the temperature's latitude gradient (-0.5 K per degree) above 1150 m and "
+    "seasonal range (no maritime climates; below 1150 m the annual mean blends to an Atlantic/Gulf-coast "
+    "sea-level law, 14 degC at 39 N and -0.85 K per degree), warming trend, clouds, radiation and humidity "
+    "relations (dewpoints capped at 30 degC); random fields on a flat projection at the domain's mean latitude."
 )
 
 
@@ -349,6 +361,11 @@ class WeatherGenerator:
         phase = 2 * np.pi * (d - T_WARMEST_DOY) / DAYS_PER_YEAR
         lat, z = self.lat, self.elevation
         t_ann = T_REF - LAPSE_RATE * (z - Z_REF) + T_LAT_GRADIENT * (lat - LAT_REF)
+        if (z < Z_LOWLAND).any():  # lowlands (none on the UCRB): towards the sea-level climate
+            t_top = T_REF - LAPSE_RATE * (Z_LOWLAND - Z_REF) + T_LAT_GRADIENT * (lat - LAT_REF)
+            t_sea = T_SEA_REF + T_SEA_LAT_GRADIENT * (lat - LAT_REF)
+            w = np.clip(z / Z_LOWLAND, 0.0, 1.0)
+            t_ann = np.where(z < Z_LOWLAND, t_sea + (t_top - t_sea) * w, t_ann)
         t_amp = T_AMP_37N + T_AMP_PER_LAT * (lat - 37.0) + T_AMP_PER_M * (z - 1500.0)
         north = np.clip((lat - STORM_TRACK_LAT_SOUTH) / (STORM_TRACK_LAT_NORTH - STORM_TRACK_LAT_SOUTH), 0.0, 1.0)
         winter_amp = (P_WINTER_AMP_SOUTH + (P_WINTER_AMP_NORTH - P_WINTER_AMP_SOUTH) * north
