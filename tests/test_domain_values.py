@@ -101,3 +101,17 @@ def test_static_fields_are_cached_and_rebuilt_when_the_domain_changes(tmp_path, 
     assert second.sizes["lon"] == first.sizes["lon"] + 1
     assert [f.name for f in (tmp_path / "static").glob("tiny-*.nc")] != [f.name for f in files]
     assert len(list((tmp_path / "static").glob("tiny-*.nc"))) == 1  # the old one is gone
+
+
+@needs_sources
+def test_conus_static_fields_are_a_land_surface():
+    from vegviz.contract import cf_attrs
+    from vegviz.data.static import LOWEST_LAND_M, static_for
+
+    st = static_for("conus")
+    assert st.sizes == {"lat": 224, "lon": 464, **{k: v for k, v in st.sizes.items() if k not in ("lat", "lon")}}
+    elev = st["elevation"].values
+    assert elev.min() >= LOWEST_LAND_M and elev.max() < 4400  # ETOPO5's sea floor is -5,600 m here
+    assert (elev[st["landcover"].values == 0] >= 0).all()  # water surfaces, not floors
+    assert cf_attrs("elevation")["units"] == st["elevation"].attrs["units"]
+    assert 70_000 < int(st["mask"].sum()) < 80_439  # land cells; NLDAS-2 forcing has 80,439

@@ -90,8 +90,10 @@ def read_etopo5(*, registered: bool = True) -> xr.DataArray:
     return z.assign_coords(lat=lat, lon=lon)
 
 
+#: Lowest land surface in the NLDAS-2 domain (Badwater Basin, Death Valley: -86 m), rounded down.
+LOWEST_LAND_M = -100.0
 #: Bump when build_static's numbers change: it is part of every cached static file's name.
-STATIC_VERSION = "2"
+STATIC_VERSION = "3"  # 3: sea and lake floors set to the water surface
 
 
 def build_static(domain="ucrb") -> xr.Dataset:
@@ -112,7 +114,12 @@ def build_static(domain="ucrb") -> xr.Dataset:
         raise SourceMissing(f"cannot build the static fields of {dom.name!r}:\n  " + "\n  ".join(missing))
     ds = landcover_on_grid(mcd12c1_path(), grid)
     etopo5 = read_etopo5()
-    elev = _grid.regrid_mean(etopo5, grid)
+    # ETOPO5 is relief: over sea and large lakes it gives the floor (to -5,600 m off CONUS). A
+    # surface field wants the water surface: depths are cut at -100 m before averaging (the lowest
+    # land of the NLDAS-2 domain, Death Valley's Badwater Basin, is at -86 m), and water cells are 0.
+    elev = _grid.regrid_mean(etopo5.clip(min=LOWEST_LAND_M), grid)
+    water = ds["landcover"] == 0
+    elev = elev.where(~(water & (elev < 0)), 0.0)
     ds["elevation"] = elev.astype("float32").assign_attrs(cf_attrs("elevation"))
     ds["cell_area"] = grid.cell_area().astype("float32")
     basin = dom.basin
