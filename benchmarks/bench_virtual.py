@@ -36,19 +36,18 @@ BUILD = textwrap.dedent("""
 REFERENCE = textwrap.dedent("""
     import sys, time
     import numpy as np, zarr
-    from vegviz.data.virtual.store import CHUNK_DAYS, COMPRESSOR
-    n_values, path = int(sys.argv[1]), sys.argv[2]
-    ny, nx = 63, 54
+    from vegviz.data.virtual.store import CHUNK_DAYS, COMPRESSOR, chunk_shape
+    n_values, ny, nx, path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     nt = n_values // (ny * nx)
     t = time.perf_counter()
-    z = zarr.create_array(path, shape=(nt, ny, nx), chunks=(CHUNK_DAYS, ny, nx), dtype="float32",
+    z = zarr.create_array(path, shape=(nt, ny, nx), chunks=chunk_shape(ny, nx), dtype="float32",
                           compressors=(COMPRESSOR,), fill_value=np.nan)
     rng = np.random.default_rng(0)
     for a in range(0, nt, CHUNK_DAYS):
         b = min(a + CHUNK_DAYS, nt)
         z[a:b] = rng.standard_normal((b - a, ny, nx), dtype=np.float32)
     print("REFERENCE_SECONDS", time.perf_counter() - t)
-""")
+""")  # argv: n_values, ny, nx, path; also bench_virtual_conus.py's reference
 
 
 def run_child(code: str, *args: str) -> tuple[float, int, str]:
@@ -94,7 +93,7 @@ def main(argv=None) -> dict:
         ntime = ds.sizes["time"]
         ds.close()
 
-        ref_wall, ref_peak, ref_out = run_child(REFERENCE, str(n_values), str(Path(tmp) / "reference.zarr"))
+        ref_wall, ref_peak, ref_out = run_child(REFERENCE, str(n_values), "63", "54", str(Path(tmp) / "reference.zarr"))
     load_after = os.getloadavg()
     result = {
         "variant": args.variant,

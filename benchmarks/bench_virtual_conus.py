@@ -32,6 +32,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from bench_virtual import REFERENCE  # noqa: E402  (the same reference write, any grid)
+
 BUDGET_GIB = 8.0
 
 BUILD = textwrap.dedent("""
@@ -49,23 +51,6 @@ BUILD = textwrap.dedent("""
     print("VALUES", sum(ds[v].size for v in ds.data_vars if ds[v].dims == ("time", "lat", "lon")))
     print("SHAPE", *[ds.sizes[d] for d in ("time", "lat", "lon")])
 """)
-
-REFERENCE = textwrap.dedent("""
-    import sys, time
-    import numpy as np, zarr
-    from vegviz.data.virtual.store import CHUNK_DAYS, COMPRESSOR, chunk_shape
-    n_values, ny, nx, path = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    nt = n_values // (ny * nx)
-    t = time.perf_counter()
-    z = zarr.create_array(path, shape=(nt, ny, nx), chunks=chunk_shape(ny, nx), dtype="float32",
-                          compressors=(COMPRESSOR,), fill_value=np.nan)
-    rng = np.random.default_rng(0)
-    for a in range(0, nt, CHUNK_DAYS):
-        b = min(a + CHUNK_DAYS, nt)
-        z[a:b] = rng.standard_normal((b - a, ny, nx), dtype=np.float32)
-    print("REFERENCE_SECONDS", time.perf_counter() - t)
-""")
-
 
 def run_child(code: str, *args: str) -> tuple[float, int, str]:
     """Wall seconds, the child's own peak RSS (bytes, ``ru_maxrss`` of ``os.wait4``) and stdout of
