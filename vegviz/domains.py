@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -364,8 +364,3 @@ def of_dataset(ds) -> Domain:
             return d
     grid = _grid.nldas_window(ds["lat"].values, ds["lon"].values, name="window of the NLDAS-2 1/8 degree grid")
     return Domain("window", grid, Basin("window"), ds.attrs.get("domain_title") or "NLDAS-2 window")
-
-
-def with_periods(domain: Domain, periods: dict) -> Domain:
-    return replace(domain, periods={k: tuple(v) for k, v in periods.items()})
-

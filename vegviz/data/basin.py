@@ -41,6 +41,7 @@ outside the mask.
 """
 from __future__ import annotations
 
+import hashlib
 import heapq
 from collections import deque
 
@@ -428,7 +429,8 @@ def routing(dem: xr.DataArray | None = None, data_dir=None) -> xr.Dataset:
 
         src = etopo5_path()
         key = f"{src.stat().st_size}-{ETOPO5_SHIFT_DEG['lat']:.5f}-{ETOPO5_SHIFT_DEG['lon']:.5f}"
-        path = cache_dir(data_dir) / "routing" / f"etopo5-v{ROUTING_VERSION}-{abs(hash_text(key)):x}.nc"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        path = cache_dir(data_dir) / "routing" / f"etopo5-v{ROUTING_VERSION}-{int(digest, 16):x}.nc"
         if path.exists():
             with xr.open_dataset(path, engine="netcdf4") as ds:
                 return ds.load()
@@ -454,12 +456,6 @@ def routing(dem: xr.DataArray | None = None, data_dir=None) -> xr.Dataset:
     if path is not None:
         write_netcdf_atomic(ds, path, {v: {"zlib": True, "complevel": 1} for v in ds.data_vars})
     return ds
-
-
-def hash_text(text: str) -> int:
-    import hashlib
-
-    return int(hashlib.sha256(text.encode()).hexdigest()[:12], 16)
 
 
 def catchment_of(outlet: tuple[float, float], area_km2: float | None = None, route: xr.Dataset | None = None,
