@@ -8,6 +8,7 @@
 
 The panels import HoloViews on first use only, so metrics and tables stay light.
 """
+from .aridity import aridity_class, aridity_index
 from .baselines import climatology_baseline, noise_ceiling, noleap_dayofyear
 from .periods import PERIODS, period_label, resolve_period, select_period
 from .scoring import CLIMATOLOGY, NOISE_CEILING, PROCESS, REFERENCES, is_synthetic, model_variables, score
@@ -30,7 +31,7 @@ def __getattr__(name):
 
 __all__ = [
     "CLIMATOLOGY", "METRICS", "MIN_OBS", "NOISE_CEILING", "PERIODS", "PROCESS", "REASONS", "REFERENCES",
-    "by_vegetation", "climatology_baseline", "comparison_table", "explain", "is_synthetic", "kge",
+    "aridity_class", "aridity_index", "by_vegetation", "climatology_baseline", "comparison_table", "explain", "is_synthetic", "kge",
     "markdown_table", "metrics", "model_variables", "noise_ceiling", "noleap_dayofyear", "nse",
     "period_label", "resolve_period", "rmse", "score", "select_period", "summarize", "unscored_cells",
     "vegetation_groups",
