@@ -356,8 +356,10 @@ def _config(args):
         if "config" in d and "models" in d:  # an experiment.yaml: its models too, unless --models says otherwise
             if getattr(args, "models", "unset") is None:
                 args.models = ",".join(d["models"])
+            if getattr(args, "members", "unset") is None:
+                args.members = int(d.get("members", 1))
             d = d["config"]
-    for key in ("data", "model", "name", "device", "seed"):
+    for key in ("data", "model", "name", "device", "seed", "split"):
         value = getattr(args, key, None)
         if value is not None:
             d[key] = value
@@ -384,6 +386,32 @@ def _config(args):
     return Config.for_data(data, **d)
 
 
+def _members(args) -> int:
+    from .training.ensemble import check_members
+
+    return check_members(1 if args.members is None else args.members)
+
+
+def cmd_train_members(args, cfg, members: int) -> int:
+    """--members N: the runs <name>-m0 .. <name>-m<N-1> (seed + k), resumed or skipped when done, like experiments."""
+    from .experiment import train_or_resume
+    from .training.data import open_data
+    from .training.ensemble import member_config, member_name
+    from .training.run import default_run_dir
+
+    base = Path(args.run_dir) if args.run_dir else default_run_dir(cfg)
+    ds = open_data(cfg.data, seed=cfg.seed)
+    for k in range(members):
+        run_dir = base.parent / member_name(base.name, k)
+        run, _ = train_or_resume(member_config(cfg, k, name=run_dir.name), run_dir, ds,
+                                 progress=not args.no_progress)
+        best = run.best
+        print(f"run: {run.path} (seed {run.config.seed}; best epoch {int(best['epoch'])}: median validation NSE "
+              f"{best['val_nse_median']:.3f})")
+    print(f"next: vegviz experiment --members {members} ... combines members into an ensemble mean and spread")
+    return 0
+
+
 def cmd_train(args) -> int:
     import math
 
@@ -391,6 +419,9 @@ def cmd_train(args) -> int:
     from .training.run import default_run_dir
 
     cfg = _config(args)
+    members = _members(args)
+    if members > 1:
+        return cmd_train_members(args, cfg, members)
     run_dir = Path(args.run_dir) if args.run_dir else None
     if args.resume:  # the library starts afresh when there is nothing to resume; a user asking for it means a run
         if run_dir is None and not cfg.name:
@@ -407,10 +438,10 @@ def cmd_train(args) -> int:
         print(f"{len(h)} epoch{'s' if len(h) != 1 else ''}; best epoch {int(best['epoch'])}: val loss "
               f"{best['val_loss']:.4f}, median validation NSE {nse:.3f} ({best['device']})")
         if not math.isfinite(nse):
-            from .evaluation import MIN_OBS
+            from .evaluation import MIN_OBS, period_label
 
-            print(f"  (NaN: no basin cell has the {MIN_OBS} satellite composites an NSE needs in the validation "
-                  f"period {cfg.periods.validation[0]}..{cfg.periods.validation[1]}, or their LAI is constant; "
+            print(f"  (NaN: no basin cell has the {MIN_OBS} satellite composites an NSE needs in the "
+                  f"{period_label(run.config.periods.validation, 'validation period')}, or their LAI is constant; "
                   "a longer data set gives a score)")
     if run.predictions_path.exists():
         print(f"predictions: {run.predictions_path}")
@@ -456,8 +487,10 @@ def cmd_evaluate(args) -> int:
         cfg = run.config
         obs = open_data(args.data or cfg.data, seed=cfg.seed)
     scores, table = score_period(pred, obs, cfg, args.period, path)
-    start, end = getattr(cfg.periods, args.period)
-    print(f"{args.period} period {start}..{end} (the run's own split), median per-cell skill over the basin mask:")
+    from .evaluation import period_label
+
+    print(f"{period_label(getattr(cfg.periods, args.period), args.period + ' period')} (the run's own split), "
+          "median per-cell skill over the basin mask:")
     write_atomic(path / f"comparison_{args.period}.md", (markdown_table(table) + "\n").encode())
     print(period_report(scores, table))
     print(f"\nwrote {path / f'scores_{args.period}.nc'} and {path / f'comparison_{args.period}.md'} "
@@ -472,10 +505,18 @@ def cmd_experiment(args) -> int:
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(DEFAULT_MODELS)
     root = Path(args.runs_dir) if args.runs_dir else None
     t0 = time.perf_counter()
-    exp = run_experiment(cfg, models=models, name=args.name or cfg.name, root=root,
+    exp = run_experiment(cfg, models=models, name=args.name or cfg.name, root=root, members=_members(args),
                          progress=not args.no_progress, figures=not args.no_figures)
     print(f"\nexperiment {exp.path} finished in {(time.perf_counter() - t0) / 60:.1f} min; "
           f"table: {exp.path / 'comparison.md'}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .evaluation import markdown_table
+    from .experiment import compare_experiments
+
+    print(markdown_table(compare_experiments(args.a, args.b)))
     return 0
 
 
@@ -616,6 +657,12 @@ def _training_options(p: argparse.ArgumentParser) -> None:
                                               "stopping after 8 without improvement)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="where to train (default: auto, a GPU if any)")
     p.add_argument("--seed", type=int, help="random seed of weights, windows and data (default: 42)")
+    p.add_argument("--split", choices=("temporal", "warm", "cool", "dry", "wet"),
+                   help="temporal (the configured periods, default) or a differential split-sample test: train on "
+                        "the coolest/warmest/wettest/driest ~60%% of the years, test on the ~20%% at the other end "
+                        "(warm = test on the warmest years; see vegviz.training.split)")
+    p.add_argument("--members", type=int, help="ensemble: train N seeds (seed + k) of each model as runs "
+                   "<name>-m<k>; rerunning trains only the missing members (default: 1, no ensemble)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any config key, dotted for nested ones (repeatable): --set optimizer.lr=0.003")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -726,6 +773,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--runs-dir", help="parent folder (default: $VEGVIZ_RUNS_DIR or the user data dir)")
     x.add_argument("--no-figures", action="store_true", help="skip the HTML figures")
     x.set_defaults(func=cmd_experiment)
+
+    c = _command(sub, "compare", help="median test NSE of two experiments side by side (e.g. temporal vs "
+                                      "--split warm)")
+    c.add_argument("a", help="experiment folder, or its name under the runs directory")
+    c.add_argument("b", help="the other experiment")
+    c.set_defaults(func=cmd_compare)
 
     v = _command(sub, "serve", help="serve the dashboards on 127.0.0.1 (panel serve dashboards/)")
     v.add_argument("path", nargs="?", help="folder or notebook to serve (default: the repository's dashboards/)")

@@ -14,14 +14,24 @@ Layout of an experiment folder (under :func:`vegviz.training.runs_root` by defau
                            provenance (vegviz.provenance: version, git commit, seed, libraries, data hash);
                            ``vegviz experiment --config <name>/experiment.yaml --name NEW`` repeats it
       <model>/             one run directory per model (see vegviz.training.run)
-      predictions.nc       the models' predictions combined (one variable per model)
+      <model>-m<k>/        instead, with ``members=N`` > 1: one run per ensemble member k = 0..N-1
+                           (seed + k; vegviz.training.ensemble)
+      predictions.nc       the models' predictions combined (one variable per model; for an ensemble
+                           <model> is the member mean and <model>_spread the std across members)
       scores_<period>.nc   per-cell NSE/KGE/RMSE of models and references
       comparison.md/.csv   the comparison table (test period), with the noise ceiling
+      ensemble.md/.csv     ensembles only: skill of the ensemble mean and of each member (test period)
       figures/*.html       the study's panels a-d
 
-Every model is trained with the same configuration (only ``model`` changes), so the
-comparison isolates the architecture. Rerunning an interrupted experiment resumes each
-model from its last checkpoint and skips finished ones.
+``split`` in the configuration picks the temporal split or a differential split-sample
+test (:mod:`vegviz.training.split`); the years are chosen once and recorded in
+``experiment.yaml`` and every run's ``config.yaml``. :func:`compare_experiments` puts two
+experiments' median test NSE side by side (e.g. temporal against DSST).
+
+Every model is trained with the same configuration (only ``model`` changes, and the seed
+between ensemble members), so the comparison isolates the architecture. Rerunning an
+interrupted experiment resumes each run from its last checkpoint and skips finished ones,
+so an interrupted ensemble trains only its missing members.
 """
 from __future__ import annotations
 
@@ -40,11 +50,14 @@ from .io import write_atomic, write_netcdf_atomic
 from .training.checkpoint import vegviz_version
 from .training.config import Config, ConfigError
 from .training.data import open_data, prepare
+from .training.ensemble import check_members, ensemble_mean_spread, member_config, member_name
 from .training.inference import write_predictions
 from .training.run import Run, runs_root, train
+from .training.split import resolve_split
 from .training.trainer import RESUMABLE_CHANGES
 
-__all__ = ["DEFAULT_MODELS", "Experiment", "combine_predictions", "run_experiment"]
+__all__ = ["DEFAULT_MODELS", "Experiment", "combine_predictions", "compare_experiments", "ensemble_table",
+           "run_experiment"]
 
 DEFAULT_MODELS = ("convlstm", "convlstm_physics", "lstm")
 EXPERIMENT_FILE = "experiment.yaml"
@@ -80,8 +93,26 @@ class Experiment:
         return Config.from_dict(self.info["config"])
 
     @property
+    def n_members(self) -> int:
+        """Ensemble members per model (1: no ensemble)."""
+        return int(self.info.get("members", 1))
+
+    def member_names(self, model: str) -> list[str]:
+        """The run names of ``model``: ``[model]``, or ``model-m0 .. model-m<N-1>`` for an ensemble."""
+        n = self.n_members
+        return [model] if n == 1 else [member_name(model, k) for k in range(n)]
+
+    def members(self, model: str) -> list[Run]:
+        """The trained runs of ``model``, one per ensemble member (``[the model's run]`` without an
+        ensemble), in member order; members not trained yet are left out."""
+        if model not in self.models:
+            raise ValueError(f"model {model!r} is not in experiment {self.name}; it has {self.models}")
+        return [Run(self.path / n) for n in self.member_names(model) if (self.path / n / "config.yaml").exists()]
+
+    @property
     def runs(self) -> dict[str, Run]:
-        return {m: Run(self.path / m) for m in self.models if (self.path / m / "config.yaml").exists()}
+        """Every trained run by run name (the model's name, or ``<model>-m<k>`` for ensemble members)."""
+        return {run.name: run for m in self.models for run in self.members(m)}
 
     @property
     def predictions(self) -> xr.Dataset:
@@ -102,26 +133,42 @@ class Experiment:
         return f"Experiment({str(self.path)!r}: {', '.join(self.models)} on {self.info.get('config', {}).get('data')})"
 
 
-def combine_predictions(runs: dict[str, Run]) -> xr.Dataset:
+def _run_prediction(model: str, run: Run) -> tuple[xr.DataArray, dict]:
+    """A run's prediction of ``model`` (loaded) with the run's provenance on it, and the file's global attrs."""
+    pred = run.predictions
+    if pred is None:
+        raise FileNotFoundError(f"run {run.path} has no predictions.nc. Fix: run.predict() or rerun the "
+                                "experiment, which writes them")
+    pred = pred.load()
+    var = pred[model] if model in pred else pred[list(pred.data_vars)[0]].rename(model)
+    var.attrs.update({f"run_{k}": v for k, v in pred.attrs.items()})
+    var.attrs["run_dir"] = str(run.path)
+    pred.close()
+    return var.rename(model), dict(pred.attrs)
+
+
+def combine_predictions(runs: dict[str, Run | list[Run]]) -> xr.Dataset:
     """The runs' predictions as one Dataset, one variable per model; provenance per variable.
 
     Each run's global provenance attributes (config, checkpoint hash, data source) move
-    onto its variable, so nothing is lost in the merge.
+    onto its variable, so nothing is lost in the merge. A model given a list of two or more
+    runs (ensemble members) becomes its member mean ``<model>`` and spread ``<model>_spread``
+    (:func:`vegviz.training.ensemble.ensemble_mean_spread`).
     """
     parts, attrs = [], {}
-    for model, run in runs.items():
-        pred = run.predictions
-        if pred is None:
-            raise FileNotFoundError(f"run {run.path} has no predictions.nc. Fix: run.predict() or rerun the "
-                                    "experiment, which writes them")
-        pred = pred.load()
-        var = pred[model] if model in pred else pred[list(pred.data_vars)[0]].rename(model)
-        var.attrs.update({f"run_{k}": v for k, v in pred.attrs.items()})
-        var.attrs["run_dir"] = str(run.path)
-        parts.append(var.rename(model))
+    for model, group in runs.items():
+        group = [group] if isinstance(group, Run) else list(group)
+        loaded = [_run_prediction(model, run) for run in group]
         if not attrs:
-            attrs = {k: v for k, v in pred.attrs.items() if k.startswith("data_") or k in ("synthetic",)}
-        pred.close()
+            attrs = {k: v for k, v in loaded[0][1].items() if k.startswith("data_") or k in ("synthetic",)}
+        if len(loaded) == 1:
+            parts.append(loaded[0][0])
+            continue
+        mean, spread = ensemble_mean_spread([v for v, _ in loaded], model)
+        # the first member's record (dashboards read the periods from run_config), and every member's folder
+        mean.attrs.update({k: v for k, v in loaded[0][0].attrs.items() if k.startswith("run_") and k != "run_dir"})
+        mean.attrs["run_dirs"] = ", ".join(str(r.path) for r in group)
+        parts += [mean, spread]
     xr.align(*parts, join="exact")  # same grid and dates, or a clear error
     out = xr.Dataset({v.name: v for v in parts})
     out.attrs = {
@@ -132,6 +179,32 @@ def combine_predictions(runs: dict[str, Run]) -> xr.Dataset:
         "vegviz_version": vegviz_version(),
     }
     return out
+
+
+def mark_finished(run_dir: Path) -> None:
+    """Record that a run ended (max_epochs or early stopping) with its predictions written."""
+    (Path(run_dir) / "finished").write_text(datetime.now(timezone.utc).isoformat(timespec="seconds") + "\n")
+
+
+def train_or_resume(cfg: Config, run_dir: Path, data: xr.Dataset, *, progress: bool = True,
+                    log=print) -> tuple[Run, float | None]:
+    """Train ``cfg`` into ``run_dir`` unless it finished earlier; resume an interrupted run.
+
+    Returns the run and the seconds spent (None when it was already finished).
+    """
+    label = f"[{run_dir.name}]"
+    if _finished(run_dir, cfg):
+        log(f"{label} finished earlier: {run_dir}")
+        return Run(run_dir), None
+    log(f"{label} training into {run_dir}")
+    t0 = time.perf_counter()
+    run = train(cfg, run_dir, data=data, resume=(run_dir / "checkpoints" / "last.pt").exists(), progress=progress)
+    seconds = time.perf_counter() - t0
+    if not run.predictions_path.exists():
+        raise RuntimeError(f"{label} training ended without predictions (stopped?): {run_dir}")
+    mark_finished(run_dir)
+    log(f"{label} done in {seconds / 60:.1f} min, {len(run.history)} epochs")
+    return run, seconds
 
 
 def _finished(run_dir: Path, config: Config) -> bool:
@@ -150,6 +223,22 @@ def _finished(run_dir: Path, config: Config) -> bool:
     if epochs >= config.max_epochs:
         return True
     return epochs - (int(best["epoch"]) if best is not None else 0) >= config.patience  # stopped early
+
+
+def _record_run(info: dict, run_name: str, run: Run, seconds: float) -> None:
+    """Note a run's epochs, best epoch, device and wall time in the experiment's info."""
+    h, best = run.history, run.best
+    prev = info["runs"].get(run_name, {})
+    info["runs"][run_name] = {
+        "run_dir": str(run.path),
+        "epochs": int(len(h)),
+        "best_epoch": int(best["epoch"]) if best is not None else 0,
+        "best_val_nse_median": float(best["val_nse_median"]) if best is not None else None,
+        "device": str(h["device"].iloc[-1]) if len(h) else "",
+        # wall time of all sessions that trained it (resumed runs add up)
+        "wall_seconds": round(float(prev.get("wall_seconds", 0.0)) + seconds, 1),
+        "epoch_seconds_median": float(np.median(h["seconds"])) if len(h) else None,
+    }
 
 
 def _save_info(path: Path, info: dict) -> None:
@@ -175,18 +264,21 @@ def _provenance(config: Config, ds: xr.Dataset, variables: list[str], old: dict 
 
 def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name: str | None = None,
                    root=None, data: xr.Dataset | None = None, progress: bool = True, figures: bool = True,
-                   periods=("validation", "test"), log=print) -> Experiment:
+                   periods=("validation", "test"), members: int = 1, log=print) -> Experiment:
     """Train ``models`` with ``config`` (default: the study's), score them and write the comparison.
 
     ``name`` defaults to ``config.name`` or ``experiment-<timestamp>``; the folder is
     ``root/name`` (``root`` defaults to :func:`runs_root`). An existing folder is
-    resumed: finished models are skipped, interrupted ones continue from their last
+    resumed: finished runs are skipped, interrupted ones continue from their last
     checkpoint. Its base configuration must match (``max_epochs`` and ``patience`` may
-    change). Returns the :class:`Experiment`.
+    change). ``members`` > 1 trains that many seeds of every model (an ensemble, see
+    :mod:`vegviz.training.ensemble`). A differential ``config.split`` is resolved to year
+    sets from the data first. Returns the :class:`Experiment`.
     """
     from .models import list_models
 
     config = config or Config()
+    members = check_members(members)
     models = [models] if isinstance(models, str) else list(models)
     unknown = [m for m in models if m not in list_models()]
     if unknown or not models:
@@ -194,6 +286,10 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
     name = name or config.name or f"experiment-{datetime.now():%Y%m%d-%H%M%S}"
     path = Path(root).expanduser() if root else runs_root()
     path = path / name
+    ds = data if data is not None else open_data(config.data, seed=config.seed)
+    # every model trains on the same year sets, recorded in experiment.yaml
+    prepare(ds, config)  # validated before the years are ranked
+    config = resolve_split(config, ds)
     info = {}
     if (path / EXPERIMENT_FILE).exists():
         info = yaml.safe_load((path / EXPERIMENT_FILE).read_text()) or {}
@@ -204,7 +300,6 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
             raise ConfigError(f"experiment {path} exists with a different configuration ({', '.join(diff)}). "
                               "Fix: choose another --name, or rerun with the experiment's own configuration "
                               f"(--config {path / EXPERIMENT_FILE})")
-    ds = data if data is not None else open_data(config.data, seed=config.seed)
     used = {}  # the variables any model uses, in order
     for model in models:  # check the data for every model before anything is written
         used.update(dict.fromkeys(prepare(ds, config.replace(model=model)).data_vars))
@@ -213,6 +308,7 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
     info.update({
         "name": name,
         "models": models,
+        "members": members,
         "config": config.to_dict(),
         "vegviz_version": vegviz_version(),
         "host": socket.gethostname(),
@@ -222,37 +318,19 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
     info.setdefault("runs", {})
     _save_info(path, info)
 
+    exp = Experiment(path, info)
     runs = {}
     for model in models:
-        run_dir = path / model
-        cfg = config.replace(model=model, name=f"{name}/{model}")
-        if _finished(run_dir, cfg):
-            log(f"[{model}] finished earlier: {run_dir}")
-            runs[model] = Run(run_dir)
-            continue
-        log(f"[{model}] training into {run_dir}")
-        t0 = time.perf_counter()
-        run = train(cfg, run_dir, data=ds, resume=(run_dir / "checkpoints" / "last.pt").exists(),
-                    progress=progress)
-        seconds = time.perf_counter() - t0
-        h, best = run.history, run.best
-        if not run.predictions_path.exists():
-            raise RuntimeError(f"[{model}] training ended without predictions (stopped?): {run_dir}")
-        (run_dir / "finished").write_text(datetime.now(timezone.utc).isoformat(timespec="seconds") + "\n")
-        prev = info["runs"].get(model, {})
-        info["runs"][model] = {
-            "run_dir": str(run_dir),
-            "epochs": int(len(h)),
-            "best_epoch": int(best["epoch"]) if best is not None else 0,
-            "best_val_nse_median": float(best["val_nse_median"]) if best is not None else None,
-            "device": str(h["device"].iloc[-1]) if len(h) else "",
-            # wall time of all sessions that trained it (resumed runs add up)
-            "wall_seconds": round(float(prev.get("wall_seconds", 0.0)) + seconds, 1),
-            "epoch_seconds_median": float(np.median(h["seconds"])) if len(h) else None,
-        }
-        _save_info(path, info)
-        runs[model] = run
-        log(f"[{model}] done in {seconds / 60:.1f} min, {len(h)} epochs")
+        runs[model] = []
+        for k, run_name in enumerate(exp.member_names(model)):
+            cfg = config.replace(model=model, name=f"{name}/{run_name}")
+            if members > 1:
+                cfg = member_config(cfg, k)
+            run, seconds = train_or_resume(cfg, path / run_name, ds, progress=progress, log=log)
+            runs[model].append(run)
+            if seconds is not None:
+                _record_run(info, run_name, run, seconds)
+                _save_info(path, info)
 
     log("combining predictions and scoring")
     combined = combine_predictions(runs)
@@ -302,7 +380,87 @@ def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods
     if figures:
         write_figures(exp, obs, scored[main][0])
     log(period_report(scored[main][0], table))
+    if exp.n_members > 1:
+        ens = ensemble_table(exp, obs, main)
+        write_atomic(exp.path / "ensemble.csv", ens.to_csv().encode())
+        text = (f"# Experiment {exp.name}: skill of the ensemble mean vs its {exp.n_members} members "
+                f"({main} period, median per-cell skill over the basin mask)\n\n{markdown_table(ens)}\n")
+        write_atomic(exp.path / "ensemble.md", text.encode())
+        log(f"\nensemble mean vs members ({main} period):\n" + markdown_table(ens))
     return table
+
+
+def ensemble_table(exp: Experiment, observations: xr.Dataset, period: str = "test") -> pd.DataFrame:
+    """Median per-cell NSE, KGE and RMSE of each model's ensemble mean and of each of its members.
+
+    Rows ``(model, member)``: ``"ensemble mean"``, every member run (``convlstm-m0`` ...),
+    then ``"members: mean"`` and ``"members: best"`` (of the members' medians). Models
+    without an ensemble are left out. Scored on the experiment's own ``period``.
+    """
+    from .evaluation import score, summarize
+
+    when = getattr(exp.config.periods, period)
+    rows = {}
+
+    def medians(pred: xr.Dataset) -> dict:
+        s = summarize(score(pred, observations, period=when, references=()))
+        return {f"median {metric.upper()}": float(s.loc[(s.index[0][0], metric), "median"])
+                for metric in s.index.get_level_values(1)}
+
+    combined = exp.predictions
+    for model in exp.models:
+        runs = exp.members(model)
+        if len(runs) < 2:
+            continue
+        rows[(model, "ensemble mean")] = medians(combined[[model]])
+        member_rows = [medians(_run_prediction(model, run)[0].to_dataset()) for run in runs]
+        rows.update({(model, run.name): r for run, r in zip(runs, member_rows)})
+        frame = pd.DataFrame(member_rows)
+        rows[(model, "members: mean")] = frame.mean().to_dict()
+        best = {c: (frame[c].min() if "RMSE" in c else frame[c].max()) for c in frame.columns}
+        rows[(model, "members: best")] = best
+    if not rows:
+        raise ValueError(f"experiment {exp.name} has no ensemble (members = {exp.n_members}). Fix: run it with "
+                         "--members 2 or more")
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["model", "member"])
+    return table
+
+
+def compare_experiments(a, b, column: str = "median NSE") -> pd.DataFrame:
+    """Per model, ``column`` of the test tables of experiments ``a`` and ``b`` side by side, and b - a.
+
+    E.g. a temporal-split experiment against its differential split-sample twin
+    (``split: warm``): how much skill each model keeps in a climate it was not trained on.
+    ``a`` and ``b`` are experiment folders, names under the runs directory or Experiments.
+    """
+    exps = [x if isinstance(x, Experiment) else Experiment.open(_experiment_path(x)) for x in (a, b)]
+    tables = []
+    for exp in exps:
+        t = exp.table
+        if column not in t.columns:
+            raise ValueError(f"experiment {exp.name}'s comparison table has no column {column!r}; it has "
+                             f"{[c for c in t.columns if not c.startswith('median NSE:')]}")
+        tables.append(t)
+    labels = [f"{exp.name} ({exp.config.split})" for exp in exps]
+    if labels[0] == labels[1]:
+        labels = [f"{label} [{k}]" for k, label in enumerate(labels, 1)]
+    rows = [m for m in tables[0].index if m in tables[1].index] + [m for m in tables[1].index
+                                                                   if m not in tables[0].index]
+    out = pd.DataFrame(index=pd.Index(rows, name="model"))
+    if "kind" in tables[0].columns:
+        out["kind"] = [tables[0]["kind"].get(m, tables[1].get("kind", pd.Series()).get(m, "")) for m in rows]
+    for label, t in zip(labels, tables):
+        out[label] = [t[column].get(m, np.nan) for m in rows]
+    out[f"{column}: difference"] = out[labels[1]] - out[labels[0]]
+    return out
+
+
+def _experiment_path(target) -> Path:
+    path = Path(target).expanduser()
+    if not (path / EXPERIMENT_FILE).exists() and (runs_root() / str(target) / EXPERIMENT_FILE).exists():
+        path = runs_root() / str(target)
+    return path
 
 
 def period_report(scores: xr.Dataset, table: pd.DataFrame) -> str:
@@ -333,7 +491,7 @@ def write_figures(exp: Experiment, obs: xr.Dataset, scores: xr.Dataset) -> list[
     groups = vegetation_groups(scores, obs["landcover"])
     # the most common vegetation type for panel d; a summer day of the test period for panel c
     veg = max(groups, key=lambda k: groups[k].sum()) if groups else None
-    test_end = pd.Timestamp(exp.config.periods.test[1])
+    test_end = exp.config.periods.bounds("test")[1]
     day = f"{min(test_end, pd.Timestamp(pred.time.values[-1])).year}-07-15"
     panels = {f"a_nse_map_{m}": lambda m=m: nse_map_and_density(scores, m) for m in models}
     panels["b_nse_boxplots"] = lambda: nse_boxplots(scores, obs["landcover"], models)

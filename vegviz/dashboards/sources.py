@@ -76,8 +76,10 @@ def open_result(name: str) -> xr.Dataset:
 
 
 def result_models(predictions: xr.Dataset) -> list[str]:
-    """The model variables of a predictions Dataset, in file order."""
-    return [v for v, da in predictions.data_vars.items() if set(da.dims) == {"time", "lat", "lon"}]
+    """The model variables of a predictions Dataset, in file order (an ensemble's spread is not one)."""
+    from ..evaluation.scoring import model_variables
+
+    return model_variables(predictions)
 
 
 @lru_cache(maxsize=4)

@@ -61,3 +61,39 @@ def aridity_class(index: xr.DataArray) -> xr.DataArray:
     names[~np.isfinite(values)] = ""
     return xr.DataArray(names, dims=index.dims, coords=index.coords, name="aridity_class",
                         attrs={"long_name": "UNEP aridity class", "limits": str(dict(zip(CLASSES, LIMITS)))})
+
+
+def by_aridity(scores: xr.Dataset, index: xr.DataArray, metric: str = "nse", *, stat: str = "median",
+               models=None, min_cells: int = 5) -> "pd.DataFrame":
+    """``stat`` (median or mean) of ``metric`` per UNEP aridity class and model.
+
+    ``scores``: any Dataset with dims (model, lat, lon) holding ``metric`` (the output of
+    :func:`vegviz.evaluation.score`, of :func:`vegviz.evaluation.stability`, ...);
+    ``index``: :func:`aridity_index` on the same grid. Rows: the classes, driest first, with
+    at least ``min_cells`` cells where ``metric`` is finite for some model (index: class
+    name; column ``n_cells``), then one column per model.
+    """
+    import pandas as pd
+
+    if stat not in ("median", "mean"):
+        raise ValueError(f"stat must be 'median' or 'mean', got {stat!r}")
+    if metric not in scores or "model" not in scores[metric].dims:
+        raise ValueError(f"{metric!r} is not a (model, lat, lon) variable of the scores; they hold "
+                         f"{list(scores.data_vars)}")
+    field = scores[metric].transpose("model", "lat", "lon")
+    classes = aridity_class(index.transpose("lat", "lon")).values
+    values = np.asarray(field.values, dtype=float)
+    scored = np.isfinite(values).any(axis=0)
+    models = [str(m) for m in field["model"].values] if models is None else list(models)
+    rows = []
+    for name in CLASSES:
+        sel = scored & (classes == name)
+        if sel.sum() < min_cells:
+            continue
+        row = {"aridity": name, "n_cells": int(sel.sum())}
+        for m in models:
+            v = np.asarray(field.sel(model=m).values, dtype=float)[sel]
+            v = v[np.isfinite(v)]
+            row[m] = (np.median(v) if stat == "median" else v.mean()) if v.size else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["aridity", "n_cells", *models]).set_index("aridity")

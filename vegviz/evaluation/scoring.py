@@ -20,8 +20,10 @@ REFERENCES = (PROCESS, NOISE_CEILING, CLIMATOLOGY)
 
 
 def model_variables(predictions: xr.Dataset) -> list[str]:
-    """The variables of ``predictions`` that are model outputs: dims (time, lat, lon)."""
-    return [v for v, da in predictions.data_vars.items() if set(da.dims) == {"time", "lat", "lon"}]
+    """The variables of ``predictions`` that are model outputs: dims (time, lat, lon), except an ensemble's
+    spread (attribute ``ensemble = "spread"``, see :mod:`vegviz.training.ensemble`)."""
+    return [v for v, da in predictions.data_vars.items()
+            if set(da.dims) == {"time", "lat", "lon"} and da.attrs.get("ensemble") != "spread"]
 
 
 def is_synthetic(ds) -> bool:

@@ -2,7 +2,9 @@
 
 The defaults reproduce the reference study (DESIGN.md): a one-layer ConvLSTM with 16
 filters and 3 x 3 kernels, AdamW with early stopping on the validation loss, and the
-temporal split train 1981-2001 / validation 2002-2008 / test 2009-2016. Everything a run
+temporal split train 1981-2001 / validation 2002-2008 / test 2009-2016 (``split: temporal``;
+``warm``, ``cool``, ``dry`` and ``wet`` give the differential split-sample test of
+:mod:`vegviz.training.split`). Everything a run
 depends on lives here, so a saved ``config.yaml`` is enough to repeat it::
 
     cfg = Config(model="convlstm_physics", max_epochs=50)
@@ -22,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-__all__ = ["Config", "ConfigError", "ModelConfig", "OptimizerConfig", "Periods", "PHYSICS_INPUT"]
+__all__ = ["Config", "ConfigError", "ModelConfig", "OptimizerConfig", "Periods", "PHYSICS_INPUT", "SPLITS"]
 
 #: the input channel the physics-encoded model adds to the forcings
 PHYSICS_INPUT = "lai_process"
@@ -34,6 +36,9 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 LOSSES = ("mse", "mae", "huber")
 SCHEDULERS = ("none", "plateau")
+#: how train/validation/test are chosen: the temporal split, or the differential split-sample test
+#: (Klemes 1986) named after the climate of its test years (vegviz.training.split)
+SPLITS = ("temporal", "warm", "cool", "dry", "wet")
 
 
 class ConfigError(ValueError):
@@ -59,19 +64,32 @@ class ModelConfig:
 
 @dataclass
 class Periods:
-    """The temporal split: [start, end] dates, inclusive, as ISO strings."""
+    """The split: each period is [start, end] dates, inclusive, as ISO strings (the temporal split), or
+    a list of calendar years (the differential split-sample test, ``Config.split`` other than
+    ``temporal``; :mod:`vegviz.training.split` fills them in from the data). Which days belong to a
+    period is decided in one place, :func:`vegviz.evaluation.periods.period_days`.
+    """
 
-    train: tuple[str, str] = ("1981-01-01", "2001-12-31")
-    validation: tuple[str, str] = ("2002-01-01", "2008-12-31")
-    test: tuple[str, str] = ("2009-01-01", "2016-12-31")
+    train: tuple = ("1981-01-01", "2001-12-31")
+    validation: tuple = ("2002-01-01", "2008-12-31")
+    test: tuple = ("2009-01-01", "2016-12-31")
 
     def slice(self, name: str) -> slice:
-        start, end = getattr(self, name)
+        start, end = self.bounds(name)
         return slice(start, end)
 
     def bounds(self, name: str) -> tuple[pd.Timestamp, pd.Timestamp]:
-        start, end = getattr(self, name)
-        return pd.Timestamp(start), pd.Timestamp(end)
+        """(first, last) day of a period; for a year set its span (1 January .. 31 December)."""
+        from ..evaluation.periods import resolve_period
+
+        return resolve_period(getattr(self, name))
+
+    @property
+    def year_sets(self) -> bool:
+        """True when the periods are lists of years (a resolved differential split)."""
+        from ..evaluation.periods import is_year_set
+
+        return is_year_set(self.train)
 
 
 @dataclass
@@ -120,6 +138,7 @@ class Config:
     inputs: tuple[str, ...] = ("precip", "tair", "tmin", "swdown", "vpd")
     statics: tuple[str, ...] = ("elevation", "landcover")
     target: str = "lai"
+    split: str = "temporal"
     periods: Periods = field(default_factory=Periods)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     loss: str = "mse"
@@ -165,6 +184,7 @@ class Config:
         _choice("device", self.device, DEVICES)
         _choice("precision", self.precision, PRECISIONS)
         _choice("optimizer.scheduler", self.optimizer.scheduler, SCHEDULERS)
+        _choice("split", self.split, SPLITS)
         if not isinstance(self.data, (str, os.PathLike)) or not str(self.data):
             raise ConfigError("data: must be a catalog entry name or a path to a Zarr/NetCDF store")
         if not self.inputs:
@@ -203,6 +223,11 @@ class Config:
         return self
 
     def _check_periods(self) -> None:
+        from ..evaluation.periods import is_year_set
+
+        kinds = {name: is_year_set(getattr(self.periods, name)) for name in ("train", "validation", "test")}
+        if any(kinds.values()):
+            return self._check_year_sets(kinds)
         spans = {}
         for name in ("train", "validation", "test"):
             value = getattr(self.periods, name)
@@ -223,7 +248,27 @@ class Config:
                     f"periods: {b} ({spans[b][0]:%Y-%m-%d}..{spans[b][1]:%Y-%m-%d}) must start after {a} ends "
                     f"({spans[a][1]:%Y-%m-%d}); the periods must be in the order train < validation < test "
                     "and must not overlap")
-        days = (spans["train"][1] - spans["train"][0]).days + 1
+        self._check_train_days(*spans["train"])
+
+    def _check_year_sets(self, kinds: dict) -> None:
+        if not all(kinds.values()):
+            raise ConfigError(f"periods: {', '.join(k for k, v in kinds.items() if v)} hold lists of years, "
+                              f"{', '.join(k for k, v in kinds.items() if not v)} do not. Fix: give every period "
+                              "as [start, end] dates (temporal split) or every one as a list of years")
+        if self.split == "temporal":
+            raise ConfigError("periods: lists of years are the differential split-sample test, but split is "
+                              f"'temporal'. Fix: set split to one of {', '.join(SPLITS[1:])} (the years are then "
+                              "chosen from the data), or give the periods as [start, end] dates")
+        sets = {name: set(getattr(self.periods, name)) for name in kinds}
+        for a, b in (("train", "validation"), ("train", "test"), ("validation", "test")):
+            common = sorted(sets[a] & sets[b])
+            if common:
+                raise ConfigError(f"periods: the years {common} are in both {a} and {b}. Fix: every year "
+                                  "belongs to one period only")
+        self._check_train_days(*self.periods.bounds("train"))
+
+    def _check_train_days(self, start, end) -> None:
+        days = (end - start).days + 1
         if days < self.sample_days:
             raise ConfigError(f"periods.train: {days} days cannot hold one sample of burn_in + window = "
                               f"{self.sample_days} days. Fix: lengthen the period or shorten window/burn_in")
@@ -366,7 +411,7 @@ _NESTED = {"hparams": ModelConfig, "periods": Periods, "optimizer": OptimizerCon
 
 # expected Python types of every field (YAML gives lists for tuples, ints for floats)
 _TYPES: dict[str, tuple] = {
-    "data": (str, os.PathLike), "model": (str,), "target": (str,), "loss": (str,), "device": (str,),
+    "data": (str, os.PathLike), "model": (str,), "target": (str,), "split": (str,), "loss": (str,), "device": (str,),
     "precision": (str,), "name": (str, type(None)), "num_threads": (int, type(None)), "deterministic": (bool,),
     "max_epochs": (int,), "patience": (int,), "window": (int,), "burn_in": (int,), "chunk": (int,),
     "stride": (int, type(None)), "batch_size": (int,), "seed": (int,), "inputs": (list, tuple), "statics": (list, tuple),
@@ -398,7 +443,12 @@ def _check_type(obj, prefix: str) -> None:
         if isinstance(value, list):
             value = tuple(value)
         if f.name in ("train", "validation", "test"):
-            value = tuple(str(pd.Timestamp(v).date()) if not isinstance(v, str) else v for v in value)
+            from ..evaluation.periods import is_year_set
+
+            if is_year_set(value):  # a list of years (differential split), kept sorted as plain ints
+                value = tuple(sorted(int(v) for v in value))
+            else:
+                value = tuple(str(pd.Timestamp(v).date()) if not isinstance(v, str) else v for v in value)
         if f.name in ("lr", "weight_decay", "lr_factor", "grad_clip"):
             value = float(value)
         if f.name == "betas":

@@ -55,7 +55,9 @@ from .config import PHYSICS_INPUT, PHYSICS_MODELS, Config
 from .data import open_data, prepare
 from .device import Hardware, resolve, settings
 from .events import (BatchEvent, EndEvent, EpochEvent, ErrorEvent, EventBus, StartEvent, StopEvent, Subscriber)
+from ..evaluation.periods import period_days, period_label
 from .loss import masked_error_sum
+from .split import resolve_split
 from .windows import (DataError, Normalization, batches, epoch_windows, fit_normalization, gather,
                       load_period, training_bounds)
 
@@ -230,6 +232,8 @@ class Trainer:
         cfg = self.config
         source = self._data if self._data is not None else open_data(cfg.data, seed=cfg.seed)
         ds = prepare(source, cfg)
+        # a differential split becomes year sets chosen from the data, once (config.yaml records them)
+        cfg = self.config = resolve_split(cfg, source)
         ckpt = None
         last = self.checkpoint_dir / "last.pt"
         if resume and last.exists():
@@ -241,11 +245,14 @@ class Trainer:
                 log.info("no checkpoint in %s: training from scratch", self.checkpoint_dir)
             self.stats = fit_normalization(ds, cfg)
         first, last_day = training_bounds(ds, cfg, "train")
-        self.train_data = load_period(ds, self.stats, first, last_day)
+        self.train_data = load_period(ds, self.stats, first, last_day, target_period=cfg.periods.train)
+        # days whose targets a sample may score (None: all, the temporal split)
+        self._scored = period_days(self.train_data.time, cfg.periods.train) if cfg.periods.year_sets else None
         v0, v1 = training_bounds(ds, cfg, "validation")
-        self.val_data = load_period(ds, self.stats, v0, v1, pad_before=cfg.burn_in)
+        self.val_data = load_period(ds, self.stats, v0, v1, pad_before=cfg.burn_in,
+                                    target_period=cfg.periods.validation)
         if not np.isfinite(self.val_data.y[self.val_data.pad:]).any():
-            raise DataError(f"periods.validation {v0:%Y-%m-%d}..{v1:%Y-%m-%d}: no observed {cfg.target} inside the "
+            raise DataError(f"{period_label(cfg.periods.validation, 'periods.validation')}: no observed {cfg.target} inside the "
                             "mask, so there is nothing to validate on. Fix: choose a period with observations")
         # observed values per day (for the per-window loss denominator without loading windows twice)
         observed = np.isfinite(self.train_data.y).sum(axis=(1, 2))
@@ -283,7 +290,8 @@ class Trainer:
         return prov
 
     def _check_resumable(self, ckpt: dict) -> None:
-        old, new = ckpt["config"], self.config.to_dict()
+        # through Config, so keys added since the checkpoint was written compare as their defaults
+        old, new = Config.from_dict(ckpt["config"]).to_dict(), self.config.to_dict()
         diff = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
         if diff:
             raise ValueError(f"cannot resume {self.run_dir}: the configuration differs from the checkpoint's in "
@@ -418,8 +426,8 @@ class Trainer:
     def epoch_plan(self, epoch: int) -> list[np.ndarray]:
         """The batches of sample start days (indices into the training arrays) of ``epoch``."""
         cfg = self.config
-        return batches(epoch_windows(len(self.train_data.time), cfg.burn_in, cfg.window, cfg.seed, epoch, cfg.stride),
-                       cfg.batch_size)
+        return batches(epoch_windows(len(self.train_data.time), cfg.burn_in, cfg.window, cfg.seed, epoch, cfg.stride,
+                                     self._scored), cfg.batch_size)
 
     def train_step(self, starts: np.ndarray) -> tuple[float, int]:
         """One optimiser step on the windows starting at ``starts``; (mean loss, observed values)."""

@@ -14,6 +14,17 @@
   ``burn_in`` days that are run but not scored; their order is shuffled. Offsets and
   order come from a generator seeded by ``(seed, epoch)``, so an epoch is reproducible
   on its own (resuming needs no random state).
+
+Year sets (the differential split-sample test, :mod:`vegviz.training.split`): a period may
+be a list of years instead of a date range. The arrays then span the set's first to last
+year, and the target is NaN on every day outside the set (``load_period(...,
+target_period=)``), so the loss, the observed-value counts, the validation loss and NSE
+never see a target of another period. Samples are kept only when at least half of their
+scored window lies in training years (:func:`epoch_windows` with ``scored``). The forcings
+of the days in between (other periods' years) remain *inputs*: as burn-in or as the
+context a scored day's state carries. That is no target leakage: forcings are known for
+every day, including at test time, and the predictions of the test years are made from
+the same continuous run. The normalisation uses the training years only.
 """
 from __future__ import annotations
 
@@ -24,6 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..evaluation.periods import is_year_set, period_days, select_period
 from .config import PHYSICS_INPUT, Config
 
 __all__ = [
@@ -100,9 +112,17 @@ class Normalization:
 
 
 def training_bounds(ds: xr.Dataset, config: Config, period: str = "train") -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The part of a configured period the data cover; a clear error when too little remains."""
+    """The part of a configured period the data cover (for a year set: its span); a clear error when too
+    little remains."""
     start, end = config.periods.bounds(period)
     t = pd.DatetimeIndex(ds["time"].values)
+    value = getattr(config.periods, period)
+    if is_year_set(value):
+        absent = sorted(set(value) - set(t.year))
+        if absent:
+            raise DataError(f"periods.{period}: the years {absent} are not in the data, which cover "
+                            f"{t[0]:%Y-%m-%d}..{t[-1]:%Y-%m-%d}. Fix: choose years inside the data, or let the split "
+                            "choose them (periods as [start, end] dates with split: warm|cool|dry|wet)")
     first, last = max(start, t[0]), min(end, t[-1])
     days = (last - first).days + 1
     need = config.sample_days if period == "train" else 1
@@ -139,12 +159,12 @@ def _moments(da: xr.DataArray, mask: xr.DataArray) -> tuple[float, float, int]:
 def fit_normalization(ds: xr.Dataset, config: Config) -> Normalization:
     """Mean/std of ``config.channels`` and ``config.target`` over the training period and mask cells.
 
-    Only the training period is read, so changing the data after it leaves the statistics
-    unchanged. A constant channel gets std 1 (it then carries no information, but does no harm).
+    Only the training period (for a year set: the training years) is read, so changing the
+    data after it leaves the statistics unchanged. A constant channel gets std 1 (it then carries no information, but does no harm).
     ``lai_process`` gets the target's statistics (see the comment below).
     """
     first, last = training_bounds(ds, config)
-    train = ds.sel(time=slice(first, last))
+    train = select_period(ds.sel(time=slice(first, last)), config.periods.train, "the training period")
     mask = _mask(ds)
     moments = {}
     for name in (config.target, *config.channels):
@@ -203,8 +223,11 @@ class PeriodArrays:
 
 
 def load_period(ds: xr.Dataset, stats: Normalization, start, end, *, pad_before: int = 0,
-                with_target: bool = True) -> PeriodArrays:
+                with_target: bool = True, target_period=None) -> PeriodArrays:
     """Normalised inputs (and target) for [start, end], plus ``pad_before`` days before ``start``.
+
+    With ``target_period`` (any period of :mod:`vegviz.evaluation.periods`, e.g. a year set),
+    the target is NaN on the days outside it, so nothing outside the period can be scored.
 
     The padding is cut to the days the data hold. Reads one variable at a time straight
     into the preallocated float32 output, so the peak is the output plus one variable.
@@ -233,11 +256,13 @@ def load_period(ds: xr.Dataset, stats: Normalization, start, end, *, pad_before:
         y = np.subtract(sub[stats.target].values, np.float32(stats.target_mean), dtype=np.float32)
         y *= np.float32(1.0 / stats.target_std)
         y[:, ~inside] = np.nan
+        if target_period is not None:
+            y[~period_days(t[p0:i1], target_period)] = np.nan
     return PeriodArrays(x, y, t[p0:i1], i0 - p0, stats.static_fields(ds))
 
 
 def epoch_windows(n_days: int, burn_in: int, window: int, seed: int, epoch: int,
-                  stride: int | None = None) -> np.ndarray:
+                  stride: int | None = None, scored: np.ndarray | None = None) -> np.ndarray:
     """Start indices of the samples (burn-in included) of one epoch, in training order.
 
     Samples start every ``stride`` days (default ``window``: the scored windows
@@ -245,6 +270,11 @@ def epoch_windows(n_days: int, burn_in: int, window: int, seed: int, epoch: int,
     overlap) from an ``offset`` drawn in ``[0, stride)`` (or less, if the period is
     short), so which days share a window changes from epoch to epoch. Deterministic for
     ``(seed, epoch)``.
+
+    ``scored`` (bool per day, e.g. the training years of a year-set split) drops the samples
+    whose scored window holds less than half such days: their few scorable days would cost a
+    whole sample. With the default stride (at most half a window) every training year keeps
+    at least one sample per epoch.
     """
     stride = window if stride is None else int(stride)
     sample = burn_in + window
@@ -254,6 +284,13 @@ def epoch_windows(n_days: int, burn_in: int, window: int, seed: int, epoch: int,
     rng = np.random.default_rng([int(seed), int(epoch)])
     offset = int(rng.integers(0, min(stride, n_days - sample + 1)))
     starts = np.arange(offset, n_days - sample + 1, stride)
+    if scored is not None:
+        cum = np.concatenate([[0], np.cumsum(np.asarray(scored, dtype=np.int64))])
+        share = (cum[starts + sample] - cum[starts + burn_in]) / window
+        starts = starts[share >= 0.5]
+        if starts.size == 0:
+            raise DataError("no sample of this epoch has half of its scored window in the training years. "
+                            "Fix: shorten window (or stride) so samples fit the training years")
     rng.shuffle(starts)
     return starts
 
