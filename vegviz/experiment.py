@@ -155,9 +155,9 @@ def combine_predictions(runs: dict[str, Run | list[Run]]) -> xr.Dataset:
     runs (ensemble members) becomes its member mean ``<model>`` and spread ``<model>_spread``
     (:func:`vegviz.training.ensemble.ensemble_mean_spread`).
     """
+    runs = {model: [group] if isinstance(group, Run) else list(group) for model, group in runs.items()}
     parts, attrs = [], {}
     for model, group in runs.items():
-        group = [group] if isinstance(group, Run) else list(group)
         loaded = [_run_prediction(model, run) for run in group]
         if not attrs:
             attrs = {k: v for k, v in loaded[0][1].items() if k.startswith("data_") or k in ("synthetic",)}
@@ -174,7 +174,7 @@ def combine_predictions(runs: dict[str, Run | list[Run]]) -> xr.Dataset:
     out.attrs = {
         "title": "LAI simulated by the models of a vegviz experiment",
         "models": ", ".join(runs),
-        "source": "vegviz.experiment: " + "; ".join(f"{m} <- {r.path}" for m, r in runs.items()),
+        "source": "vegviz.experiment: " + "; ".join(f"{m} <- {r.path}" for m, group in runs.items() for r in group),
         **attrs,
         "vegviz_version": vegviz_version(),
     }
