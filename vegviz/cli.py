@@ -8,6 +8,7 @@
     vegviz train          train one model (config YAML and/or options), write a run directory
     vegviz evaluate       score a run or an experiment on a period; print the comparison table
     vegviz experiment     train the three models, score them, write the comparison table and figures
+    vegviz scenario       build a climate scenario (delta change, or QDM of GCM runs) of a data set; --list
     vegviz serve          serve the dashboards (panel serve dashboards/) on 127.0.0.1
     vegviz fetch nldas    download NLDAS-2 hourly forcing (Earthdata login) for a period
     vegviz prepare        build the model-ready data set from NLDAS-2, GLOBMAP and land-cover files
@@ -520,6 +521,69 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def _monthly_option(text: str | None, option: str):
+    """``--dt 2`` -> 2.0, ``--dt 1,1,2,...`` (12 values, January first) -> a tuple; None stays None."""
+    if text is None:
+        return None
+    try:
+        values = [float(t) for t in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{option} {text!r}: expected a number or 12 comma-separated monthly numbers (January "
+                         f"first). Fix: e.g. {option} 2 or {option} " + ",".join(["1"] * 12)) from None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def cmd_scenario(args) -> int:
+    from .scenarios import (DeltaChange, build_scenario, change_summary, list_scenarios, open_baseline,
+                            open_scenario, scenarios_dir)
+
+    if args.list:
+        names = list_scenarios()
+        if not names:
+            print(f"no scenarios in {scenarios_dir()}; build one with `vegviz scenario NAME --data D --period "
+                  "2009:2016 --dt 2`")
+        for name in names:
+            with open_scenario(name) as ds:
+                a = ds.attrs
+                print(f"{name}: {a.get('scenario_method')} on {a.get('baseline')} {a.get('baseline_start')}.."
+                      f"{a.get('baseline_end')}: {a.get('scenario_change')}")
+        return 0
+    if not args.name or not args.data:
+        raise ValueError("scenario: give a NAME and --data. Fix: `vegviz scenario warm2 --data virtual_ucrb --period "
+                         "2009:2016 --dt 2 --precip 0.9`, or `vegviz scenario --list`")
+    deltas = {"dt": _monthly_option(args.dt, "--dt"), "dt_min": _monthly_option(args.dt_min, "--dt-min"),
+              "precip": _monthly_option(args.precip, "--precip"), "swdown": _monthly_option(args.swdown, "--swdown")}
+    given = {k: v for k, v in deltas.items() if v is not None}
+    if args.gcm_hist or args.gcm_future:
+        if given:
+            raise ValueError(f"scenario: --gcm-hist/--gcm-future and {', '.join('--' + k.replace('_', '-') for k in given)} "
+                             "build different scenarios. Fix: use either the GCM files or the deltas")
+        if not (args.gcm_hist and args.gcm_future):
+            raise ValueError("scenario: quantile delta mapping needs both --gcm-hist and --gcm-future. Fix: give the "
+                             "GCM's historical and future runs (NetCDF)")
+        from .scenarios import GCMScenario
+
+        names = dict(_key_value(kv, "--gcm-var") for kv in args.gcm_var or [])
+        change = GCMScenario(args.gcm_hist, args.gcm_future, variables=names)
+    else:
+        change = DeltaChange(**given)
+    t0 = time.perf_counter()
+    path = build_scenario(args.name, args.data, args.period, change, overwrite=args.overwrite)
+    print(f"wrote scenario {args.name!r} ({change.method}) in {time.perf_counter() - t0:.1f} s: {path}")
+    scen = open_scenario(path)
+    print(f"{scen.attrs['scenario_change']}\nbaseline {scen.attrs['baseline']} "
+          f"{scen.attrs['baseline_start']}..{scen.attrs['baseline_end']}; mean change inside the mask:")
+    print(change_summary(scen, open_baseline(scen)).to_string(float_format=lambda v: f"{v:.4g}"))
+    return 0
+
+
+def _key_value(text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise ValueError(f"{option} {text!r}: expected NAME=GCMNAME. Fix: e.g. {option} precip=prAdjust")
+    return key.strip(), value.strip()
+
+
 def cmd_serve(args) -> int:
     from .catalog import REPO_CATALOG
 
@@ -780,6 +844,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("b", help="the other experiment")
     c.set_defaults(func=cmd_compare)
 
+    c = _command(sub, "scenario", help="build a climate scenario (delta change or QDM of GCM runs), or list them")
+    c.add_argument("name", nargs="?", help="scenario name (letters, digits, '_', '-'): <data dir>/scenarios/NAME.zarr")
+    c.add_argument("--data", help="baseline: catalog entry or path of a model-ready data set (with lai)")
+    c.add_argument("--period", help="baseline period inside the data, YYYY:YYYY or YYYY-MM-DD:YYYY-MM-DD (default: "
+                                     "the data's whole record)")
+    c.add_argument("--dt", metavar="K", help="warming added to tair (K): one value or 12 monthly, comma-separated")
+    c.add_argument("--dt-min", metavar="K", help="warming added to tmin (default: --dt)")
+    c.add_argument("--precip", metavar="FACTOR", help="precipitation factor (0.9 = -10 %%), one or 12 monthly values")
+    c.add_argument("--swdown", metavar="FACTOR", help="shortwave radiation factor")
+    c.add_argument("--gcm-hist", metavar="NC", help="a GCM's historical run (NetCDF, regular lat/lon grid over the "
+                                                    "domain): quantile delta mapping instead of deltas")
+    c.add_argument("--gcm-future", metavar="NC", help="the same GCM's future run")
+    c.add_argument("--gcm-var", action="append", metavar="NAME=GCMNAME",
+                   help="the GCM's name of a variable, repeatable: precip=pr, tair=tas, tmin=tasmin, swdown=rsds")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing scenario of that name")
+    c.add_argument("--list", action="store_true", help="list the scenarios and what they are")
+    c.set_defaults(func=cmd_scenario)
+
     v = _command(sub, "serve", help="serve the dashboards on 127.0.0.1 (panel serve dashboards/)")
     v.add_argument("path", nargs="?", help="folder or notebook to serve (default: the repository's dashboards/)")
     v.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
@@ -828,7 +910,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: options whose value may start with a minus (a western longitude): argparse would take it for an option
-_SIGNED_VALUE_OPTIONS = ("--bbox", "--outlet", "--grid")
+_SIGNED_VALUE_OPTIONS = ("--bbox", "--outlet", "--grid", "--dt", "--dt-min")
 
 
 def _join_signed_values(argv: list[str]) -> list[str]:

@@ -106,6 +106,9 @@ VARIABLES: dict[str, VarSpec] = {
 FORCINGS = ("precip", "tair", "tmin", "swdown", "vpd", "qair")
 #: what every model-ready Dataset must hold (plus vpd and/or qair)
 REQUIRED = ("precip", "tair", "tmin", "swdown", "lai", "landcover", "elevation", "mask")
+#: what a climate scenario holds (vegviz.scenarios): the same layout without the observed lai, with
+#: lai_process recomputed on the scenario forcing; validate(ds, require=SCENARIO_REQUIRED)
+SCENARIO_REQUIRED = tuple(v for v in REQUIRED if v != "lai") + ("lai_process",)
 PROVENANCE = ("source", "synthetic")
 
 #: IGBP classes of MODIS MCD12C1 (Sulla-Menashe & Friedl 2018, MCD12 User Guide, Table 1)
@@ -238,7 +241,7 @@ def _check_variable(ds: xr.Dataset, name: str, mask: np.ndarray | None) -> None:
     # Reductions stay lazy for dask-backed data and are computed together, chunk by chunk.
     stats = {"count": da.count(), "min": da.min(), "max": da.max()}
     if mask is not None and spec.role in ("forcing", "physics", "static"):
-        stats["missing_inside"] = da.isnull().where(mask).sum()
+        stats["missing_inside"] = (da.isnull() & mask).sum()  # bool &: no float copy (where would make one)
     stats = dict(zip(stats, (float(v) for v in dask_compute(*stats.values()))))
     if stats["count"] == 0:
         _fail(name, "is all NaN", "check the source files and the period/region selection")
@@ -250,6 +253,18 @@ def _check_variable(ds: xr.Dataset, name: str, mask: np.ndarray | None) -> None:
     if stats.get("missing_inside", 0) > 0:
         _fail(name, f"has {int(stats['missing_inside'])} missing (NaN) values inside the mask",
               "fill the gaps (e.g. interpolate in time) or set mask = 0 on those cells")
+
+
+def check_variables(ds: xr.Dataset, names) -> xr.Dataset:
+    """:func:`validate`'s checks of variables ``names`` of ``ds`` alone (dims, units, attributes,
+    plausible range, NaN inside ``ds``'s mask); for data checked in parts, e.g. block by block of days."""
+    mask = None
+    if "mask" in ds:
+        _check_variable(ds, "mask", None)
+        mask = xr.DataArray(ds["mask"].values.astype(bool), dims=("lat", "lon"))
+    for name in names:
+        _check_variable(ds, name, mask)
+    return ds
 
 
 def dask_compute(*objs):
@@ -271,7 +286,7 @@ def validate(
     that domain's window. The default, None, accepts any contiguous window of the NLDAS-2
     lattice: the data's own domain, whichever it is. ``require`` lists the variables that
     must be present (besides one of ``vpd``/``qair``); every contract variable that is
-    present is checked.
+    present is checked. A climate scenario is checked with ``require=SCENARIO_REQUIRED``.
     """
     if not isinstance(ds, xr.Dataset):
         raise ContractError(f"dataset: expected an xarray.Dataset, got {type(ds).__name__}. "

@@ -261,7 +261,8 @@ def add_lai_process(ds: xr.Dataset, *, calibration=CALIBRATION, params: GSIParam
 
 
 def iter_lai_process(ds: xr.Dataset, *, calibration=CALIBRATION, params: GSIParameters | None = None,
-                     max_bytes: int = inputs.STREAM_BYTES) -> tuple[dict, Iterator[tuple[int, int, np.ndarray]]]:
+                     max_bytes: int = inputs.STREAM_BYTES, bounds: xr.Dataset | None = None,
+                     ) -> tuple[dict, Iterator[tuple[int, int, np.ndarray]]]:
     """:func:`add_lai_process` out of core: ``(attrs, blocks)``, the blocks yielding ``(start, stop, values)``.
 
     ``values`` is ``lai_process`` for days ``start:stop`` of ``ds`` (float32, time x lat x lon),
@@ -271,9 +272,14 @@ def iter_lai_process(ds: xr.Dataset, *, calibration=CALIBRATION, params: GSIPara
     under ``max_bytes``), and the running windows carry over between blocks
     (:func:`vegviz.physics.inputs.stream_blockwise`). Peak memory is about ``max_bytes``
     plus the windows' last 90 days of float64 sums per cell, whatever the length of the record.
+
+    ``bounds``, a :func:`calibrate_lai_range` result, is used instead of calibrating on ``ds``
+    (``calibration`` is then ignored): a climate scenario, which has no ``lai``, takes the
+    range calibrated on its baseline's observations, never one re-fitted to the scenario.
     """
     p = params or DEFAULT
-    bounds = calibrate_lai_range(ds, calibration, params=p, max_bytes=max_bytes)
+    if bounds is None:
+        bounds = calibrate_lai_range(ds, calibration, params=p, max_bytes=max_bytes)
     names = GSI_NAMES + inputs.humidity_names(ds) + WATER_NAMES
     lo = bounds["lai_min"].values[None]
     span = bounds["lai_max"].values[None] - lo

@@ -25,6 +25,32 @@ def surface_pressure(elevation):
     return 101.3 * ((293.0 - 0.0065 * elevation) / 293.0) ** 5.26
 
 
+def mean_saturation_vapour_pressure(tair, tmin):
+    """Daily mean saturation vapour pressure (kPa): the mean of es at Tmax and Tmin, FAO-56 eq. 12.
+
+    es is convex, so es(Tmean) would underestimate it. Tmax is estimated as 2 tair - tmin
+    (tair taken as the mid-range of the day), as everywhere in vegviz.
+    """
+    tmax = 2 * tair - tmin
+    return 0.5 * (saturation_vapour_pressure(tmax) + saturation_vapour_pressure(tmin))
+
+
+def vapour_pressure_from_qair(qair, elevation):
+    """Actual vapour pressure e (kPa) from specific humidity (kg kg-1) at the surface pressure of ``elevation``.
+
+    e = q p / (EPSILON + (1 - EPSILON) q), inverting the definition of specific humidity
+    q = EPSILON e / (p - (1 - EPSILON) e), with p from :func:`surface_pressure`.
+    """
+    p = surface_pressure(elevation)
+    return qair * p / (EPSILON + (1 - EPSILON) * qair)
+
+
+def qair_from_vapour_pressure(e, elevation):
+    """Specific humidity (kg kg-1) from vapour pressure e (kPa): q = EPSILON e / (p - (1 - EPSILON) e)."""
+    p = surface_pressure(elevation)
+    return EPSILON * e / (p - (1 - EPSILON) * e)
+
+
 def vpd_from_qair(qair, tair, tmin, elevation):
     """Daily mean vapour pressure deficit (kPa) from specific humidity (kg kg-1).
 
@@ -35,11 +61,8 @@ def vpd_from_qair(qair, tair, tmin, elevation):
     Tmax estimated as 2 tair - tmin (tair taken as the mid-range of the day). Negative
     deficits (supersaturation in the inputs) are set to 0.
     """
-    p = surface_pressure(elevation)
-    e = qair * p / (EPSILON + (1 - EPSILON) * qair)
-    tmax = 2 * tair - tmin
-    es = 0.5 * (saturation_vapour_pressure(tmax) + saturation_vapour_pressure(tmin))
-    return (es - e).clip(0, None)
+    e = vapour_pressure_from_qair(qair, elevation)
+    return (mean_saturation_vapour_pressure(tair, tmin) - e).clip(0, None)
 
 
 def hargreaves_pet(tair, tmin, ra_mm):
