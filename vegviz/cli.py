@@ -9,6 +9,7 @@
     vegviz evaluate       score a run or an experiment on a period; print the comparison table
     vegviz experiment     train the three models, score them, write the comparison table and figures
     vegviz scenario       build a climate scenario (delta change, or QDM of GCM runs) of a data set; --list
+    vegviz project        run trained models on a scenario and its baseline; LAI change and its known-truth skill
     vegviz serve          serve the dashboards (panel serve dashboards/) on 127.0.0.1
     vegviz fetch nldas    download NLDAS-2 hourly forcing (Earthdata login) for a period
     vegviz prepare        build the model-ready data set from NLDAS-2, GLOBMAP and land-cover files
@@ -584,6 +585,35 @@ def _key_value(text: str, option: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def cmd_project(args) -> int:
+    import pandas as pd
+
+    from .evaluation import markdown_table
+    from .evaluation.projection import skill_markdown
+    from .scenarios.projection import project
+
+    proj = project(args.source, args.scenario, device=None if args.device == "auto" else args.device,
+                   root=args.runs_dir, overwrite=args.overwrite)
+    folder = Path(proj.attrs["path"])
+    summary = pd.read_csv(folder / "summary.csv")
+    mean = summary[(summary["quantity"] == "annual_mean")]
+    print(f"\nprojection {folder.name}: annual mean LAI (m2 m-2) over the basin, baseline and change "
+          f"(scenario - baseline, per model), {int(proj['years'].max())} whole years")
+    table = mean[mean["grouping"] == "all"].set_index("model")[["n_cells", "baseline", "delta"]]
+    print(markdown_table(table))
+    veg = mean[mean["grouping"] == "vegetation"].pivot(index="group", columns="model", values="delta")
+    if len(veg):
+        print("\nchange of the annual mean per vegetation type:")
+        print(markdown_table(veg[list(table.index)]))
+    skill = folder / "skill.csv"
+    if skill.exists():
+        print("\nknown-truth skill of the change of the annual mean (virtual basin: the true vegetation re-run on "
+              "both forcings):")
+        print(skill_markdown(pd.read_csv(skill)))
+    print(f"\nwrote {folder} (projection.nc, summary.csv{', skill.csv' if skill.exists() else ''}, provenance.yaml)")
+    return 0
+
+
 def cmd_serve(args) -> int:
     from .catalog import REPO_CATALOG
 
@@ -861,6 +891,17 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace an existing scenario of that name")
     c.add_argument("--list", action="store_true", help="list the scenarios and what they are")
     c.set_defaults(func=cmd_scenario)
+
+    pj = _command(sub, "project", help="run a trained run's or experiment's models on a climate scenario and its "
+                                       "baseline; print the change of LAI (and, on virtual basins, its known-truth skill)")
+    pj.add_argument("source", help="run or experiment folder, or its name under the runs directory")
+    pj.add_argument("--scenario", required=True, help="scenario name (`vegviz scenario --list`) or store path")
+    pj.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                    help="where the models run (default: auto, each run's own setting)")
+    pj.add_argument("--runs-dir", help="runs root whose projections/ folder gets it (default: $VEGVIZ_RUNS_DIR or the "
+                                       "user data dir)")
+    pj.add_argument("--overwrite", action="store_true", help="replace an existing projection of the same name")
+    pj.set_defaults(func=cmd_project)
 
     v = _command(sub, "serve", help="serve the dashboards on 127.0.0.1 (panel serve dashboards/)")
     v.add_argument("path", nargs="?", help="folder or notebook to serve (default: the repository's dashboards/)")
