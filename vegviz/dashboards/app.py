@@ -1,4 +1,4 @@
-"""The combined app: Training, LAI maps, Skill and Time series in one page with a short header.
+"""The combined app: Training, LAI maps, Skill, Time series and Scenarios in one page with a short header.
 
     App()                 # inline in a notebook (tabs under a header line)
     App().servable()      # under ``panel serve``: the same in an offline page template
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ALLOW_REMOTE_ENV", "App", "TABS", "local_only", "remote_refusal", "warm_up"]
 
 ALLOW_REMOTE_ENV = "VEGVIZ_ALLOW_REMOTE"
-TABS = ("Training", "LAI maps", "Skill", "Time series")
+TABS = ("Training", "LAI maps", "Skill", "Time series", "Scenarios")
 #: header colour of the page template (the study's vegetation green)
 ACCENT = "#2f6b3a"
 
@@ -99,11 +99,11 @@ def local_only(factory: Callable, *args, **kwargs):
 # ----------------------------------------------------------------------------- the app
 
 class App(pn.viewable.Viewer):
-    """Training, LAI maps, Skill and Time series as tabs, under a header naming the data set shown.
+    """Training, LAI maps, Skill, Time series and Scenarios as tabs, under a header naming the data set shown.
 
     A tab's component is built when the tab is first shown (or its attribute first read:
-    ``training_dashboard``, ``maps``, ``skill``, ``timeseries``), so the first page costs
-    one dashboard, not four. ``training`` passes settings to the
+    ``training_dashboard``, ``maps``, ``skill``, ``timeseries``, ``scenarios``), so the first page
+    costs one dashboard, not five. The Scenarios tab starts on the shown result as its source. ``training`` passes settings to the
     :class:`TrainingDashboard` (e.g. ``{"max_epochs": 3, "extra": {"num_threads": 1}}``); without a
     ``data`` setting it trains on the small virtual basin of the shown result's domain.
     In a refused session (``refused`` holds the reason) nothing is built.
@@ -180,6 +180,10 @@ class App(pn.viewable.Viewer):
             comp = TrainingDashboard(**settings)
             comp.on_finished(self._on_trained)
             return comp
+        if tab == "Scenarios":
+            from .scenarios import ScenariosDashboard
+
+            return ScenariosDashboard(**({"source": self.result} if self.result is not None else {}))
         from .maps import LaiMaps
         from .skill import Skill
         from .timeseries import TimeSeries
@@ -206,9 +210,13 @@ class App(pn.viewable.Viewer):
         return self.component("Time series")
 
     @property
+    def scenarios(self):
+        return self.component("Scenarios")
+
+    @property
     def viewers(self) -> list:
         """The result browsers built so far (of LAI maps, Skill, Time series)."""
-        return [c for t, c in self._components.items() if t != "Training"]
+        return [c for t, c in self._components.items() if t not in ("Training", "Scenarios")]
 
     def _show_tab(self, defer: bool = False):
         i = TABS.index(self.tab or TABS[0])
@@ -271,7 +279,7 @@ class App(pn.viewable.Viewer):
         self._domain_cache.clear()
         names = self._list()
         errors = []
-        for viewer in self.viewers:
+        for viewer in self.viewers + [c for t, c in self._components.items() if t == "Scenarios"]:
             try:
                 viewer.refresh()
             except Exception as e:  # one broken tab must not keep the others from listing the run
@@ -386,6 +394,8 @@ the shown data's domain; maps, extents and state lines follow it.
 * **LAI maps**: satellite, simulated and difference maps per day.
 * **Skill**: NSE / KGE / RMSE per cell and per vegetation type.
 * **Time series**: the models against satellite LAI.
+* **Scenarios**: project the models on a climate scenario (ΔT, precipitation factor) and
+  map the change of LAI per model, the virtual basin's true change, the ensemble spread.
 
 Data sets labelled *synthetic* come from the virtual basin: generated, not observed.
 """

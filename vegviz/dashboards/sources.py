@@ -17,8 +17,9 @@ import xarray as xr
 
 from .. import paths  # the only vegviz import here: finding the two folders must not import torch
 
-__all__ = ["PathOutsideRoots", "allowed_roots", "data_choices", "data_domain", "domain_of", "list_results",
-           "observations_for", "open_observations", "open_result", "result_models", "safe_path"]
+__all__ = ["PathOutsideRoots", "allowed_roots", "data_choices", "data_domain", "domain_of", "list_projections",
+           "list_results", "list_scenarios", "observations_for", "open_observations", "open_projection",
+           "open_result", "result_models", "safe_path"]
 
 
 class PathOutsideRoots(PermissionError):
@@ -73,6 +74,35 @@ def open_result(name: str) -> xr.Dataset:
                                 "vegviz experiment, or the Training dashboard)")
     path = safe_path(Path(results[name]["path"]) / "predictions.nc")
     return xr.open_dataset(path, engine="netcdf4", chunks={})
+
+
+def list_scenarios() -> list[str]:
+    """Names of the climate scenarios in the data directory (:func:`vegviz.scenarios.list_scenarios`)."""
+    from ..scenarios import list_scenarios as scenarios
+
+    return scenarios()
+
+
+def list_projections() -> list[str]:
+    """Names of the finished projections under the runs directory (``<source>--<scenario>``), sorted."""
+    from ..scenarios.projection import list_projections as projections
+
+    return projections()
+
+
+def open_projection(name: str) -> xr.Dataset:
+    """A projection by name, lazily opened (:func:`vegviz.scenarios.projection.open_projection`); its folder
+    is kept in ``attrs['path']`` (the summary and skill tables lie next to it)."""
+    from ..scenarios.projection import open_projection as opened, projections_root
+
+    names = list_projections()
+    if name not in names:  # a name only: never a path typed into a page
+        raise FileNotFoundError(f"no projection named {name!r} in {projections_root()} (projections: "
+                                f"{', '.join(names) or 'none yet'}). Fix: run a scenario in the Scenarios dashboard "
+                                "or `vegviz project EXPERIMENT --scenario NAME`")
+    ds = opened(projections_root() / name)
+    ds.attrs["path"] = str(projections_root() / name)
+    return ds
 
 
 def result_models(predictions: xr.Dataset) -> list[str]:
