@@ -109,7 +109,7 @@ def _year_slices(time) -> list[tuple[int, slice]]:
     starts = np.flatnonzero(np.r_[True, years[1:] != years[:-1]])
     out = []
     for a, b in zip(starts, [*starts[1:], len(t)]):
-        if t[a].dayofyear == 1 and (t[b - 1].month, t[b - 1].day) == (12, 31) and b - a == (366 if t[a].is_leap_year else 365):
+        if t[a].day_of_year == 1 and (t[b - 1].month, t[b - 1].day) == (12, 31) and b - a == (366 if t[a].is_leap_year else 365):
             out.append((int(years[a]), slice(a, b)))
     return out
 
@@ -128,7 +128,7 @@ def yearly_summaries(lai: xr.DataArray, fraction: float = SEASON_FRACTION) -> xr
                          f"{pd.Timestamp(lai['time'].values[-1]):%Y-%m-%d}). Fix: summarise at least one year "
                          "from 1 January to 31 December")
     values = np.asarray(lai.values, dtype=np.float32)
-    doy0 = pd.DatetimeIndex(lai["time"].values).dayofyear.to_numpy()
+    doy0 = pd.DatetimeIndex(lai["time"].values).day_of_year.to_numpy()
     shape = (len(slices), *values.shape[1:])
     out = {q: np.full(shape, np.nan, np.float32) for q in QUANTITIES}
     for k, (_, days) in enumerate(slices):

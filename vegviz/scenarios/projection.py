@@ -229,8 +229,37 @@ def _stored_baseline(run, base: xr.Dataset, var: str, full: xr.Dataset | None = 
         pred.close()
 
 
+def _baseline_key(scen: xr.Dataset, full: xr.Dataset) -> dict:
+    """What makes two projections' baselines the same days of the same data."""
+    return {"baseline": str(scen.attrs.get("baseline")), "baseline_start": str(scen.attrs.get("baseline_start")),
+            "baseline_end": str(scen.attrs.get("baseline_end")), "baseline_history": str(full.attrs.get("history"))}
+
+
+def _earlier_projection(root, key: dict, runs: dict) -> xr.Dataset | None:
+    """A finished projection (under the same projections root) of the same runs (same checkpoint SHA-256) on the
+    same baseline (:func:`_baseline_key`): its ``<model>_baseline`` series are this projection's too, so another
+    scenario of the same baseline costs the scenario runs only."""
+    import yaml
+
+    from ..training.checkpoint import file_sha256
+
+    folder = projections_root(root)
+    if not folder.is_dir():
+        return None
+    shas = {r.name: file_sha256(r.best_checkpoint) for group in runs.values() for r in group}
+    for path in sorted(folder.glob(f"*/{PROJECTION}")):
+        try:
+            prov = yaml.safe_load((path.parent / "provenance.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        same_runs = all((prov.get("runs") or {}).get(n, {}).get("checkpoint_sha256") == sha for n, sha in shas.items())
+        if prov.get("baseline_key") == key and same_runs:
+            return xr.open_dataset(path, engine="netcdf4", chunks={})
+    return None
+
+
 def _predict_model(model: str, group: list, scen: xr.Dataset, base: xr.Dataset, full, device, reuse: bool, log,
-                   times):
+                   times, earlier: xr.Dataset | None = None):
     """{series name: (scenario, baseline)} daily LAI of ``model``'s runs (members named by run)."""
     out = {}
     for run in group:
@@ -238,8 +267,12 @@ def _predict_model(model: str, group: list, scen: xr.Dataset, base: xr.Dataset, 
         s = run.predict(scen, write=False, device=device)[run.config.model]
         times["predict"] += time.perf_counter() - t0
         t0 = time.perf_counter()
-        b = _stored_baseline(run, base, run.config.model, full) if reuse else None
-        how = "stored predictions" if b is not None else "predicted"
+        b, how = None, "predicted"
+        if reuse and earlier is not None and len(group) == 1 and f"{model}{BASELINE_SUFFIX}" in earlier:
+            b, how = earlier[f"{model}{BASELINE_SUFFIX}"].load(), f"read from projection {earlier.attrs['projection']}"
+        if b is None and reuse:
+            b = _stored_baseline(run, base, run.config.model, full)
+            how = "stored predictions" if b is not None else how
         if b is None:
             b = run.predict(base, write=False, device=device)[run.config.model]
             times["predict"] += time.perf_counter() - t0
@@ -342,10 +375,12 @@ def project(source, scenario, *, device: str | None = None, root=None, overwrite
     from ..catalog import open_data
 
     full = open_data(scen.attrs["baseline"])  # the baseline's whole record: aridity, stored-prediction checks
+    key = _baseline_key(scen, full)
+    earlier = _earlier_projection(root, key, runs) if reuse_baseline else None
 
     series, members = {}, {}
     for model, group in runs.items():
-        got = _predict_model(model, group, scen, base, full, device, reuse_baseline, log, times)
+        got = _predict_model(model, group, scen, base, full, device, reuse_baseline, log, times, earlier)
         if len(got) == 1:
             series[model] = next(iter(got.values()))
         else:  # ensemble: the member mean is the model, the members are kept for their spread
@@ -358,10 +393,15 @@ def project(source, scenario, *, device: str | None = None, root=None, overwrite
         from ..data.virtual.truth import true_lai
 
         t0 = time.perf_counter()
-        series[TRUTH] = tuple(true_lai(d).where(mask) for d in (scen, base))
+        if earlier is not None and TRUTH + BASELINE_SUFFIX in earlier:
+            series[TRUTH] = (true_lai(scen).where(mask), earlier[TRUTH + BASELINE_SUFFIX].load())
+        else:
+            series[TRUTH] = tuple(true_lai(d).where(mask) for d in (scen, base))
         times["truth"] = time.perf_counter() - t0
         log(f"[truth] re-ran the virtual basin's vegetation on scenario and baseline in {times['truth']:.0f} s")
 
+    if earlier is not None:
+        earlier.close()
     t0 = time.perf_counter()
     coords = {"lat": scen["lat"], "lon": scen["lon"]}
     summaries = _summaries(series, members, coords)
@@ -385,7 +425,7 @@ def project(source, scenario, *, device: str | None = None, root=None, overwrite
     proj.attrs["seconds"] = str({k: round(v, 1) for k, v in times.items()})
     if write:
         t0 = time.perf_counter()
-        _write(folder, proj, summary, skill, runs, times, overwrite)
+        _write(folder, proj, summary, skill, runs, times, overwrite, key)
         log(f"wrote {folder} in {time.perf_counter() - t0:.0f} s")
         proj.attrs["seconds"] = str({k: round(v, 1) for k, v in times.items()})
     proj.attrs["path"] = str(folder) if write else ""
@@ -438,7 +478,8 @@ def _attrs(name, kind, runs, scen_name, scen, synthetic) -> dict:
     }
 
 
-def _write(folder: Path, proj: xr.Dataset, summary: pd.DataFrame, skill, runs, times, overwrite: bool) -> None:
+def _write(folder: Path, proj: xr.Dataset, summary: pd.DataFrame, skill, runs, times, overwrite: bool,
+           baseline_key: dict) -> None:
     import yaml
 
     from ..io import write_netcdf_atomic
@@ -459,6 +500,7 @@ def _write(folder: Path, proj: xr.Dataset, summary: pd.DataFrame, skill, runs, t
         times["write"] = time.perf_counter() - t0
         prov = {"projection": proj.attrs["projection"], "scenario": proj.attrs["scenario"],
                 "scenario_attrs": {k: str(v) for k, v in proj.attrs.items() if k.startswith(("scenario_", "baseline"))},
+                "baseline_key": baseline_key,
                 "runs": {r.name: {"path": str(r.path), "model": r.config.model,
                                   "checkpoint_sha256": file_sha256(r.best_checkpoint)}
                          for group in runs.values() for r in group},
