@@ -103,8 +103,8 @@ class App(pn.viewable.Viewer):
 
     A tab's component is built when the tab is first shown (or its attribute first read:
     ``training_dashboard``, ``maps``, ``skill``, ``timeseries``, ``scenarios``), so the first page
-    costs one dashboard, not five. The Scenarios tab starts on the shown result as its source. ``training`` passes settings to the
-    :class:`TrainingDashboard` (e.g. ``{"max_epochs": 3, "extra": {"num_threads": 1}}``); without a
+    costs one dashboard, not five. The Scenarios tab starts on the shown result as its source.
+    ``training`` passes settings to the :class:`TrainingDashboard` (e.g. ``{"max_epochs": 3, "extra": {"num_threads": 1}}``); without a
     ``data`` setting it trains on the small virtual basin of the shown result's domain.
     In a refused session (``refused`` holds the reason) nothing is built.
     """

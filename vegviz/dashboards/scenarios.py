@@ -108,15 +108,15 @@ class ScenariosDashboard(pn.viewable.Viewer):
         self.error: str | None = None
         self.job: BackgroundJob | None = None
         self._results: dict[str, dict] = {}
-        self._auto_name = ""
+        self._auto_name = self._auto_period = ""
         self.tap_streams: list[hv.streams.Tap] = []
         super().__init__(**params)
         self.alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._status_text = pn.pane.Markdown("Choose a source and a scenario, then press **Run**.",
                                              sizing_mode="stretch_width")
         self._progress = pn.indicators.Progress(value=0, max=100, width=FORM_WIDTH - 20, bar_color="success")
-        self._run_button = pn.widgets.Button(label="Run", button_type="primary")
-        self._cancel_button = pn.widgets.Button(label="Cancel", button_type="warning", disabled=True)
+        self._run_button = pn.widgets.Button(label="Run", color="primary")
+        self._cancel_button = pn.widgets.Button(label="Cancel", color="warning", disabled=True)
         self._refresh_button = pn.widgets.Button(label="Refresh", width=90)
         self._run_button.on_click(lambda _e: self.start())
         self._cancel_button.on_click(lambda _e: self.cancel())
@@ -130,7 +130,7 @@ class ScenariosDashboard(pn.viewable.Viewer):
 
     # ------------------------------------------------------------------ listing
     def refresh(self, select: str | None = None) -> list[str]:
-        """Re-list the results, scenarios and projections (and show projection ``select``); return the projection names."""
+        """Re-list the results, scenarios and projections (then show projection ``select``); return the projections."""
         try:
             self._results = sources.list_results()
             scenarios = sources.list_scenarios()
@@ -154,7 +154,8 @@ class ScenariosDashboard(pn.viewable.Viewer):
         return projections
 
     def _on_source(self, *_):
-        if self.source is None or self.period:
+        """The period follows the source (its test period) until the user types one of their own."""
+        if self.source is None or (self.period and self.period != self._auto_period):
             self._update_name()
             return
         try:  # the source's test period, at least two whole years (a projection skips the burn-in days)
@@ -162,7 +163,7 @@ class ScenariosDashboard(pn.viewable.Viewer):
 
             test = result_periods(sources.open_result(self.source))["test"]
             y0, y1 = int(str(test[0])[:4]), int(str(test[1])[:4])
-            self.period = f"{min(y0, y1 - 1)}:{y1}"
+            self.period = self._auto_period = f"{min(y0, y1 - 1)}:{y1}"
         except Exception as e:
             log.warning("no default period for %s: %s", self.source, e)
         self._update_name()
