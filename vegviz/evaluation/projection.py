@@ -109,7 +109,8 @@ def _year_slices(time) -> list[tuple[int, slice]]:
     starts = np.flatnonzero(np.r_[True, years[1:] != years[:-1]])
     out = []
     for a, b in zip(starts, [*starts[1:], len(t)]):
-        if t[a].day_of_year == 1 and (t[b - 1].month, t[b - 1].day) == (12, 31) and b - a == (366 if t[a].is_leap_year else 365):
+        whole = b - a == (366 if t[a].is_leap_year else 365)
+        if whole and t[a].day_of_year == 1 and (t[b - 1].month, t[b - 1].day) == (12, 31):
             out.append((int(years[a]), slice(a, b)))
     return out
 
