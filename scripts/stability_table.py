@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def main() -> None:
-    from vegviz.evaluation import aridity_index, by_aridity, by_vegetation, markdown_table, stability
+    from vegviz.evaluation import aridity_index, by_aridity, by_vegetation, markdown_table, stability_table
     from vegviz.evaluation.periods import period_label
     from vegviz.experiment import Experiment
     from vegviz.training.data import open_data
@@ -28,7 +28,7 @@ def main() -> None:
     cfg = exp.config
     obs = open_data(cfg.data, seed=cfg.seed)
     when = getattr(cfg.periods, args.period)
-    s = stability(exp.predictions, obs, period=when)
+    s = stability_table(exp.predictions, obs, period=when)
     ai = aridity_index(obs, period=cfg.periods.train)
     metric = "fluctuation_ratio"
     overall = s[metric].median(("lat", "lon")).to_pandas().rename("all cells").to_frame().T

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from vegviz.evaluation import by_aridity, by_vegetation, fluctuation, stability
+from vegviz.evaluation import by_aridity, by_vegetation, fluctuation, stability_table
 from vegviz.evaluation.stability import high_pass
 
 
@@ -42,7 +42,7 @@ def test_stability_ratio_and_summaries():
                       "mask": (("lat", "lon"), np.array([[1, 1], [1, 1], [1, 0]])),
                       "landcover": (("lat", "lon"), np.array([[7, 7], [7, 10], [10, 10]]))}, coords)
     pred = xr.Dataset({"smooth": (dims, truth), "jittery": (dims, truth + 0.1 * jitter)}, coords)
-    s = stability(pred, obs, period=("2001-01-01", "2002-12-31"))
+    s = stability_table(pred, obs, period=("2001-01-01", "2002-12-31"))
     assert list(s["model"].values) == ["smooth", "jittery", "process"]
     ratio = s["fluctuation_ratio"]
     np.testing.assert_allclose(ratio.sel(model="smooth").values[np.isfinite(ratio.sel(model="smooth").values)], 1.0,

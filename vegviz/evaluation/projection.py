@@ -87,7 +87,7 @@ def spatial_correlation(sim, ref) -> float:
 
 
 def sign_agreement(sim, ref, threshold: float = SIGN_THRESHOLD) -> float:
-    """Share of cells with sign(sim) = sign(ref), among those with |ref| >= ``threshold``; NaN if none."""
+    """Share of cells with ``sign(sim) = sign(ref)``, among those with ``|ref| >= threshold``; NaN if none."""
     s, r = _pairs(sim, ref)
     keep = np.abs(r) >= threshold
     return float(np.mean(np.sign(s[keep]) == np.sign(r[keep]))) if keep.any() else np.nan

@@ -78,7 +78,7 @@ def reference_series(observations: xr.Dataset) -> tuple[xr.DataArray, str]:
     return observations["lai"].interpolate_na("time", method="linear"), "lai interpolated in time"
 
 
-def stability(predictions: xr.Dataset, observations: xr.Dataset, period="test", *,
+def stability_table(predictions: xr.Dataset, observations: xr.Dataset, period="test", *,
               models: Sequence[str] | None = None, references: Sequence[str] = ("process",),
               window: int = WINDOW, min_reference: float = MIN_REFERENCE) -> xr.Dataset:
     """Per-cell fluctuation of every model (and of ``lai_process`` as ``"process"``) over ``period``.

@@ -10,7 +10,7 @@ and the split assigns year *sets*:
 =========  ================================  =========================
 ``split``  ranking key (basin mean, mask)    test years
 =========  ================================  =========================
-temporal   (none: the configured date ranges)
+temporal   (none)                             the configured date ranges
 warm       annual mean ``tair``               the warmest (train on the coolest)
 cool       annual mean ``tair``               the coolest (train on the warmest)
 dry        annual total ``precip``            the driest (train on the wettest)
