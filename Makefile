@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.vegviz-installed
 
-.PHONY: setup demo test lab bench bench-all docs
+.PHONY: setup demo test test-all lab bench bench-all docs
 
 setup: $(STAMP)
 
@@ -26,8 +26,12 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(BIN)/vegviz demo
 
-## the test suite (what CI runs)
+## the test suite (what CI runs): every capability once; tests marked `slow` (second paths,
+## the Binder install, every notebook in JupyterLab) run with `make test-all`
 test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra -m "not slow"
+
+test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -ra
 
 ## API reference from the docstrings: docs/api/_build/html/index.html

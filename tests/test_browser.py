@@ -363,6 +363,7 @@ def test_the_walk_through_left_no_traceback_or_validation_issue_in_the_server_lo
 
 # ----------------------------------------------------------------------------- one dashboard per notebook
 
+@pytest.mark.slow
 @browser_only
 def test_each_dashboard_notebook_and_the_tour_are_servable_alone(playwright, tiny_experiment, small_basin):
     # the tour on the small basin (the test data directory holds only that one)

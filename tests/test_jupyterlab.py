@@ -31,6 +31,9 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, browser_only, free_port, playw
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = ("notebooks", "dashboards")
 NOTEBOOKS = sorted(f"{d}/{p.name}" for d in FOLDERS for p in (ROOT / d).glob("*.ipynb"))
+#: the default run draws one notebook and one served dashboard; `make test-all` draws every one
+QUICK = {"notebooks/01_data_tour.ipynb", "dashboards/maps.ipynb"}
+CASES = [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in NOTEBOOKS]
 
 #: per notebook, a piece of the source of each cell that draws: its output must hold a Bokeh canvas
 PLOT_CELLS = {
@@ -159,7 +162,7 @@ def test_every_notebook_lists_its_plot_cells():
 
 
 @browser_only
-@pytest.mark.parametrize("name", NOTEBOOKS)
+@pytest.mark.parametrize("name", CASES)
 def test_notebook_draws_offline_in_jupyterlab(name, lab, offline_page, request):
     if name.startswith(NEEDS_RESULTS):
         request.getfixturevalue("tiny_experiment")

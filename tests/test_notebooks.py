@@ -8,7 +8,12 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
+#: 02 trains three models (~90 s); its training paths are covered by the CLI and dashboard tests
+HEAVY = {"02_train_models.ipynb"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(p.name, marks=pytest.mark.slow) if p.name in HEAVY else p.name
+                                  for p in sorted(NOTEBOOKS.glob("*.ipynb"))])
 def test_notebook_executes(name, small_basin, monkeypatch):
     monkeypatch.setenv("VEGVIZ_VARIANT", "small")
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -22,6 +27,7 @@ def test_notebook_executes(name, small_basin, monkeypatch):
     assert last.outputs, "the last cell should display a result"
 
 
+@pytest.mark.slow
 def test_the_tour_runs_on_a_user_domain(monkeypatch):
     """A user's basin (a few cells by --bbox, as `vegviz domain add tour_box --bbox ...`) toured like the UCRB:
     the notebook takes its static fields, virtual basin and titles from VEGVIZ_DOMAIN."""

@@ -136,6 +136,7 @@ def test_training_never_sees_other_years_targets(small_basin, tmp_path):
     assert t.validate()[0] != u.validate()[0]  # (the validation does see the validation years)
 
 
+@pytest.mark.slow
 def test_dsst_experiment_with_ensemble_end_to_end(small_basin, tiny_experiment, capsys):
     """vegviz experiment --split warm --members 2: year sets recorded, members with seeds, mean and spread,
     ensemble table, compare; rerun after losing a member trains only that member."""
