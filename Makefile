@@ -28,11 +28,16 @@ demo: $(STAMP)
 
 ## the test suite (what CI runs): every capability once; tests marked `slow` (second paths,
 ## the Binder install, every notebook in JupyterLab) run with `make test-all`
+## Two workers (one per core of the CI machine), whole files per worker so module fixtures build once;
+## `make test TEST_WORKERS=0` runs in one process
+TEST_WORKERS ?= 2
+PYTEST = $(BIN)/python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -ra -m "not slow"
+	$(PYTEST) -m "not slow"
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -ra
+	$(PYTEST)
 
 ## API reference from the docstrings: docs/api/_build/html/index.html
 docs: $(STAMP)

@@ -257,6 +257,7 @@ def test_date_slider_changes_the_map(app, shots):
     app.no_errors()
 
 
+@pytest.mark.slow  # the training dashboard's run, stop and resume are tested in-process (test_dashboard_training)
 @browser_only
 def test_training_run_adds_loss_points_and_is_listed_by_skill(app, shots):
     page = app.page
@@ -357,6 +358,9 @@ def test_a_result_of_another_domain_shows_that_domain(app, gunnison_experiment, 
 @browser_only
 def test_the_walk_through_left_no_traceback_or_validation_issue_in_the_server_log(app, app_server):
     # after every tab was drawn (Training included): W-1005 was logged once per frame-sized plot
+    app.tab("Training")  # drawn here as well: the training run above is a slow test
+    app.field("Run name").wait_for(timeout=SLOW)
+    app.page.wait_for_timeout(1000)
     text = SERVER_LOGS[app_server].read_text()
     assert "Traceback" not in text and not VALIDATION_ISSUE.findall(text), text[-3000:]
 

@@ -465,3 +465,43 @@ def test_a_second_domain_flows_through_every_dashboard(gunnison_experiment, gunn
     assert gun.title in dash._preview_text.object
     (img,) = [el for el in dash.predicted_map[()] if isinstance(el, hv.Image)]
     assert gun.grid.matches(img.dimension_values("lat", expanded=False), img.dimension_values("lon", expanded=False))
+
+
+def test_a_differential_split_result_is_scored_on_its_own_years(runs_dir, other_runs):
+    """A result trained with --split (periods as year sets, vegviz.training.split) opens in every dashboard,
+    and each period means exactly its years, not the span between the first and last of them."""
+    import xarray as xr
+    import yaml
+
+    years = {"train": [1998, 2000, 2001, 2003], "validation": [1999, 2005], "test": [2002, 2004]}
+    dst = other_runs / "tiny_warm"
+    shutil.copytree(runs_dir / "tiny", dst)
+    pred = xr.load_dataset(dst / "predictions.nc")
+    for m in MODELS:
+        cfg = yaml.safe_load(pred[m].attrs["run_config"])
+        cfg["periods"] = years
+        pred[m].attrs["run_config"] = yaml.safe_dump(cfg)
+    (dst / "predictions.nc").unlink()
+    pred.to_netcdf(dst / "predictions.nc")
+
+    assert result_periods(pred) == years
+    s = Skill(result="tiny_warm")
+    drawn(s)
+    assert not visible_alerts(s) and s.period_dates() == [2002, 2004]
+    scores = s.scores()
+    assert list(scores.attrs["period_years"]) == [2002, 2004]
+    expected = score(s.predictions, s.observations, period=[2002, 2004], references=("process",))
+    np.testing.assert_array_equal(scores["nse"].sel(model="convlstm"), expected["nse"].sel(model="convlstm"))
+    span = score(s.predictions, s.observations, period=("2002-01-01", "2004-12-31"), references=("process",))
+    assert not np.allclose(scores["nse"].sel(model="convlstm"), span["nse"].sel(model="convlstm"), equal_nan=True)
+    from bokeh.plotting import figure
+
+    titles = [f.title.text for f in drawn(s).select({"type": figure}) if f.title is not None]
+    assert any("test 2 years (2002, 2004)" in t for t in titles), titles
+
+    t = TimeSeries(result="tiny_warm")
+    drawn(t)
+    assert not visible_alerts(t) and t.period_dates() == [2002, 2004]
+    m = LaiMaps(result="tiny_warm")
+    drawn(m)
+    assert not visible_alerts(m) and pd.Timestamp(m.date).year == 2002  # a test day, in the first test year

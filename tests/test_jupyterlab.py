@@ -31,8 +31,8 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, browser_only, free_port, playw
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = ("notebooks", "dashboards")
 NOTEBOOKS = sorted(f"{d}/{p.name}" for d in FOLDERS for p in (ROOT / d).glob("*.ipynb"))
-#: the default run draws one notebook and one served dashboard; `make test-all` draws every one
-QUICK = {"notebooks/01_data_tour.ipynb", "dashboards/maps.ipynb"}
+#: the default run draws the tour (maps, forcing widgets, curves); `make test-all` draws every notebook
+QUICK = {"notebooks/01_data_tour.ipynb"}
 CASES = [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in NOTEBOOKS]
 
 #: per notebook, a piece of the source of each cell that draws: its output must hold a Bokeh canvas

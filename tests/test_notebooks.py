@@ -8,8 +8,9 @@ from nbclient import NotebookClient
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
-#: 02 trains three models (~90 s); its training paths are covered by the CLI and dashboard tests
-HEAVY = {"02_train_models.ipynb"}
+#: 02 trains three models (~90 s) and 04 prepares a real-data archive (~110 s); their paths are
+#: covered by the CLI, prepare and dashboard tests
+HEAVY = {"02_train_models.ipynb", "04_real_data.ipynb"}
 
 
 @pytest.mark.parametrize("name", [pytest.param(p.name, marks=pytest.mark.slow) if p.name in HEAVY else p.name

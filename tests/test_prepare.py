@@ -292,6 +292,7 @@ def test_sample_archive_command_writes_the_real_layouts(tmp_path, capsys):
     assert cli.main(["sample-archive", str(tmp_path / "a")]) == 2  # not into a non-empty folder
 
 
+@pytest.mark.slow  # the same prepare code, under a dask.distributed client
 def test_prepare_runs_unchanged_on_a_distributed_cluster(archive, prepared, data_dir, tmp_path):
     from distributed import Client, LocalCluster, get_task_stream
 

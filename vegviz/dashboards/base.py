@@ -34,8 +34,11 @@ HOW_TO_MAKE_ONE = ("Make one with `vegviz experiment --data virtual_ucrb_small -
 
 # ----------------------------------------------------------------------------- shared helpers
 
-def result_periods(predictions: xr.Dataset) -> dict[str, tuple[str, str]]:
+def result_periods(predictions: xr.Dataset) -> dict[str, tuple[str, str] | list[int]]:
     """The train/validation/test periods the result was trained with, from its config.
+
+    Each is a (start, end) pair of ISO dates, or a list of calendar years for a result trained
+    with a differential split (``--split warm`` etc., :mod:`vegviz.training.split`).
 
     Experiments keep each member's config YAML in the variable attribute ``run_config``;
     single runs keep it in the global attribute ``config``. Without either (older files),
@@ -51,11 +54,16 @@ def result_periods(predictions: xr.Dataset) -> dict[str, tuple[str, str]]:
     return {k: tuple(v) for k, v in PERIODS.items()}
 
 
-def _config_periods(text: str) -> dict[str, tuple[str, str]]:
+def _period(value) -> tuple[str, str] | list[int]:
+    from ..evaluation.periods import is_year_set
+
+    return [int(y) for y in value] if is_year_set(value) else tuple(str(x) for x in value)
+
+
+def _config_periods(text: str) -> dict[str, tuple[str, str] | list[int]]:
     """The ``periods`` of a run's config YAML.
 
-    Read straight from the YAML when it holds all three [start, end] pairs (as every saved
-    config does): a full :class:`~vegviz.training.Config` validates the model name, which
+    Read straight from the YAML when it holds all three periods (as every saved config does): a full :class:`~vegviz.training.Config` validates the model name, which
     imports torch, a second or two of the first page for three dates. Anything else goes
     through Config, which fills defaults and names what is wrong.
     """
@@ -66,12 +74,12 @@ def _config_periods(text: str) -> dict[str, tuple[str, str]]:
         p = (yaml.safe_load(text) or {}).get("periods")
     except (yaml.YAMLError, AttributeError):
         p = None
-    if isinstance(p, dict) and all(isinstance(p.get(k), (list, tuple)) and len(p[k]) == 2 for k in names):
-        return {k: tuple(str(x) for x in p[k]) for k in names}
+    if isinstance(p, dict) and all(isinstance(p.get(k), (list, tuple)) and p[k] for k in names):
+        return {k: _period(p[k]) for k in names}
     from ..training.config import Config
 
     periods = Config.from_yaml(text if "\n" in text else text + "\n").periods
-    return {k: tuple(str(x) for x in getattr(periods, k)) for k in names}
+    return {k: _period(getattr(periods, k)) for k in names}
 
 
 def dominant_vegetation(observations: xr.Dataset, min_cells: int = 5) -> dict[str, int]:

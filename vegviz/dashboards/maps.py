@@ -174,7 +174,10 @@ class LaiMaps(ResultViewer):
 
     def _default_date(self) -> dt.date:
         """The best-observed composite date of the test period's first year (panel c shows a test day)."""
-        start = np.datetime64(self.periods.get("test", (str(self._days[0]),))[0], "D")
+        from ..evaluation.periods import resolve_period
+
+        test = self.periods.get("test")
+        start = np.datetime64(resolve_period(test)[0] if test else self._days[0], "D")
         first_year = (self._days >= start) & (self._days < start + np.timedelta64(366, "D")) & (self._counts > 0)
         if not first_year.any():
             first_year = self._counts > 0

@@ -159,10 +159,11 @@ class ScenariosDashboard(pn.viewable.Viewer):
             self._update_name()
             return
         try:  # the source's test period, at least two whole years (a projection skips the burn-in days)
+            from ..evaluation.periods import resolve_period
             from .base import result_periods
 
-            test = result_periods(sources.open_result(self.source))["test"]
-            y0, y1 = int(str(test[0])[:4]), int(str(test[1])[:4])
+            start, end = resolve_period(result_periods(sources.open_result(self.source))["test"])
+            y0, y1 = start.year, end.year
             self.period = self._auto_period = f"{min(y0, y1 - 1)}:{y1}"
         except Exception as e:
             log.warning("no default period for %s: %s", self.source, e)

@@ -106,8 +106,8 @@ class Skill(ResultViewer):
         self.param.update(**updates)
 
     # --------------------------------------------------------------- data
-    def period_dates(self) -> tuple[str, str]:
-        """(start, end) of the chosen period in this result's config."""
+    def period_dates(self) -> tuple[str, str] | list[int]:
+        """The chosen period in this result's config: (start, end), or its years (a differential split)."""
         if self.period not in self.periods:
             raise ValueError(f"the result has no {self.period!r} period; it has {sorted(self.periods)}")
         return self.periods[self.period]

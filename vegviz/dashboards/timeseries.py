@@ -85,7 +85,7 @@ class TimeSeries(ResultViewer):
         return float(self._lat[ii[k]]), float(self._lon[jj[k]])
 
     # --------------------------------------------------------------- data
-    def period_dates(self) -> tuple[str, str]:
+    def period_dates(self) -> tuple[str, str] | list[int]:
         if self.period not in self.periods:
             raise ValueError(f"the result has no {self.period!r} period; it has {sorted(self.periods)}")
         return self.periods[self.period]

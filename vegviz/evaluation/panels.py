@@ -91,6 +91,8 @@ def _map(da: xr.DataArray, *, title: str, cmap: str, clim, label: str, width: in
 
 def _period_text(scores: xr.Dataset) -> str:
     a = scores.attrs
+    if "period_years" in a:
+        return _period_title([int(y) for y in np.atleast_1d(a["period_years"])], str(a.get("period", "")))
     if "period_start" in a:
         return _period_title((a["period_start"], a["period_end"]), str(a.get("period", "")))
     return ""

@@ -8,7 +8,7 @@ import pandas as pd
 import xarray as xr
 
 from .baselines import climatology_baseline
-from .periods import PERIODS, resolve_period, select_period
+from .periods import PERIODS, is_year_set, resolve_period, select_period
 from .skill import METRICS, MIN_OBS, check_metrics
 from .skill import metrics as _metrics
 
@@ -141,6 +141,8 @@ def score(predictions: xr.Dataset, observations: xr.Dataset, period="test",
         "observations_source": str(observations.attrs.get("source", "unknown")),
         "predictions_source": str(predictions.attrs.get("source", "unknown")),
     }
+    if is_year_set(period):
+        out.attrs["period_years"] = np.array(sorted(set(int(y) for y in period)), dtype="int32")
     if compute:
         out = out.compute()
         if int(out["n_obs"].where(mask == 1).max()) == 0:
