@@ -13,7 +13,8 @@ runs root (the experiment's folder is not written). Steps and their times:
 * ``summaries``: seasonal summaries, groups, skill tables; ``write``: projection.nc and the CSVs.
 
 Reference, measured in the same run: one plain ``Run.predict`` of convlstm over the scenario's days
-(over the record, it is what training writes as predictions.nc). Threads: torch.set_num_threads(2), the machine's 2 cores.
+(over the record, it is what training writes as predictions.nc). Threads: the projection's default (every
+usable core) and the same number for the reference, although the study's runs were trained with 1.
 
     python benchmarks/bench_projection.py                         # baseline reused where provably identical
     python benchmarks/bench_projection.py --recompute-baseline    # every model run twice
@@ -21,6 +22,7 @@ Reference, measured in the same run: one plain ``Run.predict`` of convlstm over 
 from __future__ import annotations
 
 import argparse
+import ast
 import tempfile
 import time
 from pathlib import Path
@@ -40,7 +42,9 @@ def main() -> None:
 
     import torch
 
-    torch.set_num_threads(2)
+    from vegviz.training.device import usable_cores
+
+    torch.set_num_threads(usable_cores())
     from vegviz.experiment import Experiment
     from vegviz.scenarios import DeltaChange, build_scenario, open_scenario
     from vegviz.scenarios.projection import project
@@ -57,7 +61,7 @@ def main() -> None:
         proj = project(exp, scen, device="cpu", root=tmp, reuse_baseline=not args.recompute_baseline,
                        log=lambda m: print(f"  {time.perf_counter() - t0:6.1f} s  {m}", flush=True))
         total = time.perf_counter() - t0
-        steps = eval(proj.attrs["seconds"])  # noqa: S307 - our own dict of floats
+        steps = ast.literal_eval(proj.attrs["seconds"])
         ref = None
         if not args.no_reference:
             from vegviz.catalog import open_data
@@ -66,7 +70,7 @@ def main() -> None:
             first, last = scen["time"].values[[0, -1]]
             data = open_data(args.data).sel(time=slice(first, last))
             t0 = time.perf_counter()
-            run.predict(data, write=False, device="cpu")
+            run.predict(data, write=False, device="cpu", threads=torch.get_num_threads())  # as the projection
             ref = time.perf_counter() - t0
 
     print(f"\nprojection of {exp.name} ({', '.join(exp.models)}) + process + truth, scenario and baseline:")

@@ -55,6 +55,7 @@ def main() -> None:
     args = p.parse_args()
 
     from vegviz.paths import cache_dir, runs_root
+    from vegviz.training.device import usable_cores
 
     data, runs = cache_dir(), runs_root()
     experiment = args.source.split("/")[0]
@@ -83,7 +84,7 @@ def main() -> None:
         a, b = args.period.split(":")
         base = open_data(run.config.data).sel(time=slice(f"{a}-01-01", f"{b}-12-31"))
         t1 = time.perf_counter()
-        run.predict(base, write=False)[run.config.model].load()
+        run.predict(base, write=False, threads=usable_cores())[run.config.model].load()  # as the projection
         reference = time.perf_counter() - t1
         shutil.rmtree(Path(tmp) / "runs" / "projections", ignore_errors=True)
 

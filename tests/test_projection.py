@@ -172,6 +172,8 @@ def test_unknown_run_or_scenario_is_a_clear_error(tiny_experiment, scenario):
     assert "Fix:" in out.stderr
     out = _cli("project", "tiny", "--scenario", "no_such_scenario")
     assert out.returncode == 2 and "scenario 'no_such_scenario' not found" in out.stderr and "Fix:" in out.stderr
+    out = _cli("project", "tiny", "--scenario", scenario, "--threads", "0")
+    assert out.returncode == 2 and "threads=0: give a positive number of CPU threads" in out.stderr
     _nothing_written(before)
 
 

@@ -259,12 +259,12 @@ def _earlier_projection(root, key: dict, runs: dict) -> xr.Dataset | None:
 
 
 def _predict_model(model: str, group: list, scen: xr.Dataset, base: xr.Dataset, full, device, reuse: bool, log,
-                   times, earlier: xr.Dataset | None = None):
+                   times, earlier: xr.Dataset | None = None, threads: int | None = None):
     """{series name: (scenario, baseline)} daily LAI of ``model``'s runs (members named by run)."""
     out = {}
     for run in group:
         t0 = time.perf_counter()
-        s = run.predict(scen, write=False, device=device)[run.config.model]
+        s = run.predict(scen, write=False, device=device, threads=threads)[run.config.model]
         times["predict"] += time.perf_counter() - t0
         t0 = time.perf_counter()
         b, how = None, "predicted"
@@ -274,7 +274,7 @@ def _predict_model(model: str, group: list, scen: xr.Dataset, base: xr.Dataset, 
             b = _stored_baseline(run, base, run.config.model, full)
             how = "stored predictions" if b is not None else how
         if b is None:
-            b = run.predict(base, write=False, device=device)[run.config.model]
+            b = run.predict(base, write=False, device=device, threads=threads)[run.config.model]
             times["predict"] += time.perf_counter() - t0
         else:
             times["baseline_read"] += time.perf_counter() - t0
@@ -348,13 +348,14 @@ def _summaries(series: dict[str, tuple], members: dict[str, list[str]], coords) 
 # ----------------------------------------------------------------------------- the projection
 
 def project(source, scenario, *, device: str | None = None, root=None, overwrite: bool = False,
-            write: bool = True, reuse_baseline: bool = True, log=print) -> xr.Dataset:
+            write: bool = True, reuse_baseline: bool = True, threads: int | None = None, log=print) -> xr.Dataset:
     """Run ``source``'s models on ``scenario`` and on its baseline; return (and write) the projection.
 
     ``source``: a :class:`vegviz.training.Run`, a :class:`vegviz.experiment.Experiment`, or the
     folder or name (under the runs root) of either. ``scenario``: a scenario name
     (:func:`vegviz.scenarios.list_scenarios`) or an opened scenario Dataset. ``device``
-    overrides the runs' device. ``root`` is the runs root the ``projections`` folder goes
+    overrides the runs' device; ``threads`` the CPU threads of the models (default: every core
+    this process may use, whatever the runs were trained with). ``root`` is the runs root the ``projections`` folder goes
     under (default :func:`vegviz.paths.runs_root`). With ``write`` the projection is written
     (see the module docstring); an existing one is replaced only with ``overwrite``.
     Every check runs before anything is computed or written.
@@ -362,6 +363,11 @@ def project(source, scenario, *, device: str | None = None, root=None, overwrite
     from . import open_baseline
 
     times = {"predict": 0.0, "baseline_read": 0.0, "truth": 0.0, "summaries": 0.0, "write": 0.0}
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads={threads!r}: give a positive number of CPU threads, or None for every core")
+    from ..training.device import usable_cores
+
+    threads = threads or usable_cores()
     name, runs, kind = _source_runs(source)
     scen_name, scen = _scenario(scenario)
     folder = projection_dir(name, scen_name, root)
@@ -380,7 +386,7 @@ def project(source, scenario, *, device: str | None = None, root=None, overwrite
 
     series, members = {}, {}
     for model, group in runs.items():
-        got = _predict_model(model, group, scen, base, full, device, reuse_baseline, log, times, earlier)
+        got = _predict_model(model, group, scen, base, full, device, reuse_baseline, log, times, earlier, threads)
         if len(got) == 1:
             series[model] = next(iter(got.values()))
         else:  # ensemble: the member mean is the model, the members are kept for their spread

@@ -42,7 +42,7 @@ def _attr(value):
 
 def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Normalization, *,
             checkpoint=None, device: str | None = None, chunk: int = INFERENCE_CHUNK,
-            name: str | None = None) -> xr.Dataset:
+            name: str | None = None, threads: int | None = None) -> xr.Dataset:
     """Run ``model`` over the whole period of ``ds``; LAI (m2 m-2) on the grid of ``ds``.
 
     Parameters
@@ -62,6 +62,9 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
         Days per forward call.
     name
         Variable name (default: ``config.model``).
+    threads
+        CPU threads for this call (default: the run's ``num_threads``, a training setting: runs
+        trained side by side often have 1). A projection passes the machine's cores.
     """
     stats.check_channels(config.channels)
     sub = prepare(ds, config, with_target=False)
@@ -69,7 +72,8 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
     model = model.to(hw.device)
     t = sub["time"].values
     arrays = load_period(sub, stats, t[0], t[-1], with_target=False)
-    with settings(config, hw):  # the run's thread count: predicting on all cores of a busy machine crawls
+    run_settings = config.replace(num_threads=int(threads)) if threads else config
+    with settings(run_settings, hw):  # the run's thread count: predicting on all cores of a busy machine crawls
         out = stats.denormalize(run_sequence(model, arrays.x, hw, chunk, statics=arrays.statics))
     del arrays
     mask = sub["mask"].fillna(0).values.astype(bool)

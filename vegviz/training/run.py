@@ -127,15 +127,17 @@ class Run:
         return xr.open_dataset(p, engine="netcdf4", chunks={}) if p.exists() else None
 
     def predict(self, data: xr.Dataset | None = None, which: str | int = "best", *, write: bool = True,
-                device: str | None = None) -> xr.Dataset:
-        """Predictions of a checkpoint over ``data`` (default: the run's data); written when ``write``."""
+                device: str | None = None, threads: int | None = None) -> xr.Dataset:
+        """Predictions of a checkpoint over ``data`` (default: the run's data); written when ``write``.
+
+        ``threads``: CPU threads (default: the run's ``num_threads``)."""
         ckpt = self.load_checkpoint(which)
         config = Config.from_dict(ckpt["config"])
         model = build_model(config, Normalization.from_dict(ckpt["normalization"]).n_inputs)
         model.load_state_dict(ckpt["model"])
         ds = data if data is not None else open_data(config.data, seed=config.seed)
         pred = predict(model, ds, config, Normalization.from_dict(ckpt["normalization"]),
-                       checkpoint=self.checkpoint(which), device=device)
+                       checkpoint=self.checkpoint(which), device=device, threads=threads)
         if write:
             write_predictions(pred, self.predictions_path)
         return pred
