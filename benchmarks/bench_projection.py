@@ -13,8 +13,8 @@ runs root (the experiment's folder is not written). Steps and their times:
 * ``summaries``: seasonal summaries, groups, skill tables; ``write``: projection.nc and the CSVs.
 
 Reference, measured in the same run: one plain ``Run.predict`` of convlstm over the scenario's days
-(over the record, it is what training writes as predictions.nc). Threads: the projection's default (every
-usable core) and the same number for the reference, although the study's runs were trained with 1.
+(over the record, it is what training writes as predictions.nc). Threads: the projection's default (torch's,
+every core) and the same number for the reference, although the study's runs were trained with 1.
 
     python benchmarks/bench_projection.py                         # baseline reused where provably identical
     python benchmarks/bench_projection.py --recompute-baseline    # every model run twice
@@ -42,9 +42,6 @@ def main() -> None:
 
     import torch
 
-    from vegviz.training.device import usable_cores
-
-    torch.set_num_threads(usable_cores())
     from vegviz.experiment import Experiment
     from vegviz.scenarios import DeltaChange, build_scenario, open_scenario
     from vegviz.scenarios.projection import project

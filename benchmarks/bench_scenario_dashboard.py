@@ -54,8 +54,9 @@ def main() -> None:
     p.add_argument("--precip", type=float, default=0.9)
     args = p.parse_args()
 
+    import torch
+
     from vegviz.paths import cache_dir, runs_root
-    from vegviz.training.device import usable_cores
 
     data, runs = cache_dir(), runs_root()
     experiment = args.source.split("/")[0]
@@ -84,7 +85,7 @@ def main() -> None:
         a, b = args.period.split(":")
         base = open_data(run.config.data).sel(time=slice(f"{a}-01-01", f"{b}-12-31"))
         t1 = time.perf_counter()
-        run.predict(base, write=False, threads=usable_cores())[run.config.model].load()  # as the projection
+        run.predict(base, write=False, threads=torch.get_num_threads())[run.config.model].load()  # as the projection
         reference = time.perf_counter() - t1
         shutil.rmtree(Path(tmp) / "runs" / "projections", ignore_errors=True)
 

@@ -48,6 +48,12 @@ def pytest_configure(config):
     import os
     import tempfile
 
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # one thread per worker (and in the kernels and servers it starts): the workers already use every core
+        os.environ["OMP_NUM_THREADS"] = "1"
+        import torch
+
+        torch.set_num_threads(1)
     os.environ["VEGVIZ_RUNS_DIR"] = config._vegviz_runs = tempfile.mkdtemp(prefix="vegviz-test-runs-")
     reuse = os.environ.get("VEGVIZ_TEST_DATA_DIR")
     if reuse:

@@ -199,6 +199,12 @@ def app_server(tiny_experiment):
 SERVER_LOGS: dict[str, Path] = {}
 
 
+def assert_clean_log(log: Path) -> None:
+    """A server's log holds no traceback and no Bokeh validation issue."""
+    text = log.read_text()
+    assert "Traceback" not in text and not VALIDATION_ISSUE.findall(text), text[-3000:]
+
+
 @pytest.fixture(scope="module")
 def app(playwright, app_server, shots):
     """One browser session on the combined app, shared by the walk-through tests below (in file order)."""
@@ -361,8 +367,7 @@ def test_the_walk_through_left_no_traceback_or_validation_issue_in_the_server_lo
     app.tab("Training")  # drawn here as well: the training run above is a slow test
     app.field("Run name").wait_for(timeout=SLOW)
     app.page.wait_for_timeout(1000)
-    text = SERVER_LOGS[app_server].read_text()
-    assert "Traceback" not in text and not VALIDATION_ISSUE.findall(text), text[-3000:]
+    assert_clean_log(SERVER_LOGS[app_server])
 
 
 # ----------------------------------------------------------------------------- one dashboard per notebook
@@ -385,8 +390,7 @@ def test_each_dashboard_notebook_and_the_tour_are_servable_alone(playwright, tin
         b.no_errors()
     finally:
         stop_server(proc)
-    text = log.read_text()
-    assert "Traceback" not in text and not VALIDATION_ISSUE.findall(text), text[-3000:]
+    assert_clean_log(log)
 
 
 # ----------------------------------------------------------------------------- remote browsers are refused

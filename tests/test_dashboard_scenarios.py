@@ -179,7 +179,7 @@ def test_app_has_a_scenarios_tab(ran):
 # ----------------------------------------------------------------------------- in a browser
 
 def test_served_alone_a_clicked_cell_draws_its_series(ran, tmp_path):
-    from test_browser import SLOW, VALIDATION_ISSUE, Browser, browser_only, start_server, stop_server  # noqa: F401
+    from test_browser import SLOW, Browser, assert_clean_log, browser_only, start_server, stop_server  # noqa: F401
 
     if not Path(os.environ.get("VEGVIZ_CHROMIUM", "/usr/bin/chromium")).exists():
         pytest.skip("no Chromium (Debian: apt-get install chromium; never `playwright install`)")
@@ -201,6 +201,5 @@ def test_served_alone_a_clicked_cell_draws_its_series(ran, tmp_path):
             b.no_errors()
     finally:
         stop_server(proc)
-    text = log.read_text()
-    assert "Traceback" not in text and not VALIDATION_ISSUE.findall(text), text[-3000:]
+    assert_clean_log(log)
 

@@ -898,7 +898,7 @@ def build_parser() -> argparse.ArgumentParser:
     pj.add_argument("--scenario", required=True, help="scenario name (`vegviz scenario --list`) or store path")
     pj.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                     help="where the models run (default: auto, each run's own setting)")
-    pj.add_argument("--threads", type=int, help="CPU threads of the models (default: every core this process may use)")
+    pj.add_argument("--threads", type=int, help="CPU threads of the models (default: torch's default, every core)")
     pj.add_argument("--runs-dir", help="runs root whose projections/ folder gets it (default: $VEGVIZ_RUNS_DIR or the "
                                        "user data dir)")
     pj.add_argument("--overwrite", action="store_true", help="replace an existing projection of the same name")

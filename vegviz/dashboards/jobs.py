@@ -114,14 +114,7 @@ class BackgroundJob:
 
     def wait(self, timeout: float | None = None, interval: float = 0.1) -> None:
         """Poll until the work has ended (TimeoutError after ``timeout`` s)."""
-        t0 = time.monotonic()
-        while True:
-            self.poll()
-            if not self.running:
-                return
-            if timeout is not None and time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"job {self.name} still runs after {timeout} s")
-            time.sleep(interval)
+        poll_until_done(self.poll, lambda: self.running, f"job {self.name}", timeout, interval)
 
     @staticmethod
     def _call(callback, *args) -> None:
@@ -133,9 +126,29 @@ class BackgroundJob:
             log.exception("a job callback failed")
 
     def _stop_polling(self) -> None:
-        if self._periodic is not None:
-            try:
-                self._periodic.stop()
-            except Exception:  # the session may be gone already
-                log.debug("could not stop the periodic callback", exc_info=True)
-            self._periodic = None
+        stop_periodic(self._periodic)
+        self._periodic = None
+
+
+def poll_until_done(poll: Callable[[], object], running: Callable[[], bool], what: str,
+                    timeout: float | None = None, interval: float = 0.1) -> None:
+    """Call ``poll`` until ``running()`` is false: how notebooks and tests wait for a page's background work
+    (a server never blocks; its periodic callback polls). TimeoutError naming ``what`` after ``timeout`` s."""
+    t0 = time.monotonic()
+    while True:
+        poll()
+        if not running():
+            return
+        if timeout is not None and time.monotonic() - t0 > timeout:
+            raise TimeoutError(f"{what} still runs after {timeout} s")
+        time.sleep(interval)
+
+
+def stop_periodic(callback) -> None:
+    """Stop a Panel periodic callback (None: nothing to stop); its session may be gone already."""
+    if callback is None:
+        return
+    try:
+        callback.stop()
+    except Exception:
+        log.debug("could not stop the periodic callback", exc_info=True)

@@ -29,7 +29,6 @@ import logging
 import queue
 import secrets
 import threading
-import time
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
@@ -257,14 +256,10 @@ class TrainingDashboard(pn.viewable.Viewer):
 
     def wait(self, timeout: float | None = None, interval: float = 0.1) -> str:
         """Poll until the active run has ended; returns the final status (TimeoutError after ``timeout`` s)."""
-        t0 = time.monotonic()
-        while True:
-            self.poll()
-            if not self.running:
-                return self.status
-            if timeout is not None and time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"the run {self.run_dir} is still active after {timeout} s")
-            time.sleep(interval)
+        from .jobs import poll_until_done
+
+        poll_until_done(self.poll, lambda: self.running, f"the run {self.run_dir}", timeout, interval)
+        return self.status
 
     def config(self, run_dir: Path | None = None) -> Config:
         """The :class:`Config` the current settings describe (ConfigError when invalid)."""
@@ -601,12 +596,10 @@ class TrainingDashboard(pn.viewable.Viewer):
             self._periodic = pn.state.add_periodic_callback(self.poll, period=self.poll_period)
 
     def _stop_polling(self) -> None:
-        if self._periodic is not None:
-            try:
-                self._periodic.stop()
-            except Exception:  # the session may be gone already
-                log.debug("could not stop the periodic callback", exc_info=True)
-            self._periodic = None
+        from .jobs import stop_periodic
+
+        stop_periodic(self._periodic)
+        self._periodic = None
 
     # ------------------------------------------------------------------ page
     @staticmethod

@@ -354,8 +354,8 @@ def project(source, scenario, *, device: str | None = None, root=None, overwrite
     ``source``: a :class:`vegviz.training.Run`, a :class:`vegviz.experiment.Experiment`, or the
     folder or name (under the runs root) of either. ``scenario``: a scenario name
     (:func:`vegviz.scenarios.list_scenarios`) or an opened scenario Dataset. ``device``
-    overrides the runs' device; ``threads`` the CPU threads of the models (default: every core
-    this process may use, whatever the runs were trained with). ``root`` is the runs root the ``projections`` folder goes
+    overrides the runs' device; ``threads`` the CPU threads of the models (default: torch's
+    thread count in this process, i.e. every core unless set, whatever the runs were trained with). ``root`` is the runs root the ``projections`` folder goes
     under (default :func:`vegviz.paths.runs_root`). With ``write`` the projection is written
     (see the module docstring); an existing one is replaced only with ``overwrite``.
     Every check runs before anything is computed or written.
@@ -365,9 +365,9 @@ def project(source, scenario, *, device: str | None = None, root=None, overwrite
     times = {"predict": 0.0, "baseline_read": 0.0, "truth": 0.0, "summaries": 0.0, "write": 0.0}
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads={threads!r}: give a positive number of CPU threads, or None for every core")
-    from ..training.device import usable_cores
+    import torch  # the models need it anyway
 
-    threads = threads or usable_cores()
+    threads = threads or torch.get_num_threads()
     name, runs, kind = _source_runs(source)
     scen_name, scen = _scenario(scenario)
     folder = projection_dir(name, scen_name, root)

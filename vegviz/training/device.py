@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 
 import torch
@@ -91,11 +90,3 @@ def settings(config: Config, hardware: Hardware):
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(det, warn_only=det_warn)
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on: its affinity mask (a batch job's allocation, not the node's)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
