@@ -161,11 +161,26 @@ def test_every_notebook_lists_its_plot_cells():
     assert not missing, f"add the plot cells of {missing} to PLOT_CELLS"
 
 
+def _a_projection() -> None:
+    """One projection of the tiny experiment's convlstm: the Scenarios dashboard opens on a projection, and a
+    session (or a test worker) that never ran test_dashboard_scenarios has none."""
+    from vegviz.scenarios import DeltaChange, build_scenario, list_scenarios
+    from vegviz.scenarios.projection import list_projections, project
+
+    if list_projections():
+        return
+    if "lab_warm2" not in list_scenarios():
+        build_scenario("lab_warm2", "virtual_ucrb_small", "2004:2005", DeltaChange(dt=2.0, precip=0.9))
+    project("tiny/convlstm", "lab_warm2", log=lambda *_: None)
+
+
 @browser_only
 @pytest.mark.parametrize("name", CASES)
 def test_notebook_draws_offline_in_jupyterlab(name, lab, offline_page, request):
     if name.startswith(NEEDS_RESULTS):
         request.getfixturevalue("tiny_experiment")
+    if name == "dashboards/scenarios.ipynb":
+        _a_projection()
     url, token = lab
     page, blocked, errors = offline_page
     blocked.clear()
