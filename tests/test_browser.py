@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from marks import slow_except
+
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = ROOT / "dashboards"
 CHROMIUM = os.environ.get("VEGVIZ_CHROMIUM", "/usr/bin/chromium")
@@ -476,7 +478,7 @@ def test_app_without_results_opens_on_training_and_survives_a_broken_tab(tiny_ex
 # ----------------------------------------------------------------------------- the notebooks execute
 
 # the default run executes one; the walk-through above draws every component of the app in Chromium
-@pytest.mark.parametrize("name", [n if n == "skill" else pytest.param(n, marks=pytest.mark.slow) for n in NOTEBOOKS])
+@pytest.mark.parametrize("name", slow_except(NOTEBOOKS, {"skill"}))
 def test_dashboard_notebook_executes(name, tiny_experiment, monkeypatch):
     import nbformat
     from nbclient import NotebookClient

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from marks import slow_except
 from test_browser import CHROMIUM, CHROMIUM_ARGS, browser_only, free_port, playwright  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ FOLDERS = ("notebooks", "dashboards")
 NOTEBOOKS = sorted(f"{d}/{p.name}" for d in FOLDERS for p in (ROOT / d).glob("*.ipynb"))
 #: the default run draws the tour (maps, forcing widgets, curves); `make test-all` draws every notebook
 QUICK = {"notebooks/01_data_tour.ipynb"}
-CASES = [n if n in QUICK else pytest.param(n, marks=pytest.mark.slow) for n in NOTEBOOKS]
+CASES = slow_except(NOTEBOOKS, QUICK)
 
 #: per notebook, a piece of the source of each cell that draws: its output must hold a Bokeh canvas
 PLOT_CELLS = {

@@ -5,16 +5,18 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from marks import slow_except
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 #: 02 trains three models (~90 s) and 04 prepares a real-data archive (~110 s); their paths are
 #: covered by the CLI, prepare and dashboard tests
 HEAVY = {"02_train_models.ipynb", "04_real_data.ipynb"}
+NAMES = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
 
 
-@pytest.mark.parametrize("name", [pytest.param(p.name, marks=pytest.mark.slow) if p.name in HEAVY else p.name
-                                  for p in sorted(NOTEBOOKS.glob("*.ipynb"))])
+@pytest.mark.parametrize("name", slow_except(NAMES, set(NAMES) - HEAVY))
 def test_notebook_executes(name, small_basin, monkeypatch):
     monkeypatch.setenv("VEGVIZ_VARIANT", "small")
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)

@@ -15,6 +15,8 @@ import pytest
 from vegviz import cli, domains
 from vegviz.data.static import missing_sources, static_for as domains_static
 
+from marks import slow_except
+
 pytestmark = pytest.mark.skipif(bool(missing_sources()), reason="; ".join(missing_sources()) or "ok")
 
 TINY = ["--epochs", "1", "--set", "hparams.filters=4", "--set", "window=60", "--set", "burn_in=30",
@@ -39,7 +41,7 @@ KINDS = {
 
 
 # the default run trains one user domain (an outlet); the bbox and polygon ones train the same way
-@pytest.mark.parametrize("kind", [k if k == "outlet" else pytest.param(k, marks=pytest.mark.slow) for k in sorted(KINDS)])
+@pytest.mark.parametrize("kind", slow_except(sorted(KINDS), {"outlet"}))
 def test_a_user_domain_trains_and_shows_in_the_dashboards(kind, tmp_path, monkeypatch, capsys):
     from vegviz.dashboards import LaiMaps, Skill, TimeSeries
 

@@ -63,9 +63,10 @@ def _period(value) -> tuple[str, str] | list[int]:
 def _config_periods(text: str) -> dict[str, tuple[str, str] | list[int]]:
     """The ``periods`` of a run's config YAML.
 
-    Read straight from the YAML when it holds all three periods (as every saved config does): a full :class:`~vegviz.training.Config` validates the model name, which
-    imports torch, a second or two of the first page for three dates. Anything else goes
-    through Config, which fills defaults and names what is wrong.
+    Read straight from the YAML when it holds all three periods (as every saved config does):
+    a full :class:`~vegviz.training.Config` validates the model name, which imports torch, a
+    second or two of the first page for three dates. Anything else goes through Config, which
+    fills defaults and names what is wrong.
     """
     import yaml
 

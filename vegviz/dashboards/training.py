@@ -51,6 +51,7 @@ from ..training.device import settings as device_settings
 from ..training.run import PREDICTIONS
 from ..training.trainer import HISTORY_COLUMNS, RESUMABLE_CHANGES
 from . import sources
+from .jobs import poll_until_done, stop_periodic
 
 log = logging.getLogger(__name__)
 
@@ -256,8 +257,6 @@ class TrainingDashboard(pn.viewable.Viewer):
 
     def wait(self, timeout: float | None = None, interval: float = 0.1) -> str:
         """Poll until the active run has ended; returns the final status (TimeoutError after ``timeout`` s)."""
-        from .jobs import poll_until_done
-
         poll_until_done(self.poll, lambda: self.running, f"the run {self.run_dir}", timeout, interval)
         return self.status
 
@@ -596,8 +595,6 @@ class TrainingDashboard(pn.viewable.Viewer):
             self._periodic = pn.state.add_periodic_callback(self.poll, period=self.poll_period)
 
     def _stop_polling(self) -> None:
-        from .jobs import stop_periodic
-
         stop_periodic(self._periodic)
         self._periodic = None
 

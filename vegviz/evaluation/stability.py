@@ -79,8 +79,8 @@ def reference_series(observations: xr.Dataset) -> tuple[xr.DataArray, str]:
 
 
 def stability_table(predictions: xr.Dataset, observations: xr.Dataset, period="test", *,
-              models: Sequence[str] | None = None, references: Sequence[str] = ("process",),
-              window: int = WINDOW, min_reference: float = MIN_REFERENCE) -> xr.Dataset:
+                    models: Sequence[str] | None = None, references: Sequence[str] = ("process",),
+                    window: int = WINDOW, min_reference: float = MIN_REFERENCE) -> xr.Dataset:
     """Per-cell fluctuation of every model (and of ``lai_process`` as ``"process"``) over ``period``.
 
     Returns a Dataset with dims (model, lat, lon): ``fluctuation`` (m2 m-2),

@@ -355,8 +355,9 @@ def project(source, scenario, *, device: str | None = None, root=None, overwrite
     folder or name (under the runs root) of either. ``scenario``: a scenario name
     (:func:`vegviz.scenarios.list_scenarios`) or an opened scenario Dataset. ``device``
     overrides the runs' device; ``threads`` the CPU threads of the models (default: torch's
-    thread count in this process, i.e. every core unless set, whatever the runs were trained with). ``root`` is the runs root the ``projections`` folder goes
-    under (default :func:`vegviz.paths.runs_root`). With ``write`` the projection is written
+    thread count in this process, i.e. every core unless set, whatever the runs were trained
+    with). ``root`` is the runs root the ``projections`` folder goes under (default
+    :func:`vegviz.paths.runs_root`). With ``write`` the projection is written
     (see the module docstring); an existing one is replaced only with ``overwrite``.
     Every check runs before anything is computed or written.
     """

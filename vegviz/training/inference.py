@@ -64,7 +64,7 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
         Variable name (default: ``config.model``).
     threads
         CPU threads for this call (default: the run's ``num_threads``, a training setting: runs
-        trained side by side often have 1). A projection passes the machine's cores.
+        trained side by side often have 1). A projection passes torch's thread count.
     """
     stats.check_channels(config.channels)
     sub = prepare(ds, config, with_target=False)
