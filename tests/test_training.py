@@ -24,6 +24,7 @@ import xarray as xr
 
 from vegviz.contract import ContractError, cf_attrs
 from vegviz.data.static import load_static
+from vegviz.training.reader import WindowReader
 from vegviz.training import (Config, ConfigError, EventLog, Run, Trainer, epoch_windows,
                              fit_normalization, load_checkpoint, masked_loss, save_checkpoint, train)
 from vegviz.training.checkpoint import write_atomic
@@ -298,17 +299,27 @@ def test_stop_request_from_another_thread(data, tmp_path):
 def test_burn_in_and_unobserved_targets_do_not_change_the_loss(data, tmp_path):
     trainer = Trainer(tiny_config(), data, tmp_path / "run", progress=False)
     trainer.setup()
-    starts = trainer.epoch_plan(1)[0][:1]  # one window: its burn-in is nobody's scored window
+    sample = trainer.epoch_plan(1)[0][:1]  # one window: its burn-in is nobody's scored window
     weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    loss, n = trainer.train_step(starts)
-    y = trainer.train_data.y
-    for s in starts:  # targets in the burn-in days and outside the mask must not count
-        y[s:s + trainer.config.burn_in] = 50.0
-    y[:, 0, 0] = -50.0
-    trainer.model.load_state_dict(weights)
-    assert trainer.train_step(starts) == (pytest.approx(loss, rel=1e-6), n)
-    assert n == sum(np.isfinite(y[s + 20:s + 80]).sum() - np.isfinite(y[s + 20:s + 80, 0, 0]).sum()
-                    for s in starts)
+    loss, n = trainer.train_step(sample)
+    # targets in the burn-in days and outside the mask must not count: change them in the data
+    s = int(sample[0, 0]) + trainer.train_reader.first
+    changed = data.copy(deep=True)
+    lai = changed["lai"].values
+    lai[s:s + trainer.config.burn_in] = 9.5
+    outside = changed["mask"].values != 1
+    assert outside.any()
+    lai[:, outside] = 0.25
+    other = Trainer(tiny_config(), changed, tmp_path / "other", progress=False)
+    other.setup()
+    r = trainer.train_reader  # the same normalisation (the changed days would move the training mean)
+    other.train_reader = WindowReader(changed, trainer.stats, r.time[0], r.time[-1])
+    other.model.load_state_dict(weights)
+    assert other.train_step(sample) == (pytest.approx(loss, rel=1e-6), n)
+    y = data["lai"].values
+    inside = ~outside
+    burn = trainer.config.burn_in
+    assert n == np.isfinite(y[s + burn:s + trainer.config.sample_days][:, inside]).sum()
 
 
 def test_runs_root_follows_environment(monkeypatch, tmp_path):

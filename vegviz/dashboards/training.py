@@ -407,9 +407,9 @@ class TrainingDashboard(pn.viewable.Viewer):
     @staticmethod
     def _preview(trainer: Trainer, ctx: dict, predicted: bool, epoch: int) -> dict | None:
         """Satellite LAI on one validation composite date and (``predicted``) the model's map that day."""
-        v, stats = trainer.val_data, trainer.stats
+        v, stats = trainer.val_reader, trainer.stats
         if "k" not in ctx:
-            obs = v.y[v.pad:v.pad + PREVIEW_SEARCH_DAYS]
+            obs = v.read_target(v.pad, min(v.pad + PREVIEW_SEARCH_DAYS, v.shape[0]))
             counts = np.isfinite(obs).sum(axis=(1, 2))
             k = int(np.argmax(counts))  # the best-observed composite of the first validation year
             ctx.update(k=k, day=pd.Timestamp(v.time[v.pad + k]),
@@ -419,7 +419,8 @@ class TrainingDashboard(pn.viewable.Viewer):
                 "lat": trainer.coords["lat"], "lon": trainer.coords["lon"], "predicted": None}
         if predicted:
             # burn-in days plus the validation days up to the preview day: no more than needed
-            p = run_sequence(trainer.model, v.x[:v.pad + k + 1], trainer.hardware, statics=v.statics)[-1]
+            x, _ = v.read(0, v.pad + k + 1, target=False)
+            p = run_sequence(trainer.model, x, trainer.hardware)[-1]
             item["predicted"] = np.where(trainer.mask, stats.denormalize(p), np.nan).astype(np.float32)
         return item
 

@@ -39,6 +39,8 @@ SCHEDULERS = ("none", "plateau")
 #: how train/validation/test are chosen: the temporal split, or the differential split-sample test
 #: (Klemes 1986) named after the climate of its test years (vegviz.training.split)
 SPLITS = ("temporal", "warm", "cool", "dry", "wet")
+#: default halo of tiled prediction (cells): measured with benchmarks/bench_tiles.py (README, "Scale")
+HALO = 16
 
 
 class ConfigError(ValueError):
@@ -130,6 +132,15 @@ class Config:
     a CPU budget. Gradients are truncated every
     ``chunk`` days (truncated BPTT: the state is carried across chunks, detached), which
     bounds the memory of the backward pass; see :mod:`vegviz.training.trainer`.
+
+    Scale (:mod:`vegviz.training.reader`): windows are read out of core through a cache of
+    ``cache_mb`` MiB of decoded blocks. ``patch`` (cells, square) trains on random spatial
+    patches of that size that hold at least ``patch_min_basin`` basin cells; ``None`` (the
+    study's setting) trains on the whole domain. ``tile`` (cells, square) validates and
+    predicts in tiles, each run with ``halo`` extra cells on every side whose outputs are
+    dropped (a ConvLSTM's receptive field grows every day, so the halo bounds, but does not
+    remove, the difference to a whole-domain run; see the README for the measured error);
+    ``None`` runs the whole domain at once.
     """
 
     data: str = "virtual_ucrb"
@@ -149,6 +160,11 @@ class Config:
     stride: int | None = 122
     chunk: int = 60
     batch_size: int = 2
+    patch: int | None = None
+    patch_min_basin: float = 0.1
+    tile: int | None = None
+    halo: int = HALO
+    cache_mb: int = 1024
     seed: int = 42
     device: str = "auto"
     precision: str = "auto"
@@ -207,6 +223,17 @@ class Config:
             raise ConfigError(f"hparams.kernel: must be odd ('same' padding keeps the grid), got {self.hparams.kernel}")
         if self.stride is not None and self.stride < 1:
             raise ConfigError(f"stride: must be >= 1 day or null (= window), got {self.stride}")
+        for key in ("patch", "tile"):
+            value = getattr(self, key)
+            if value is not None and value < 4:
+                raise ConfigError(f"{key}: must be at least 4 cells or null (the whole domain), got {value}")
+        if self.halo < 0:
+            raise ConfigError(f"halo: must be >= 0 cells, got {self.halo}")
+        if not 0 <= self.patch_min_basin <= 1:
+            raise ConfigError(f"patch_min_basin: the share of basin cells a patch needs must be in [0, 1], "
+                              f"got {self.patch_min_basin}")
+        if self.cache_mb < 0:
+            raise ConfigError(f"cache_mb: must be >= 0 MiB, got {self.cache_mb}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ConfigError(f"num_threads: must be >= 1 or null (torch default), got {self.num_threads}")
         if self.window <= self.burn_in:
@@ -414,7 +441,8 @@ _TYPES: dict[str, tuple] = {
     "data": (str, os.PathLike), "model": (str,), "target": (str,), "split": (str,), "loss": (str,), "device": (str,),
     "precision": (str,), "name": (str, type(None)), "num_threads": (int, type(None)), "deterministic": (bool,),
     "max_epochs": (int,), "patience": (int,), "window": (int,), "burn_in": (int,), "chunk": (int,),
-    "stride": (int, type(None)), "batch_size": (int,), "seed": (int,), "inputs": (list, tuple), "statics": (list, tuple),
+    "stride": (int, type(None)), "batch_size": (int,), "patch": (int, type(None)), "tile": (int, type(None)),
+    "patch_min_basin": (float, int), "halo": (int,), "cache_mb": (int,), "seed": (int,), "inputs": (list, tuple), "statics": (list, tuple),
     "filters": (int,), "layers": (int,), "kernel": (int,), "options": (dict,),
     "train": (list, tuple), "validation": (list, tuple), "test": (list, tuple),
     "lr": (float, int), "weight_decay": (float, int), "betas": (list, tuple), "scheduler": (str,),
@@ -449,7 +477,7 @@ def _check_type(obj, prefix: str) -> None:
                 value = tuple(sorted(int(v) for v in value))
             else:
                 value = tuple(str(pd.Timestamp(v).date()) if not isinstance(v, str) else v for v in value)
-        if f.name in ("lr", "weight_decay", "lr_factor", "grad_clip"):
+        if f.name in ("lr", "weight_decay", "lr_factor", "grad_clip", "patch_min_basin"):
             value = float(value)
         if f.name == "betas":
             value = tuple(float(b) for b in value)

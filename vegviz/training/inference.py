@@ -1,7 +1,9 @@
 """Predictions: a trained model run over a whole data set, as a Dataset on the same grid.
 
 The model runs sequence-to-sequence over the full period from a zero state, with the
-state carried from chunk to chunk (a year at a time, so memory stays bounded). The first
+state carried from chunk to chunk; the inputs are read out of core (:mod:`.reader`), a
+chunk at a time, over the whole domain or in tiles with a halo (``config.tile``,
+``config.halo``; :mod:`.tiles`), so only the output grows with the period. The first
 ``config.burn_in`` days spin the state up and are NaN in the output (attribute
 ``burn_in_days``), as are cells outside the mask. The output has one variable, named
 after the model (its registry name, e.g. ``convlstm``), and provenance attributes: the
@@ -23,8 +25,10 @@ from .checkpoint import file_sha256, vegviz_version
 from .config import Config
 from .data import prepare
 from .device import resolve, settings
-from .trainer import INFERENCE_CHUNK, run_sequence
-from .windows import Normalization, load_period
+from .reader import BlockCache, WindowReader
+from .tiles import stream
+from .trainer import INFERENCE_CHUNK
+from .windows import Normalization
 
 __all__ = ["predict", "write_predictions"]
 
@@ -42,7 +46,8 @@ def _attr(value):
 
 def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Normalization, *,
             checkpoint=None, device: str | None = None, chunk: int = INFERENCE_CHUNK,
-            name: str | None = None, threads: int | None = None) -> xr.Dataset:
+            name: str | None = None, threads: int | None = None, tile: int | None = None,
+            halo: int | None = None) -> xr.Dataset:
     """Run ``model`` over the whole period of ``ds``; LAI (m2 m-2) on the grid of ``ds``.
 
     Parameters
@@ -65,21 +70,25 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
     threads
         CPU threads for this call (default: the run's ``num_threads``, a training setting: runs
         trained side by side often have 1). A projection passes torch's thread count.
+    tile, halo
+        Predict in ``tile`` x ``tile`` squares, each run with ``halo`` more cells on every side
+        (default: ``config.tile`` and ``config.halo``; ``tile`` None: the whole domain at once).
     """
     stats.check_channels(config.channels)
     sub = prepare(ds, config, with_target=False)
     hw = resolve(config, device)
     model = model.to(hw.device)
     t = sub["time"].values
-    arrays = load_period(sub, stats, t[0], t[-1], with_target=False)
+    reader = WindowReader(sub, stats, t[0], t[-1], with_target=False, cache=BlockCache(config.cache_mb * 2**20))
+    tile = config.tile if tile is None else tile
+    halo = config.halo if halo is None else halo
+    out = np.full(reader.shape, np.nan, dtype=np.float32)
     run_settings = config.replace(num_threads=int(threads)) if threads else config
     with settings(run_settings, hw):  # the run's thread count: predicting on all cores of a busy machine crawls
-        out = stats.denormalize(run_sequence(model, arrays.x, hw, chunk, statics=arrays.statics))
-    del arrays
-    mask = sub["mask"].fillna(0).values.astype(bool)
-    out[:, ~mask] = np.nan
+        for t0, t1, piece, y in stream(model, reader, hw, chunk=chunk, tile=tile, halo=halo):
+            out[t0:t1, piece.rows, piece.cols] = stats.denormalize(y)
+    out[:, ~reader.mask] = np.nan
     out[: config.burn_in] = np.nan
-    out = out.astype(np.float32, copy=False)
 
     var = name or config.model
     attrs = cf_attrs("lai")

@@ -149,11 +149,11 @@ def train(config: Config, run_dir=None, *, data: xr.Dataset | None = None, resum
 
     ``data`` defaults to ``config.data`` (catalog entry or path). With ``predictions`` the
     best model is run over the whole data set and saved as ``predictions.nc``, unless
-    training was stopped on request.
+    training was stopped on request. Under ``torchrun`` every rank trains and rank 0 predicts.
     """
     trainer = Trainer(config, data, run_dir, progress=progress, subscribers=subscribers)
     trainer.fit(resume=resume)
     run = Run(trainer.run_dir)
-    if predictions and trainer.result != "stopped" and run.best_checkpoint.exists():
+    if predictions and trainer.world.main and trainer.result != "stopped" and run.best_checkpoint.exists():
         run.predict(data)
     return run

@@ -20,10 +20,19 @@ training and validation arrays peaks at 1.3 GiB resident; training with 60-day c
 with it the memory of past weather, is carried forward untruncated; only gradients stop
 at chunk boundaries, and 60 days span the fast vegetation response.
 
+Data are read out of core (:mod:`.reader`): each batch's windows (burn-in and scored days,
+over the whole domain or a spatial patch, ``config.patch``) are read chunk-aligned from the
+store through a cache of decoded blocks, one batch ahead in a background thread. Peak memory
+is the cache plus a batch, whatever the length of the period or the size of the domain.
+
+Several ranks started by ``torchrun`` train one model with DistributedDataParallel
+(:mod:`.distributed`): each takes its share of every batch; rank 0 validates, checkpoints
+and reports.
+
 Validation runs the model over the validation period with its state carried from the
-``burn_in`` days before it (no gradient, in chunks of a year so memory stays bounded),
-and scores the loss on the observed target and the NSE per cell on observed dates
-(median over the mask cells).
+``burn_in`` days before it (no gradient, streamed in chunks, in tiles when ``config.tile``
+is set; :mod:`.tiles`), and scores the loss on the observed target and the NSE per cell on
+observed dates (median over the mask cells).
 
 ``setup`` writes ``config.yaml`` and ``provenance.yaml`` (:mod:`vegviz.provenance`: vegviz
 version and git commit, seed, device and thread settings, library versions, the data set's
@@ -37,6 +46,7 @@ restored, so on the CPU a resumed run ends with the same weights as an uninterru
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -54,12 +64,14 @@ from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint, veg
 from .config import PHYSICS_INPUT, PHYSICS_MODELS, Config
 from .data import open_data, prepare
 from .device import Hardware, resolve, settings
+from .distributed import World, check_world, context
 from .events import (BatchEvent, EndEvent, EpochEvent, ErrorEvent, EventBus, StartEvent, StopEvent, Subscriber)
 from ..evaluation.periods import period_days, period_label
 from .loss import masked_error_sum
 from .split import resolve_split
-from .windows import (DataError, Normalization, batches, epoch_windows, fit_normalization, gather,
-                      load_period, training_bounds)
+from .reader import BlockCache, WindowReader, patch_origins, prefetched
+from .tiles import stream
+from .windows import DataError, Normalization, batches, epoch_windows, fit_normalization, gather, training_bounds
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +80,8 @@ __all__ = ["HISTORY_COLUMNS", "Trainer", "build_model", "median_nse", "run_seque
 #: days per forward call when no gradient is needed (validation, prediction): bounds memory
 INFERENCE_CHUNK = 365
 #: config keys that may change when a run is resumed (they do not change the trained weights' meaning)
-RESUMABLE_CHANGES = ("max_epochs", "patience", "device", "precision", "num_threads", "name")
+RESUMABLE_CHANGES = ("max_epochs", "patience", "device", "precision", "num_threads", "name", "cache_mb", "tile",
+                     "halo")
 
 
 def build_model(config: Config, n_inputs: int | None = None) -> torch.nn.Module:
@@ -102,6 +115,10 @@ def seed_everything(seed: int) -> None:
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0])
+
+
+def _patch_rng(seed: int, epoch: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), int(epoch), 2])
 
 
 def median_nse(sim: np.ndarray, obs: np.ndarray, mask: np.ndarray, time, lat, lon) -> float:
@@ -160,6 +177,7 @@ class Trainer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._data = data
+        self.world = World()  # this process's rank (set by fit() under torchrun)
         self.hardware: Hardware = resolve(config)
         self.model: torch.nn.Module | None = None
         self.stats: Normalization | None = None
@@ -213,7 +231,8 @@ class Trainer:
         """
         self._epoch = 0
         try:
-            with settings(self.config, self.hardware):
+            with settings(self.config, self.hardware), context(self.hardware.device.type) as world:
+                self._join(world)
                 return self._fit(resume)
         except BaseException as e:
             self.events.emit(ErrorEvent(run_dir=str(self.run_dir), epoch=self._epoch,
@@ -222,6 +241,17 @@ class Trainer:
         finally:
             # cleared at the end, not the start: a request made before fit() began is honoured
             self._stop.clear()
+
+    def _join(self, world: World) -> None:
+        """Take this process's rank: its device, and silence on the ranks that do not report."""
+        self.world = world
+        if world.distributed:
+            if self.hardware.device.type == "cuda":
+                self.hardware = Hardware(torch.device("cuda", world.local_rank), self.hardware.precision)
+            check_world(world, self.config.batch_size, self.hardware.device)
+            if not world.main:
+                self.progress = False
+                self.events = EventBus()
 
     # ------------------------------------------------------------------ setup
     def setup(self, resume: bool = False) -> dict | None:
@@ -244,25 +274,36 @@ class Trainer:
             if resume:
                 log.info("no checkpoint in %s: training from scratch", self.checkpoint_dir)
             self.stats = fit_normalization(ds, cfg)
+        # one cache for both readers: they share the input blocks of the days they have in common
+        cache = BlockCache(cfg.cache_mb * 2**20)
         first, last_day = training_bounds(ds, cfg, "train")
-        self.train_data = load_period(ds, self.stats, first, last_day, target_period=cfg.periods.train)
+        self.train_reader = WindowReader(ds, self.stats, first, last_day, target_period=cfg.periods.train,
+                                         cache=cache)
         # days whose targets a sample may score (None: all, the temporal split)
-        self._scored = period_days(self.train_data.time, cfg.periods.train) if cfg.periods.year_sets else None
+        self._scored = period_days(self.train_reader.time, cfg.periods.train) if cfg.periods.year_sets else None
         v0, v1 = training_bounds(ds, cfg, "validation")
-        self.val_data = load_period(ds, self.stats, v0, v1, pad_before=cfg.burn_in,
-                                    target_period=cfg.periods.validation)
-        if not np.isfinite(self.val_data.y[self.val_data.pad:]).any():
+        self.val_reader = WindowReader(ds, self.stats, v0, v1, pad_before=cfg.burn_in,
+                                       target_period=cfg.periods.validation, cache=cache)
+        if not self._has_observations(self.val_reader):
             raise DataError(f"{period_label(cfg.periods.validation, 'periods.validation')}: no observed {cfg.target} inside the "
                             "mask, so there is nothing to validate on. Fix: choose a period with observations")
-        # observed values per day (for the per-window loss denominator without loading windows twice)
-        observed = np.isfinite(self.train_data.y).sum(axis=(1, 2))
-        self._observed_cum = np.concatenate([[0], np.cumsum(observed)])
-        self.mask = ds["mask"].fillna(0).values.astype(bool)
-        self._mask_t = torch.from_numpy(self.mask).to(self.device)
+        self.mask = self.train_reader.mask
         self.coords = {k: ds[k].values for k in ("lat", "lon")}
+        nlat, nlon = self.mask.shape
+        self.patch_shape = (nlat, nlon) if cfg.patch is None else (min(cfg.patch, nlat), min(cfg.patch, nlon))
+        if not patch_origins(self.mask, cfg.patch, cfg.patch_min_basin):
+            raise DataError(f"patch {cfg.patch}: no {self.patch_shape[0]} x {self.patch_shape[1]} patch of the "
+                            f"{nlat} x {nlon} grid holds {cfg.patch_min_basin:.0%} basin cells. Fix: a larger patch, or a "
+                            "smaller patch_min_basin")
 
         seed_everything(cfg.seed)
         self.model = build_model(cfg, self.stats.n_inputs).to(self.device)
+        self.net = self.model
+        if self.world.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = DistributedDataParallel(self.model, device_ids=ids)
         o = cfg.optimizer
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay,
                                            betas=o.betas)
@@ -270,11 +311,19 @@ class Trainer:
                                                                      patience=o.lr_patience)
                           if o.scheduler == "plateau" else None)
         self.scaler = self.hardware.grad_scaler()
-        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.run_dir / "config.yaml", cfg.to_yaml().encode())
-        self.provenance = self._provenance(source, list(ds.data_vars), ckpt)
-        write_provenance(self.run_dir, self.provenance)
+        # rank 0 alone writes checkpoints: the others need no provenance (a pass over the data when uncached)
+        self.provenance = self._provenance(source, list(ds.data_vars), ckpt) if self.world.main else {}
+        if self.world.main:
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.run_dir / "config.yaml", cfg.to_yaml().encode())
+            write_provenance(self.run_dir, self.provenance)
         return ckpt
+
+    @staticmethod
+    def _has_observations(reader: WindowReader) -> bool:
+        n = reader.shape[0]
+        return any(np.isfinite(reader.read_target(t0, min(t0 + 365, n))).any()
+                   for t0 in range(reader.pad, n, 365))
 
     def _provenance(self, source: xr.Dataset, variables: list[str], ckpt: dict | None) -> dict:
         """This session's provenance (:mod:`vegviz.provenance`); a resumed run keeps its earlier sessions'."""
@@ -381,10 +430,12 @@ class Trainer:
         loss_sum, count = partial
         bar = tqdm(total=len(plan), initial=skip, desc=f"epoch {epoch}/{cfg.max_epochs}", disable=not self.progress,
                    leave=False, unit="batch")
+        # the next batches are read while this one trains; leaving the loop early cancels the reads
+        reads = prefetched(plan[skip:], self._read_batch)
         try:
-            for b in range(skip, len(plan)):
+            for b, batch in enumerate(reads, start=skip):
                 tb = time.perf_counter()
-                loss, n = self.train_step(plan[b])
+                loss, n = self._step(batch)
                 loss_sum, count = loss_sum + loss * n, count + n
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}")
@@ -396,6 +447,7 @@ class Trainer:
                                                checkpoint=str(path)))
                     return True
         finally:
+            reads.close()
             bar.close()
         train_loss = loss_sum / count if count else math.nan
         val_loss, val_nse = self.validate()
@@ -424,40 +476,89 @@ class Trainer:
         return False
 
     def epoch_plan(self, epoch: int) -> list[np.ndarray]:
-        """The batches of sample start days (indices into the training arrays) of ``epoch``."""
-        cfg = self.config
-        return batches(epoch_windows(len(self.train_data.time), cfg.burn_in, cfg.window, cfg.seed, epoch, cfg.stride,
-                                     self._scored), cfg.batch_size)
+        """The batches of samples of ``epoch``: int arrays of rows ``(start day, first row, first column)``.
 
-    def train_step(self, starts: np.ndarray) -> tuple[float, int]:
-        """One optimiser step on the windows starting at ``starts``; (mean loss, observed values)."""
-        cfg, hw, model = self.config, self.hardware, self.model
-        data = self.train_data
+        Start days index the training reader (burn-in included); with ``config.patch`` every
+        start is paired with every patch of the epoch (:func:`~.reader.patch_origins`, offset
+        drawn from ``(seed, epoch)``) and the pairs are shuffled; without, each start covers
+        the whole domain and the order is :func:`~.windows.epoch_windows`'s.
+        """
+        cfg = self.config
+        starts = epoch_windows(self.train_reader.shape[0], cfg.burn_in, cfg.window, cfg.seed, epoch, cfg.stride,
+                               self._scored)
+        if cfg.patch is None:
+            samples = np.column_stack([starts, np.zeros((len(starts), 2), dtype=starts.dtype)])
+        else:
+            rng = _patch_rng(cfg.seed, epoch)
+            origins = np.array(patch_origins(self.mask, cfg.patch, cfg.patch_min_basin, rng), dtype=np.int64)
+            samples = np.column_stack([np.repeat(starts, len(origins)), np.tile(origins, (len(starts), 1))])
+            rng.shuffle(samples)
+        return batches(samples.astype(np.int64), cfg.batch_size)
+
+    def _read_batch(self, samples: np.ndarray) -> dict:
+        """This rank's share of a batch, read: inputs, targets and the basin cells of its patches.
+
+        A rank whose share is empty (a batch smaller than the world) runs the batch's first
+        sample with weight 0, so that every rank takes part in each gradient all-reduce.
+        """
+        cfg = self.config
+        shard = self.world.shard(np.asarray(samples).reshape(-1, 3))
+        weight = 1.0
+        if len(shard) == 0:
+            shard, weight = np.asarray(samples).reshape(-1, 3)[:1], 0.0
+        h, w = self.patch_shape
+        days = cfg.sample_days
+        x = np.empty((len(shard), days, self.train_reader.n_channels, h, w), dtype=np.float32)
+        y = np.empty((len(shard), days, h, w), dtype=np.float32)
+        cells = np.zeros((h, w), dtype=bool)
+        for k, (s, r, c) in enumerate(shard):
+            self.train_reader.read(int(s), int(s) + days, slice(r, r + h), slice(c, c + w), out=(x[k], y[k]))
+            cells |= self.mask[r:r + h, c:c + w]
+        return {"x": x, "y": y, "cells": cells, "weight": weight}
+
+    def train_step(self, samples: np.ndarray) -> tuple[float, int]:
+        """One optimiser step on a batch of samples (rows of :meth:`epoch_plan`, or start days for the
+        whole domain); (mean loss, observed values)."""
+        samples = np.asarray(samples)
+        if samples.ndim == 1:
+            samples = np.column_stack([samples, np.zeros((len(samples), 2), dtype=samples.dtype)])
+        return self._step(self._read_batch(samples))
+
+    def _step(self, batch: dict) -> tuple[float, int]:
+        cfg, hw, model, world = self.config, self.hardware, self.model, self.world
         model.train()
         self.optimizer.zero_grad(set_to_none=True)
         burn, total = cfg.burn_in, cfg.sample_days
-        cum = self._observed_cum
-        n_obs = int(sum(cum[s + total] - cum[s + burn] for s in starts))
+        xs, ys = batch["x"], batch["y"]
+        # the loss is the error sum over the *global* batch's observed values: one count per step
+        n_local = int(np.isfinite(ys[:, burn:]).sum()) if batch["weight"] else 0
+        n_obs = int(world.sum(n_local, self.device))
+        # DDP averages the ranks' gradients: world / n makes that average the single-process gradient
+        scale = batch["weight"] * world.world / n_obs if n_obs else 0.0
+        kw = {"cells": torch.from_numpy(batch["cells"]).to(self.device)} if getattr(model, "per_cell", False) else {}
         state = None
         with torch.no_grad():
             for t0 in range(0, burn, cfg.chunk):
-                x = self._tensor(gather(data.x, starts, t0, min(t0 + cfg.chunk, burn), data.statics))
                 with hw.autocast():
-                    _, state = model(x, state)
+                    _, state = model(self._tensor(xs[:, t0:min(t0 + cfg.chunk, burn)]), state, **kw)
         loss_sum = 0.0
-        for t0 in range(burn, total, cfg.chunk):
+        chunks = range(burn, total, cfg.chunk)
+        for t0 in chunks:
             t1 = min(t0 + cfg.chunk, total)
-            x = self._tensor(gather(data.x, starts, t0, t1, data.statics))
-            y = self._tensor(gather(data.y, starts, t0, t1))
-            valid = torch.isfinite(y) & self._mask_t  # load_period masks y already; this keeps it so
-            if not bool(valid.any()):  # nothing to score: just carry the state forward
-                with torch.no_grad(), hw.autocast():
-                    _, state = model(x, state)
+            last = t0 == chunks[-1]
+            x, y = self._tensor(xs[:, t0:t1]), self._tensor(ys[:, t0:t1])
+            valid = torch.isfinite(y)  # the reader masks y outside the basin and the period
+            # under DDP the last chunk's backward (which all-reduces the gradients) runs on every rank
+            if not bool(valid.any()) and not (last and world.distributed):
+                with torch.no_grad(), hw.autocast():  # nothing to score: just carry the state forward
+                    _, state = model(x, state, **kw)
                 continue
-            with hw.autocast():
-                pred, state = model(x, state)
-            err = masked_error_sum(pred, y, valid, cfg.loss) / n_obs
-            self.scaler.scale(err).backward()
+            sync = contextlib.nullcontext() if last or not world.distributed else self.net.no_sync()
+            with sync:
+                with hw.autocast():
+                    pred, state = self.net(x, state, **kw)
+                err = masked_error_sum(pred, y, valid, cfg.loss) * scale
+                self.scaler.scale(err).backward()
             loss_sum += float(err.detach())
             state = [(h.detach(), c.detach()) for h, c in state]
         if n_obs == 0:
@@ -467,23 +568,49 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optimizer.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        return loss_sum, n_obs
+        # each rank's sum is scaled by world: their mean is the global batch's mean loss
+        return world.sum(loss_sum, self.device) / world.world, n_obs
 
     def _tensor(self, a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a).to(self.device, non_blocking=True)
+        return torch.from_numpy(np.ascontiguousarray(a)).to(self.device, non_blocking=True)
 
     # ------------------------------------------------------------------ validation
     def validate(self) -> tuple[float, float]:
-        """(loss on observed validation targets, median per-cell NSE) of the current model."""
-        v = self.val_data
-        pred = run_sequence(self.model, v.x, self.hardware, statics=v.statics)
-        p, y = pred[v.pad:], v.y[v.pad:]
-        valid = np.isfinite(y)
-        err = masked_error_sum(torch.from_numpy(p), torch.from_numpy(y), torch.from_numpy(valid), self.config.loss)
-        loss = float(err) / max(int(valid.sum()), 1)
-        s = self.stats
-        sim = np.where(self.mask, s.denormalize(p), np.nan)
-        nse = median_nse(sim, s.denormalize(y), self.mask, v.time[v.pad:], self.coords["lat"], self.coords["lon"])
+        """(loss on observed validation targets, median per-cell NSE) of the current model (rank 0's, on
+        every rank)."""
+        result = self._validate() if self.world.main else None
+        return tuple(self.world.broadcast(result))
+
+    def _validate(self) -> tuple[float, float]:
+        cfg, v, s = self.config, self.val_reader, self.stats
+        pad, n_days = v.pad, v.shape[0]
+        loss_sum, count = 0.0, 0
+        # only the observed dates (8-day composites) are kept for the NSE
+        pieces: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for t0, t1, tile, p in stream(self.model, v, self.hardware, chunk=INFERENCE_CHUNK, tile=cfg.tile,
+                                      halo=cfg.halo):
+            lo = max(t0, pad)
+            if lo >= t1:
+                continue
+            p = p[lo - t0:]
+            y = v.read_target(lo, t1, tile.rows, tile.cols)
+            valid = np.isfinite(y)
+            err = masked_error_sum(torch.from_numpy(p), torch.from_numpy(y), torch.from_numpy(valid), cfg.loss)
+            loss_sum, count = loss_sum + float(err), count + int(valid.sum())
+            for k in np.flatnonzero(valid.any(axis=(1, 2))):
+                day = lo + int(k)
+                if day not in pieces:
+                    pieces[day] = (np.full(v.shape[1:], np.nan, np.float32), np.full(v.shape[1:], np.nan, np.float32))
+                pieces[day][0][tile.rows, tile.cols] = p[k]
+                pieces[day][1][tile.rows, tile.cols] = y[k]
+        days = sorted(pieces)
+        loss = loss_sum / max(count, 1)
+        if not days:
+            return loss, math.nan
+        sim = np.stack([pieces[d][0] for d in days])
+        obs = np.stack([pieces[d][1] for d in days])
+        sim = np.where(self.mask, s.denormalize(sim), np.nan)
+        nse = median_nse(sim, s.denormalize(obs), self.mask, v.time[days], self.coords["lat"], self.coords["lon"])
         return loss, nse
 
     # ------------------------------------------------------------------ checkpoints
@@ -511,8 +638,10 @@ class Trainer:
         }
 
     def _save(self, epoch: int, batch: int, partial, best: bool = False) -> Path:
-        """Write the checkpoint(s) atomically; return the path of the one that names this state."""
+        """Write the checkpoint(s) atomically (rank 0); return the path of the one that names this state."""
         d = self.checkpoint_dir
+        if not self.world.main:
+            return d / ("last.pt" if batch else f"epoch_{epoch:03d}.pt")
         state = self._state(epoch, batch, partial)
         if batch:  # mid-epoch (stop request): only last.pt
             save_checkpoint(state, d / "last.pt")
@@ -522,7 +651,8 @@ class Trainer:
         return paths[0]
 
     def _write_history(self) -> None:
-        write_atomic(self.run_dir / "history.csv", self.history_frame().to_csv(index=False).encode())
+        if self.world.main:
+            write_atomic(self.run_dir / "history.csv", self.history_frame().to_csv(index=False).encode())
 
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_nse_median", "lr", "seconds", "best", "device")
