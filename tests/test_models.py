@@ -423,3 +423,228 @@ def test_reference_scan_is_exported_and_equal_to_fast_scan():
     for a, r in zip((hs, h, c), exact):
         torch.testing.assert_close(a.double(), r, atol=rounding_tolerance(n, torch.float32, scale, evaluations=1),
                                    rtol=0)
+
+
+# ---------------------------------------------------------------- per-cell models on a subset of the cells
+
+
+def basin_cells(seed=12):
+    """An irregular (NLAT, NLON) mask of about half the cells, edges included."""
+    g = torch.Generator().manual_seed(seed)
+    cells = torch.rand(NLAT, NLON, generator=g) < 0.5
+    cells[0, 0] = cells[-1, -1] = True
+    return cells
+
+
+def per_cell_lstm64(model, xs, targets, cells):
+    """The model's weights as a plain per-cell LSTM in float64 on ``cells`` only, over the chunks ``xs``
+    (state carried, detached), each with the loss of :func:`run_chunks`.
+
+    Returns y (batch, time, n), the final state [(h, c) (batch, n, hidden)] and, for every parameter,
+    the sum over the terms of each gradient entry of their absolute values (what rounding errors scale
+    with): a weight entry of layer l sums dL/dz_t[b, cell, gate] * [x_t, h_{t-1}][b, cell, input] over
+    every day, batch and cell.
+    """
+    params = {name: p.detach().double().requires_grad_() for name, p in model.named_parameters()}
+    abs_terms = {name: torch.zeros_like(p) for name, p in params.items()}
+    count = B * int(cells.sum()) * sum(x.shape[1] for x in xs)
+    state = [None] * len(model.cells)
+    ys = []
+    for x, target in zip(xs, targets):
+        inp = x.double()[..., cells].permute(0, 3, 1, 2)  # (batch, n, time, channels)
+        saved = []
+        for layer, cell in enumerate(model.cells):
+            k = cell.hidden
+            w = params[f"cells.{layer}.conv.weight"].reshape(4 * k, -1)
+            b = params[f"cells.{layer}.conv.bias"]
+            h, c = state[layer] or (inp.new_zeros(*inp.shape[:2], k), inp.new_zeros(*inp.shape[:2], k))
+            hs = []
+            for t in range(inp.shape[2]):
+                xh = torch.cat([inp[:, :, t], h], dim=-1)
+                z = xh @ w.T + b
+                z.retain_grad()
+                i, f, o, g = z.split(k, dim=-1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                hs.append(h)
+                saved.append((layer, z, xh.detach()))
+            state[layer] = (h, c)
+            inp = torch.stack(hs, dim=2)  # (batch, n, time, hidden): the next layer's input
+        y = inp @ params["head.weight"].reshape(-1) + params["head.bias"]
+        y.retain_grad()
+        ((y - target.double()[:, :, 0][..., cells].transpose(1, 2)).square().sum() / count).backward()
+        for layer, z, xh in saved:
+            dz = z.grad.abs().flatten(0, 1)
+            abs_terms[f"cells.{layer}.conv.weight"] += (dz.T @ xh.abs().flatten(0, 1)).reshape(dz.shape[1], -1, 1, 1)
+            abs_terms[f"cells.{layer}.conv.bias"] += dz.sum(0)
+        abs_terms["head.weight"] += (y.grad.abs()[..., None] * inp.detach().abs()).sum((0, 1, 2)).reshape(1, -1, 1, 1)
+        abs_terms["head.bias"] += y.grad.abs().sum().reshape(1)
+        state = [(h.detach(), c.detach()) for h, c in state]
+        ys.append(y.detach().transpose(1, 2))
+    return torch.cat(ys, dim=1), state, abs_terms
+
+
+def run_chunks(model, xs, targets, cells, use_cells):
+    """Forward + backward of the mean squared error over ``cells`` chunk by chunk (truncated BPTT, as the
+    trainer does), the model on the full grid or on ``cells`` only: y, final state, parameter gradients."""
+    model.zero_grad(set_to_none=True)
+    count = B * int(cells.sum()) * sum(x.shape[1] for x in xs)
+    state, ys = None, []
+    for x, target in zip(xs, targets):
+        y, state = model(x, state, cells=cells) if use_cells else model(x, state)
+        ((y - target).square() * cells).sum().div(count).backward()
+        state = detach_state(state)
+        ys.append(y.detach())
+    return torch.cat(ys, dim=1), state, {name: p.grad.clone() for name, p in model.named_parameters()}
+
+
+def per_cell_roundings(model, steps):
+    """Roundings along the chain of one term of a parameter gradient (tests/tolerance.py counts them):
+    forward through every layer (each a 1 x 1 ConvLSTM), the head and the loss derivative, and the
+    backward recurrence (per step the (4 hidden)-term dot product for dL/dh_{t-1} and ~10 elementwise
+    roundings), over all ``steps`` of the chunks (the carried state carries earlier errors)."""
+    forward = sum(convlstm_scan_roundings(cell.n_inputs, cell.hidden, 1, steps) for cell in model.cells)
+    backward = sum(steps * (4 * cell.hidden + 11) for cell in model.cells)
+    return forward, forward + model.head.in_channels + 1 + 3 + backward
+
+
+def compare_cells_with_full_grid(model, xs, targets, cells):
+    """max |difference| / tolerance of outputs, final state and gradients, cells-only against full grid.
+
+    Tolerances from float32 rounding (tests/tolerance.py), two evaluations that may round differently
+    (another spatial size picks another oneDNN kernel and another summation order; AVX2 and AVX-512
+    kernels differ too):
+
+    * outputs and state: the recurrence's count of roundings along one output's chain, each at most u
+      (2^-24) times the magnitude of the values, max(1, |c|) for h and c (|h| <= 1), times
+      sum |head weights| + |head bias| for y;
+    * a parameter gradient entry is a sum of N = batch x cells x days terms (over the chunks), each
+      computed through a chain of R roundings: |difference| <= 2 (N + R) u / (1 - (N + R) u) x
+      sum |terms| (Higham's gamma_n bound for a sum in any order, the terms' own errors modelled
+      as relative), sum |terms| from a float64 per-cell LSTM (:func:`per_cell_lstm64`), which is also
+      checked to be the same function (its outputs against the float32 ones).
+    """
+    y_full, state_full, g_full = run_chunks(model, xs, targets, cells, use_cells=False)
+    y_cells, state_cells, g_cells = run_chunks(model, xs, targets, cells, use_cells=True)
+    y64, state64, abs_terms = per_cell_lstm64(model, xs, targets, cells)
+    steps = sum(x.shape[1] for x in xs)
+    n_forward, n_chain = per_cell_roundings(model, steps)
+    scale = max(1.0, max(float(c.abs().max()) for _, c in state64))
+    head = float(model.head.weight.detach().abs().sum() + model.head.bias.detach().abs().sum())
+    n_y = n_forward + model.head.in_channels + 1
+    ratios = {}
+
+    assert torch.equal(y_cells[..., ~cells], torch.zeros_like(y_cells[..., ~cells]))  # 0.0 outside, exactly
+    y_tol = rounding_tolerance(n_y, torch.float32, scale * head)
+    ratios["y"] = float((y_cells - y_full)[..., cells].abs().max()) / y_tol
+    y64_tol = rounding_tolerance(n_y, torch.float32, scale * head, evaluations=1)  # one float32 result vs exact
+    ratios["y vs float64"] = float((y_cells[:, :, 0][..., cells].double() - y64).abs().max()) / y64_tol
+    state_tol = rounding_tolerance(n_forward, torch.float32, scale)
+    for layer, ((h, c), (h_full, c_full), k) in enumerate(zip(state_cells, state_full, model.hidden_sizes)):
+        n = int(cells.sum())
+        assert h.shape == c.shape == (B, k, n, 1)
+        for label, compact, full in (("h", h, h_full), ("c", c, c_full)):
+            # the compact state holds the cells in row-major order
+            ratios[f"state[{layer}].{label}"] = float((compact[..., 0] - full[..., cells]).abs().max()) / state_tol
+    n_terms = B * int(cells.sum()) * steps
+    for name, g in g_full.items():
+        assert torch.isfinite(g_cells[name]).all() and g.abs().max() > 0, name
+        tol = rounding_tolerance(n_terms + n_chain, torch.float32, 1.0) * abs_terms[name].float()
+        ratios[name] = float(((g_cells[name] - g) / tol).abs().max())
+    return ratios
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("layers", [1, 2])
+def test_cells_only_run_is_the_full_grid_run_on_those_cells(impl, layers):
+    # Validation of the tolerances (compare_cells_with_full_grid): over 300 seeds per case (other
+    # weights, inputs and cells; 1 thread, and 100 seeds on 2 threads) on an AMD EPYC (AVX2) the
+    # largest |difference| / tolerance was 0.009 (0.0017 for the gradients); computing one cell
+    # fewer than the loss scores moves some gradient by more than 80 tolerances (20 seeds).
+    torch.manual_seed(13)
+    model = LSTMBaseline(C, hidden=6, layers=layers, impl=impl)
+    nn.init.normal_(model.head.weight)
+    x = inputs(steps=7, seed=1)
+    target = torch.randn(B, 7, 1, NLAT, NLON, generator=torch.Generator().manual_seed(2))
+    xs, targets = (x[:, :3], x[:, 3:]), (target[:, :3], target[:, 3:])  # two chunks, the state carried
+    ratios = compare_cells_with_full_grid(model, xs, targets, basin_cells())
+    worst = max(ratios, key=ratios.get)
+    assert ratios[worst] <= 1, f"{worst}: |difference| is {ratios[worst]:.3g} x the rounding tolerance ({ratios})"
+
+
+def test_cells_only_output_state_and_inputs():
+    torch.manual_seed(14)
+    model = LSTMBaseline(C, hidden=4, layers=2)
+    cells = basin_cells()
+    n = int(cells.sum())
+    x = inputs()
+    y, state = model(x, cells=cells)
+    assert y.shape == (B, T, 1, NLAT, NLON) and bool((y[..., ~cells] == 0).all())
+    assert [(tuple(h.shape), tuple(c.shape)) for h, c in state] == [((B, 4, n, 1), (B, 4, n, 1))] * 2
+    # inputs outside the cells are never read: NaN there is fine, and they get no gradient
+    x2 = x.clone()
+    x2[..., ~cells] = float("nan")
+    x2.requires_grad_()
+    y2, _ = model(x2, cells=cells)
+    assert torch.equal(y2, y)
+    y2.sum().backward()
+    assert bool((x2.grad[..., ~cells] == 0).all()) and x2.grad[..., cells].abs().max() > 0
+    # but inside they are checked as before
+    x2 = x.clone()
+    x2[0, 1, 2, cells.nonzero()[3, 0], cells.nonzero()[3, 1]] = float("inf")
+    with pytest.raises(ValueError, match="NaN or infinite values in the selected cells"):
+        model(x2, cells=cells)
+    # a single cell and every cell work too
+    one = torch.zeros(NLAT, NLON, dtype=torch.bool)
+    one[4, 3] = True
+    torch.testing.assert_close(model(x, cells=one)[0][..., 4, 3], model(x)[0][..., 4, 3], rtol=0, atol=1e-6)
+    all_cells = torch.ones(NLAT, NLON, dtype=torch.bool)
+    torch.testing.assert_close(model(x, cells=all_cells)[0], model(x)[0], rtol=0, atol=1e-6)
+
+
+def test_only_per_cell_models_take_cells():
+    assert LSTMBaseline.per_cell is True
+    assert [name for name, cls in MODELS.items() if cls.per_cell] == ["lstm"]
+    cells = basin_cells()
+    for model in (ConvLSTM(C, filters=4), PhysicsConvLSTM(C, filters=4)):
+        assert model.per_cell is False
+        with pytest.raises(TypeError, match="cells"):
+            model(inputs(), cells=cells)
+        with pytest.raises(TypeError, match="spatial context.*Fix: drop cells"):
+            model.check_input(inputs(), cells)
+
+
+def test_cells_and_state_errors_name_the_fix():
+    model = LSTMBaseline(C, hidden=4)
+    cells = basin_cells()
+    x = inputs()
+    _, compact = model(x, cells=cells)
+    _, full = model(x)
+    with pytest.raises(ValueError, match=r"state\[0\].h has shape .*n = \d+ cells.*same cells as for the previous"):
+        model(x, full, cells=cells)
+    other = cells.clone()
+    other[cells.nonzero()[0, 0], cells.nonzero()[0, 1]] = False
+    with pytest.raises(ValueError, match="same cells as for the previous chunk"):
+        model(x, compact, cells=other)
+    with pytest.raises(ValueError, match="compact state of a run with cells: pass the same cells again"):
+        model(x, compact)
+    with pytest.raises(ValueError, match=r"state\[0\].h has shape.*same batch"):
+        model(inputs(batch=3), compact, cells=cells)
+    with pytest.raises(TypeError, match=r"bool tensor.*torch.as_tensor\(mask, dtype=torch.bool"):
+        model(x, cells=cells.float())
+    with pytest.raises(TypeError, match="bool tensor"):
+        model(x, cells=cells.numpy())
+    with pytest.raises(ValueError, match=r"cells has shape \(7, 9\), x's grid is \(9, 7\)"):
+        model(x, cells=cells.T)
+    with pytest.raises(ValueError, match="selects no cell"):
+        model(x, cells=torch.zeros_like(cells))
+
+
+def test_finite_check_survives_an_overflowing_sum():
+    model = LSTMBaseline(C, hidden=4)
+    x = torch.full((B, T, C, NLAT, NLON), 3e38)  # finite values whose sums overflow to inf
+    model.check_input(x)
+    model.check_input(x, basin_cells())
+    x[0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        model.check_input(x)

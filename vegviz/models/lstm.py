@@ -15,12 +15,24 @@ the state layout of the other models.
 
 Default hidden size 16: the same state size per cell as the ConvLSTM's 16 filters, so
 the comparison isolates spatial context (the reference study's table gives no other size).
+
+Without spatial context the model need not run outside the basin (``per_cell = True``):
+``model(x, state, cells=mask)`` gathers the ``mask`` cells into a compact (n, 1) grid, runs
+the same recurrence there and scatters the output back onto the full grid (0.0 outside
+the mask); the state stays compact, (batch, hidden, n, 1) per layer. Outputs and
+gradients are those of the full-grid run on those cells up to float32 rounding (the
+tests check it). On the UCRB window (1,886 of 3,402 cells; batch 2, 60 days, 12 inputs,
+2 threads; ``benchmarks/bench_lstm_cells.py`` on a shared 2-core AMD EPYC) forward +
+backward took 0.8-0.9x the full-grid time (best of 11; the per-step weight-gradient
+convolution of the fast path costs ~3 ms on 2 threads whatever the number of cells), a
+forward pass without gradient 0.65-0.8x.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from .base import State, gather_cells, scatter_cells
 from .convlstm import ConvLSTM
 
 __all__ = ["LSTMBaseline"]
@@ -39,10 +51,30 @@ class LSTMBaseline(ConvLSTM):
         Number of stacked LSTM layers (default 1).
     impl
         ``"fast"`` (default) or ``"reference"`` recurrence.
+
+    Notes
+    -----
+    ``forward(x, state=None, cells=None) -> (y, state)``: as :class:`~vegviz.models.ConvLSTM`,
+    and with ``cells`` (bool (lat, lon) on x's device) only those cells are computed: y is
+    0.0 elsewhere and the state is the compact one of those cells, (batch, hidden, n, 1)
+    per layer in row-major order; pass the same ``cells`` for every chunk that carries it.
+    Inputs outside ``cells`` are not read (they may be NaN) and get no gradient.
     """
+
+    #: no spatial context: ``forward`` accepts ``cells`` (see :mod:`vegviz.models.base`)
+    per_cell = True
 
     def __init__(self, n_inputs: int, hidden: int = 16, layers: int | None = None, impl: str = "fast"):
         super().__init__(n_inputs, filters=hidden, layers=layers, kernel_size=1, impl=impl)
+
+    def forward(self, x: torch.Tensor, state: State | None = None, cells: torch.Tensor | None = None):
+        if cells is None:
+            return super().forward(x, state)
+        self.check_input(x, cells)
+        state = self.check_state(state, x, cells)
+        xc = gather_cells(x, cells)  # (batch, time, channels, n, 1)
+        _, y, new_state = self.recur(self._network_x(xc), state)
+        return scatter_cells(self._output(y, xc), cells), new_state
 
     def load_torch_lstm(self, lstm: nn.LSTM, head: nn.Linear | None = None) -> None:
         """Copy the weights of a unidirectional ``nn.LSTM`` (and optionally a Linear head).

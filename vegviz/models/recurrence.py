@@ -251,13 +251,20 @@ class _ConvLSTMScan(torch.autograd.Function):
                 dp, proto, w_in, None, *conv_args, [True, False, False])[0]
             if xh is not None:
                 _fill_slot(xh, x, hs, h0, t)
-                _, gw, gb = torch.ops.aten.convolution_backward(
-                    dp, _cl(xh), weight, [weight.shape[0]] if need_b else None,
-                    *conv_args, [False, need_w, need_b])
-                if need_w:
-                    d_w += gw
-                if need_b:
-                    d_b += gb
+                if pad == 0 and weight.shape[-1] == 1:
+                    dpf = dp.permute(0, 2, 3, 1).reshape(-1, dp.shape[1])
+                    if need_w:
+                        d_w.view(d_w.shape[0], -1).addmm_(dpf.T, xh.reshape(-1, xh.shape[-1]))
+                    if need_b:
+                        d_b += dpf.sum(0)
+                else:
+                    _, gw, gb = torch.ops.aten.convolution_backward(
+                        dp, _cl(xh), weight, [weight.shape[0]] if need_b else None,
+                        *conv_args, [False, need_w, need_b])
+                    if need_w:
+                        d_w += gw
+                    if need_b:
+                        d_b += gb
             if need_x:
                 _cl(d_x[:, t]).copy_(d_in[:, :n_in])
                 dh_next = d_in[:, n_in:]
