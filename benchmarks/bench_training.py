@@ -85,7 +85,7 @@ def child(args) -> dict:
         t0 = time.perf_counter()
         trainer.setup()
         out = {"phase": args.phase, "model": args.model, "setup_s": time.perf_counter() - t0,
-               "data_bytes": trainer.train_data.nbytes + trainer.val_data.nbytes, "chunk": args.chunk,
+               "data_bytes": trainer.train_reader.cache.nbytes, "chunk": args.chunk,
                "threads": torch.get_num_threads()}
         if args.phase == "train":
             plan = trainer.epoch_plan(1)
@@ -152,7 +152,7 @@ def main(argv=None) -> int:
         worst = max(worst, r["peak_rss"])
         times = ", ".join(f"{t:.2f}" for t in r["batch_s"])
         print(f"{model}: ({r['threads']} torch threads)\n"
-              f"  hold data only:  peak RSS {hold['peak_rss'] / GIB:.2f} GiB (arrays {hold['data_bytes'] / GIB:.2f} GiB, "
+              f"  setup only:      peak RSS {hold['peak_rss'] / GIB:.2f} GiB (cached blocks {hold['data_bytes'] / GIB:.2f} GiB, "
               f"setup {hold['setup_s']:.1f} s)\n"
               f"  training:        peak RSS {r['peak_rss'] / GIB:.2f} GiB "
               f"({(r['peak_rss'] - hold['peak_rss']) / GIB:+.2f} GiB over holding the data)\n"

@@ -126,3 +126,17 @@ def gunnison_experiment(gunnison_basin, tmp_path_factory):
                              stride=60, batch_size=4, num_threads=1, device="cpu")  # the entry's 1998-2005 split
     return run_experiment(config, name="tiny_gunnison", root=tmp_path_factory.mktemp("gunnison-runs"), data=ds,
                           progress=False, figures=False, log=lambda *_: None)
+
+
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests skip, with the reason, where torch sees no CUDA device (CI, this machine)."""
+    gpu = [item for item in items if "gpu" in item.keywords]
+    if not gpu:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in gpu:
+        item.add_marker(skip)

@@ -40,7 +40,7 @@ SCHEDULERS = ("none", "plateau")
 #: (Klemes 1986) named after the climate of its test years (vegviz.training.split)
 SPLITS = ("temporal", "warm", "cool", "dry", "wet")
 #: default halo of tiled prediction (cells): measured with benchmarks/bench_tiles.py (README, "Scale")
-HALO = 16
+HALO = 12
 
 
 class ConfigError(ValueError):
