@@ -84,6 +84,7 @@ from torch import nn  # noqa: E402
 
 from vegviz.grid import UCRB  # noqa: E402
 from vegviz.models import ConvLSTM, ConvLSTMCell  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET_EPOCH_S = 5.0
@@ -259,15 +260,6 @@ def nvidia_smi(query: str) -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def section_env(ctx) -> dict:

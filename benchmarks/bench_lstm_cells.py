@@ -32,24 +32,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads the Op
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
 import torch  # noqa: E402
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 
 
 def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        import platform
-
-        return platform.processor() or platform.machine()
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    name = fields.get("Model name", "?").strip()
-    cpus = fields.get("CPU(s)", "?").strip()
-    return f"{name} ({cpus} CPUs, torch CPU capability {torch.backends.cpu.get_cpu_capability()})"
+    return (f"{cpu_model()} ({os.cpu_count()} CPUs, torch CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()})")
 
 
 def basin_mask() -> torch.Tensor:

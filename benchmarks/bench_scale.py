@@ -29,13 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 
 GIB = 2**30
 
@@ -64,15 +64,6 @@ CHILD = textwrap.dedent("""
                                 "threads": torch.get_num_threads()}))
 """)
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run_child(cmd: list[str], env=None) -> tuple[float, int, str]:
@@ -119,7 +110,7 @@ def main(argv=None) -> int:
     base = dict(device="cpu", num_threads=args.threads, max_epochs=1)
     rows, results = [], {}
     load0 = os.getloadavg()[0]
-    print(f"CPU: {cpu_name()} ({os.cpu_count()} logical CPUs); load average before {load0:.1f}", flush=True)
+    print(f"CPU: {cpu_model()} ({os.cpu_count()} logical CPUs); load average before {load0:.1f}", flush=True)
     if {"ucrb", "ranks"} & parts:
         open_data("virtual_ucrb")  # built (or found) before anything is timed
     if "ucrb" in parts:
@@ -177,7 +168,7 @@ def main(argv=None) -> int:
                      one["peak_rss"], f"{one['batches']} steps"))
         rows.append(("the same, 2 gloo ranks x 1 thread (torchrun)", f"{two:.1f} s ({two / one['epoch_s']:.2f} x)",
                      rss, "peak RSS: the torchrun launcher's largest child"))
-    print(f"\nCPU: {cpu_name()}; load average before {load0:.1f}, after {os.getloadavg()[0]:.1f}\n")
+    print(f"\nCPU: {cpu_model()}; load average before {load0:.1f}, after {os.getloadavg()[0]:.1f}\n")
     print("| measurement | time | peak RSS | notes |\n|---|---|---|---|")
     for what, t, rss, note in rows:
         print(f"| {what} | {t} | {f'{rss / GIB:.2f} GiB' if rss else ''} | {note} |")

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import time
 from pathlib import Path
 
 from bench_virtual import REFERENCE  # noqa: E402  (the same reference write, any grid)
+from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
 
 BUDGET_GIB = 8.0
 
@@ -75,15 +75,6 @@ def value(stdout: str, key: str) -> list[float]:
             return [float(v) for v in line.split()[1:]]
     raise KeyError(key)
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main(argv=None) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from vegviz import grid as G
 from vegviz.contract import cf_attrs, check_time, validate
@@ -200,6 +201,21 @@ def test_daily_interpolation_linear_and_gap_limited(series):
     strict = gm.globmap_lai(series, daily=True, max_gap=15)["lai_daily"]
     assert np.isnan(strict.sel(time="2000-12-24").values).all()
     assert np.isfinite(strict.sel(time="2001-01-05").values).all()
+
+
+@pytest.mark.parametrize("time_chunk", [5, 16])
+def test_lazy_chunks_equal_the_in_memory_arrays(series, time_chunk):
+    """time_chunk=N: dask arrays whose chunks read their own composites (HDF4 ones under a lock, on several
+    threads), lai_daily also those within max_gap of the chunk: the values of the in-memory arrays, exactly."""
+    import dask
+
+    eager = gm.globmap_lai(series, daily=True)
+    lazy = gm.globmap_lai(series, daily=True, time_chunk=time_chunk)
+    assert lazy["lai"].chunks[0][0] == time_chunk and lazy["lai_daily"].chunks == lazy["lai"].chunks
+    with dask.config.set(scheduler="threads", num_workers=4):
+        computed = lazy.compute()
+    xr.testing.assert_identical(computed, eager.drop_attrs(deep=False).assign_attrs(
+        {k: v for k, v in eager.attrs.items() if k != "globmap_georeference"}))  # known once the files are read
 
 
 def test_interpolation_per_cell_gaps():

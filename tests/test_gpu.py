@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from test_training import learnable_dataset, tiny_config
 from vegviz.training import Trainer, predict

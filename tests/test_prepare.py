@@ -2,6 +2,7 @@
 
 The archive (vegviz.data.samples) holds NLDAS-2 version 2.0 hourly NetCDF files and GLOBMAP
 LAI V3 GeoTIFF composites for a 12 x 12 cell window; it is written once per session.
+Peak memory of prepare against the number of years: benchmarks/bench_prepare.py.
 """
 from __future__ import annotations
 
@@ -17,12 +18,15 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from tolerance import rounding_tolerance
 from vegviz import cli
 from vegviz.contract import validate
 from vegviz.data import globmap, nldas
 from vegviz.data.prepare import PrepareError, prepare_real, split_periods, static_on_grid, work_dir
 from vegviz.data.samples import SAMPLE_GRID, write_sample_archive
 from vegviz.data.static import missing_sources
+from vegviz.data.virtual import store as virtual_store
+from vegviz.physics import add_lai_process
 
 MISSING = missing_sources()
 
@@ -43,6 +47,12 @@ def data_dir(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def daily(archive):
+    """The archive's daily forcings computed in memory by the NLDAS-2 reader (what prepare's first step stores)."""
+    return nldas.nldas_daily(archive["nldas"], SAMPLE_GRID).load()
+
+
+@pytest.fixture(scope="session")
 def prepared(archive, tmp_path_factory):
     """The archive prepared once (registered in a data directory of its own), for the read-only tests."""
     root = tmp_path_factory.mktemp("prepared")
@@ -53,7 +63,7 @@ def prepared(archive, tmp_path_factory):
     return {"ds": ds, "root": root, "out": root / "sample.zarr", "data_dir": root / "data"}
 
 
-def test_prepared_store_is_the_validated_contract(prepared, archive):
+def test_prepared_store_is_the_validated_contract(prepared, archive, daily):
     ds = prepared["ds"]
     validate(ds, grid=None, require=("precip", "tair", "tmin", "swdown", "lai", "lai_process", "landcover",
                                      "elevation", "mask"))
@@ -62,7 +72,6 @@ def test_prepared_store_is_the_validated_contract(prepared, archive):
     assert "vegviz_prepared" in ds.attrs
     assert "NLDAS-2" in ds.attrs["source"] and "GLOBMAP" in ds.attrs["source"]
     # forcings are the NLDAS aggregation, LAI the GLOBMAP regridding, on the same days
-    daily = nldas.nldas_daily(archive["nldas"], SAMPLE_GRID).load()
     for v in ("precip", "tair", "tmin", "swdown", "vpd"):
         np.testing.assert_allclose(ds[v].values, daily[v].values, rtol=1e-6, err_msg=v)
     lai = globmap.globmap_lai(archive["globmap"], SAMPLE_GRID, start=archive["start"], end=archive["end"])
@@ -79,6 +88,82 @@ def test_prepared_store_is_the_validated_contract(prepared, archive):
     assert ds["lai_process"].attrs["calibration_period"].startswith(periods["train"][0])
     assert np.isfinite(ds["lai_process"].where(ds["mask"] == 1).values[:, ds["mask"].values == 1]).all()
     assert not work_dir(prepared["out"]).exists()  # the intermediate is removed when done
+
+
+def in_memory_assembly(archive, daily: xr.Dataset, periods: dict, daily_lai: bool = False) -> xr.Dataset:
+    """The data set as prepare assembled it before it streamed: the forcings loaded, the GLOBMAP LAI read into
+    memory, the static fields, then lai_process in memory (vegviz.physics.add_lai_process)."""
+    days = pd.DatetimeIndex(daily["time"].values)
+    lai = globmap.globmap_lai(archive["globmap"], SAMPLE_GRID, start=days[0], end=days[-1], daily=daily_lai)
+    ds = xr.merge([daily, lai, static_on_grid(SAMPLE_GRID)], combine_attrs="override")
+    return add_lai_process(ds, calibration=slice(*periods["train"]))
+
+
+def assert_equals_in_memory(ds: xr.Dataset, ref: xr.Dataset) -> None:
+    """Every variable of ``ref`` in ``ds``: the copied ones exactly, lai_process within float32 rounding."""
+    for v in ref.data_vars:
+        if v != "lai_process":  # read and copied (forcings, lai, lai_daily, static fields): bit for bit
+            xr.testing.assert_identical(ds[v].load(), ref[v])
+    # lai_process: the same formulas on blocks of days and rows of other shapes, where NumPy's SIMD dispatch may
+    # round some values differently on some CPUs (tests/tolerance.py). Roundings on one value's chain: its
+    # 21-day trailing mean of daily products of ~30 roundings each (indicators, PET, the 90-day moisture
+    # ratio), then lai_min + range x index; the steepest indicator ramp (photoperiod, 10 to 11 h) amplifies a
+    # rounding of its input ~11 times. Any real difference (calibration, the windows carried between time
+    # chunks) is orders of magnitude larger.
+    got, expected = ds["lai_process"].load(), ref["lai_process"]
+    xr.testing.assert_identical(got.copy(data=expected.values), expected)  # dims, coordinates, attributes
+    tol = rounding_tolerance(21 * 30 + 2, np.float32, scale=11 * float(np.nanmax(np.abs(expected.values))))
+    np.testing.assert_allclose(got.values, expected.values, rtol=0, atol=tol)  # NaN in the same places too
+
+
+def stored_chunks(out: Path, name: str) -> tuple:
+    import zarr
+
+    array = zarr.open_group(str(out), mode="r")[name]
+    assert array.metadata.zarr_format == 3
+    return tuple(array.chunks)
+
+
+def test_streamed_store_equals_the_in_memory_assembly(prepared, archive, daily):
+    """prepare streams (lazy forcings and GLOBMAP LAI written a time chunk at a time, lai_process out of core):
+    its store holds what the in-memory assembly held, in the virtual basin's chunk layout."""
+    ds = prepared["ds"]
+    ref = in_memory_assembly(archive, daily, split_periods(pd.DatetimeIndex(ds["time"].values)))
+    assert_equals_in_memory(ds, ref)
+    assert ds["lai_process"].attrs["calibration_period"] == ref["lai_process"].attrs["calibration_period"]
+    layout = virtual_store.chunk_shape(12, 12)
+    for v in ("precip", "tair", "tmin", "swdown", "vpd", "qair", "lai", "lai_process"):
+        assert stored_chunks(prepared["out"], v) == layout == (365, 12, 12), v
+
+
+def test_prepare_streams_time_chunks_and_tiles_with_the_state_carried(archive, daily, data_dir, tmp_path,
+                                                                       monkeypatch):
+    """With 16-day time chunks and 4 x 4 cell tiles (TILE = 5 splits the 12 x 12 window in 3 x 3), the 90 days
+    are 6 time chunks (the last one of 10 days): lai_daily needs the composites up to 20 days (max_gap) into the
+    chunks around, lai_process the running windows carried from chunk to chunk (up to 90 days back); the
+    values are still the in-memory ones."""
+    monkeypatch.setattr(virtual_store, "CHUNK_DAYS", 16)
+    monkeypatch.setattr(virtual_store, "TILE", 5)
+    # the hourly files were aggregated once (the daily fixture): serve their days from it, not read them again
+    from vegviz.data.nldas import daily as nldas_daily_module
+
+    def from_fixture(granules, grid):
+        day = daily.sel(time=granules[0].day)
+        return np.stack([day[v].values for v in nldas.DAILY]).astype(np.float32)
+
+    monkeypatch.setattr(nldas_daily_module, "aggregate_day", from_fixture)
+    out = tmp_path / "tiled.zarr"
+    logs = []
+    ds = prepare_real(archive["nldas"], archive["globmap"], out, grid=SAMPLE_GRID, name="tiled", daily_lai=True,
+                      log=logs.append)
+    assert sum(m.strip().startswith("time chunk") for m in logs) == 6  # a line per chunk written
+    ref = in_memory_assembly(archive, daily, split_periods(pd.DatetimeIndex(ds["time"].values)), daily_lai=True)
+    assert "lai_daily" in ref and np.isfinite(ref["lai_daily"].values).any()
+    assert_equals_in_memory(ds, ref)
+    for v in ("tair", "lai", "lai_daily", "lai_process"):
+        assert stored_chunks(out, v) == (16, 4, 4), v
+    validate(ds, grid=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "tiled.zarr"]  # no temporary store left
 
 
 def test_registered_entry_trains_like_the_virtual_basin(prepared, tmp_path, monkeypatch):

@@ -7,12 +7,11 @@ again.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import xarray as xr
 
-from test_training import PERIODS, learnable_dataset, tiny_config
+from test_training import learnable_dataset, tiny_config
 from tolerance import convlstm_scan_roundings, rounding_tolerance
 from vegviz.training import Config, ConfigError, DataError, Trainer, fit_normalization, load_period, predict
 from vegviz.training.device import resolve

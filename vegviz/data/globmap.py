@@ -30,10 +30,13 @@ from a window of each file that covers the grid plus a margin (the global raster
 read whole). ``lai`` keeps composites on their dates on a daily axis, NaN between.
 ``lai_daily`` (optional) interpolates linearly in time between consecutive valid composites
 of each cell, only where they are at most ``max_gap`` days apart, and never extrapolates.
+Both are in memory, or with ``time_chunk`` lazy (dask, a chunk of days reads its own
+composites when computed) for periods larger than memory, as ``vegviz prepare`` uses them.
 """
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +64,8 @@ OTHER_REGION = re.compile(r"^GlobMapLAIV3\.A(\d{4})(\d{3})\.(?!Global\.|LAI\.)([
 NAMES_HELP = ("GlobMapLAIV3.A{YYYY}{DOY}.Global.hdf or .Global.LAI.hdf (HDF4), "
               "GlobMapLAIV3.A{YYYY}{DOY}.Global.LAI.tif or .Global.tif (GeoTIFF)")
 DEFAULT_MAX_GAP = 20
+#: HDF4 (pyhdf) is not thread-safe: lazily read composites may be read by several dask threads at once
+_HDF4_LOCK = threading.Lock()
 
 
 class GlobmapError(ValueError):
@@ -170,7 +175,8 @@ def read_composite(path, grid: _grid.Grid = _grid.UCRB, *, margin: int = 2) -> x
     path = Path(path)
     try:
         if path.suffix.lower() == ".hdf":
-            raw, info = read_hdf4_window(path, SDS_NAME, grid, margin=margin, georef=GLOBMAP_GRID)
+            with _HDF4_LOCK:  # pyhdf is not thread-safe (lazily read composites: dask threads)
+                raw, info = read_hdf4_window(path, SDS_NAME, grid, margin=margin, georef=GLOBMAP_GRID)
             a = info["attrs"]
             vr = a.get("valid_range")
             raw_vals = dict(scale=a.get("scale_factor"), offset=a.get("add_offset"), fill=a.get("_FillValue"),
@@ -210,13 +216,29 @@ def interpolate_daily(lai: xr.DataArray, max_gap: int = DEFAULT_MAX_GAP) -> xr.D
     """
     t = pd.DatetimeIndex(lai["time"].values)
     day = ((t - t[0]) / pd.Timedelta(days=1)).astype(int).to_numpy()
-    x = lai.values.astype("float64")
-    have = np.isfinite(x).any(axis=(1, 2))
+    return lai.copy(data=_interpolate(np.asarray(lai.values), day, max_gap))
+
+
+#: float64 values per temporary array of :func:`_interpolate` (a block of days x all cells)
+_INTERPOLATE_ELEMENTS = 1 << 21
+
+
+def _interpolate(x: np.ndarray, day: np.ndarray, max_gap: int, keep: slice = slice(None)) -> np.ndarray:
+    """:func:`interpolate_daily` on arrays: ``x`` (days, lat, lon) NaN between composites, ``day`` their day
+    numbers; returns float32 values of the days ``keep``.
+
+    Only the days holding a composite are kept (as float64), and the days are interpolated in
+    blocks of at most :data:`_INTERPOLATE_ELEMENTS` values, so the temporaries stay small.
+    A day's value depends only on the composites within ``max_gap`` days of it: a window of
+    the record that covers them gives the values of the whole record exactly.
+    """
+    have = np.array([np.isfinite(row).any() for row in x], dtype=bool)
     k = np.flatnonzero(have)
-    out = np.full(x.shape, np.nan, dtype="float32")
+    rows = np.arange(x.shape[0])[keep]
+    out = np.full((rows.size,) + x.shape[1:], np.nan, dtype="float32")
     if k.size == 0:
-        return lai.copy(data=out)
-    cd, cx = day[k], x[k]  # composite days and values (nc, ny, nx)
+        return out
+    cd, cx = day[k], x[k].astype("float64")  # composite days and values (nc, ny, nx)
     valid = np.isfinite(cx)
     # Forward / backward fill of (value, day) over the composites, per cell.
     nc = cd.size
@@ -228,8 +250,9 @@ def interpolate_daily(lai: xr.DataArray, max_gap: int = DEFAULT_MAX_GAP) -> xr.D
     for i in range(nc - 2, -1, -1):
         m = ~valid[i]
         next_v[i][m], next_d[i][m] = next_v[i + 1][m], next_d[i + 1][m]
-    for lo in range(0, day.size, 366):  # blocks of days keep memory bounded
-        d = day[lo:lo + 366]
+    step = max(1, _INTERPOLATE_ELEMENTS // max(1, int(np.prod(x.shape[1:]))))
+    for lo in range(0, rows.size, step):  # blocks of days keep memory bounded
+        d = day[rows[lo:lo + step]]
         ip = np.searchsorted(cd, d, side="right") - 1  # last composite <= day
         inx = np.searchsorted(cd, d, side="left")  # first composite >= day
         ipc, inc = np.clip(ip, 0, nc - 1), np.clip(inx, 0, nc - 1)
@@ -242,12 +265,71 @@ def interpolate_daily(lai: xr.DataArray, max_gap: int = DEFAULT_MAX_GAP) -> xr.D
         with np.errstate(invalid="ignore", divide="ignore"):
             w = np.where(span > 0, (dd - pd_) / np.where(span > 0, span, 1), 0.0)
             val = np.where(span > 0, pv + w * (nv - pv), pv)
-        out[lo:lo + 366] = np.where(ok, val, np.nan)
-    return lai.copy(data=out)
+        out[lo:lo + step] = np.where(ok, val, np.nan)
+    return out
+
+
+def _on_grid(c: Composite, grid: _grid.Grid, margin: int) -> tuple[np.ndarray, str]:
+    """One composite regridded to ``grid`` (float32 lat x lon) and where its georeference came from."""
+    native = read_composite(c.path, grid, margin=margin)
+    try:
+        values = _grid.regrid_mean(native, grid).values
+    except ValueError as e:
+        raise GlobmapError(f"{c.path}: {e}. Fix: use files that cover the study area") from e
+    return values.astype("float32"), native.attrs["georef_from"]
+
+
+def _composite_days(comps, time: pd.DatetimeIndex, grid: _grid.Grid, margin: int) -> tuple[np.ndarray, set]:
+    """(days of ``time``, lat, lon) float32: the composites dated in ``time`` on their day, NaN on the others;
+    and where their georeferences came from. The files are read one at a time."""
+    data = np.full((time.size,) + grid.shape, np.nan, dtype="float32")
+    georef_from = set()
+    for c in comps:
+        if time[0] <= c.date <= time[-1]:
+            data[time.get_loc(c.date)], g = _on_grid(c, grid, margin)
+            georef_from.add(g)
+    return data, georef_from
+
+
+def _chunk(comps, time: pd.DatetimeIndex, grid: _grid.Grid, margin: int, daily: bool, max_gap: int,
+           a: int, b: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """``lai`` (and ``lai_daily`` when ``daily``) of days ``a:b`` of ``time``: the lazy path's task.
+
+    Reads the composites of those days and, for ``lai_daily``, those of the ``max_gap`` days on
+    either side (inside ``time``), which are all that the interpolation of days ``a:b`` depends on.
+    """
+    if not daily:
+        return _composite_days(comps, time[a:b], grid, margin)[0], None
+    w0, w1 = max(0, a - max_gap), min(time.size, b + max_gap)
+    window, _ = _composite_days(comps, time[w0:w1], grid, margin)
+    day = np.arange(w0, w1)
+    return window[a - w0:b - w0].copy(), _interpolate(window, day, max_gap, slice(a - w0, b - w0))
+
+
+def _lazy(comps, time: pd.DatetimeIndex, grid: _grid.Grid, margin: int, daily: bool, max_gap: int,
+          time_chunk: int) -> tuple:
+    """Dask arrays of ``lai`` (and ``lai_daily``, else None) in chunks of ``time_chunk`` days by the whole grid."""
+    import dask
+    import dask.array as dsa
+
+    token = dask.base.tokenize([(str(c.path), c.date) for c in comps], time, grid, margin, daily, max_gap,
+                               time_chunk)
+    lai, lai_daily = [], []
+    for a in range(0, time.size, time_chunk):
+        b = min(a + time_chunk, time.size)
+        w0, w1 = (max(0, a - max_gap), min(time.size, b + max_gap)) if daily else (a, b)
+        inside = [c for c in comps if time[w0] <= c.date <= time[w1 - 1]]  # the composites the chunk reads
+        task = dask.delayed(_chunk, pure=True, nout=2)(inside, time, grid, margin, daily, max_gap, a, b,
+                                                        dask_key_name=f"globmap-lai-{token}-{a}")
+        shape = (b - a,) + grid.shape
+        lai.append(dsa.from_delayed(task[0], shape, dtype=np.float32))
+        if daily:
+            lai_daily.append(dsa.from_delayed(task[1], shape, dtype=np.float32))
+    return dsa.concatenate(lai), (dsa.concatenate(lai_daily) if daily else None)
 
 
 def globmap_lai(files_or_dir, grid: _grid.Grid = _grid.UCRB, start=None, end=None, *, daily: bool = False,
-                max_gap: int = DEFAULT_MAX_GAP, margin: int = 2) -> xr.Dataset:
+                max_gap: int = DEFAULT_MAX_GAP, margin: int = 2, time_chunk: int | None = None) -> xr.Dataset:
     """GLOBMAP LAI V3 on ``grid`` with a daily time axis: ``lai`` on composite dates, NaN between.
 
     ``files_or_dir``: a directory (searched recursively) or a list of GLOBMAP files, HDF4 and
@@ -255,6 +337,15 @@ def globmap_lai(files_or_dir, grid: _grid.Grid = _grid.UCRB, start=None, end=Non
     composite; composites outside are skipped (not read). ``daily=True`` adds ``lai_daily``
     (see :func:`interpolate_daily`). Each file is read as a window around the grid and
     regridded by exact area-weighted mean, one at a time.
+
+    By default the files are read now and the arrays are in memory: (days x cells) float32
+    per variable, which grows with the period. ``time_chunk=N`` gives dask-backed arrays in
+    chunks of N days by the whole grid instead, read when computed (any scheduler,
+    dask.distributed included): only the file names are checked here, a chunk reads its own
+    composites (``lai_daily``: also those of the ``max_gap`` days on either side) and its
+    values are those of the in-memory arrays, so memory is set by one chunk, not by the
+    period. The dataset attribute ``globmap_georeference`` (which the files' contents tell)
+    is then left out.
     """
     comps = composites(find_files(files_or_dir))
     time = _daily_axis(comps, start, end)
@@ -262,15 +353,14 @@ def globmap_lai(files_or_dir, grid: _grid.Grid = _grid.UCRB, start=None, end=Non
     if not comps:
         raise GlobmapError(f"no GLOBMAP composite falls in {time[0]:%Y-%m-%d}..{time[-1]:%Y-%m-%d}. "
                            "Fix: widen start/end or add the files for that period")
-    data = np.full((time.size,) + grid.shape, np.nan, dtype="float32")
-    georef_from = set()
-    for c in comps:
-        native = read_composite(c.path, grid, margin=margin)
-        georef_from.add(native.attrs["georef_from"])
-        try:
-            data[time.get_loc(c.date)] = _grid.regrid_mean(native, grid).values
-        except ValueError as e:
-            raise GlobmapError(f"{c.path}: {e}. Fix: use files that cover the study area") from e
+    if time_chunk is not None and int(time_chunk) < 1:
+        raise ValueError(f"time_chunk must be a positive number of days or None, got {time_chunk!r}")
+    georef_from = None
+    if time_chunk is None:
+        data, georef_from = _composite_days(comps, time, grid, margin)
+        daily_data = _interpolate(data, np.arange(time.size), max_gap) if daily else None
+    else:
+        data, daily_data = _lazy(comps, time, grid, margin, daily, max_gap, int(time_chunk))
     sensors = sorted({c.sensor for c in comps})
     cadence = {"AVHRR": "half-monthly (AVHRR-based, before 2001)", "MODIS": "8-day (MODIS-based, from 2001)"}
     ds = grid.template().assign_coords(time=("time", time, {"long_name": "day"}))
@@ -282,8 +372,8 @@ def globmap_lai(files_or_dir, grid: _grid.Grid = _grid.UCRB, start=None, end=Non
         regridding="exact area-weighted mean of the 0.0727 degree pixels (vegviz.grid.regrid_mean)",
     )
     if daily:
-        ds["lai_daily"] = interpolate_daily(ds["lai"], max_gap).assign_attrs(
-            cf_attrs("lai_daily"),
+        ds["lai_daily"] = xr.DataArray(daily_data, dims=("time", "lat", "lon"), coords=ds.coords).assign_attrs(
+            {**ds["lai"].attrs, **cf_attrs("lai_daily")},
             comment=f"linear in time between consecutive valid composites of each cell at most {max_gap} days "
                     "apart; NaN across longer gaps and outside the first/last composite",
         )
@@ -291,9 +381,10 @@ def globmap_lai(files_or_dir, grid: _grid.Grid = _grid.UCRB, start=None, end=Non
         source=f"GLOBMAP LAI V3 (Liu, Liu & Chen 2012, doi:10.1029/2012JG002084), {len(comps)} composites "
                f"{comps[0].date:%Y-%m-%d}..{comps[-1].date:%Y-%m-%d}",
         synthetic=0,
-        globmap_georeference="; ".join(sorted("from the files' metadata" if g == "file" else
-                                               "documented global grid GLOBMAP_GRID (files carry none)"
-                                               for g in georef_from)),
         grid=grid.name,
     )
+    if georef_from is not None:
+        ds.attrs["globmap_georeference"] = "; ".join(sorted("from the files' metadata" if g == "file" else
+                                                            "documented global grid GLOBMAP_GRID (files carry none)"
+                                                            for g in georef_from))
     return ds

@@ -20,19 +20,31 @@ Steps, each reusing its module:
    rerunning after an interruption continues with the first unfinished block;
 2. GLOBMAP LAI V3 composites -> ``lai`` on the same days (:func:`vegviz.data.globmap.globmap_lai`),
    NaN between composites (``daily_lai=True`` adds ``lai_daily``); that composites fall in the
-   NLDAS period, and that the first of them reads, is checked before step 1, in seconds;
+   NLDAS period, and that the first of them reads, is checked before step 1, in seconds. Lazy:
+   each time chunk of the output reads its own composites when it is written (step 4);
 3. static fields: ``elevation``, ``mask`` (and ``cell_area``) of the domain
    (:func:`vegviz.data.static.static_for`: the committed file for ``ucrb``, built once from
    MCD12C1 and the registered ETOPO5 and cached for any other domain), cut to the grid;
    ``landcover`` from ``landcover`` (an MCD12C1 or MCD12Q1 file of any year, majority class
    by :func:`vegviz.data.landcover.landcover_on_grid`) or the domain's MCD12C1 2019;
-4. ``lai_process`` (:func:`vegviz.physics.add_lai_process`), calibrated on the training period;
-5. the contract check (:func:`vegviz.contract.validate`), then one write to a temporary
-   store renamed to ``out``: ``out`` is either absent or complete, never half-written;
+4. the forcings (read lazily from the daily store of step 1), ``lai`` and the static fields are
+   written into a temporary store beside ``out``, one time chunk at a time;
+5. ``lai_process`` (:func:`vegviz.physics.iter_lai_process`, calibrated on the training period)
+   is added to it out of core, one time chunk at a time with the running windows carried over
+   (:func:`vegviz.data.virtual.store.append_lai_process`, as for the virtual basin); then the
+   contract check (:func:`vegviz.contract.validate`) of the whole store, and the store is
+   marked finished and renamed to ``out``: ``out`` is either absent or complete, never
+   half-written;
 6. an entry ``name`` in the user catalog (:func:`vegviz.catalog.register`) with the
    train/validation/test split and the domain, so ``vegviz train --data name`` and the
    dashboards use it. The data set's attributes name the domain too (``domain``,
    ``domain_title``; ``domain_window`` when it is a window of the domain's grid).
+
+Memory: nothing holds the whole period. The store has the layout of the virtual basin's
+(:func:`vegviz.data.virtual.store.chunk_shape`: a year of days by the domain, tiled in
+patches of at most ``TILE`` x ``TILE`` cells), and steps 4 and 5 hold about one time chunk
+of the domain's variables at a time, so peak memory does not grow with the number of years
+(benchmarks/bench_prepare.py).
 
 The split: the study's (1981-2001 / 2002-2008 / 2009-2016) when the data cover 1981-2016;
 otherwise the first 60 % of the days for training, the next 20 % for validation and the
@@ -43,6 +55,8 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
+import warnings
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -56,6 +70,7 @@ from .static import STATIC
 __all__ = ["PrepareError", "prepare_real", "same_window", "split_periods", "static_on_grid", "work_dir"]
 
 MARKER = "vegviz_prepared"  # a store attribute: written last, so a store without it is not ours or not done
+DIMS = ("time", "lat", "lon")
 
 
 class PrepareError(ValueError):
@@ -191,6 +206,7 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
     from .. import domains as _domains
     from . import globmap as _globmap
     from . import nldas as _nldas
+    from .virtual import store as _vstore
 
     try:
         dom = _domains.get("ucrb" if domain is None else domain)
@@ -245,19 +261,18 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
         if not any(work.iterdir()):  # nothing to resume from: leave no trace
             work.rmdir()
         raise
-    forcing = _nldas.open_daily_zarr(store)
+    forcing = _nldas.open_daily_zarr(store)  # lazy (dask): read a time chunk at a time in step 4
     days = pd.DatetimeIndex(forcing["time"].values)
 
-    # 2. satellite LAI on the same days
-    log(f"[3/5] GLOBMAP LAI V3 -> lai on {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}")
-    lai = _globmap.globmap_lai([c.path for c in composites], grid, start=days[0], end=days[-1], daily=daily_lai)
-    lai = lai.reindex(time=days)
-    if int(lai["lai"].notnull().any(("lat", "lon")).sum()) == 0:  # composites there, but only fill values
-        raise PrepareError(f"the {len(composites)} GLOBMAP composites in {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d} have "
-                           f"no valid LAI on the grid {grid.name} (fill values only). Fix: check that the GLOBMAP "
-                           "files are the original ones and cover the grid")
+    # 2. satellite LAI on the same days, lazy: a time chunk of the output reads its own composites
+    log(f"[3/5] GLOBMAP LAI V3 -> lai on {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d} ({len(composites)} composites, "
+        "read chunk by chunk while writing)")
+    lai = _globmap.globmap_lai([c.path for c in composites], grid, start=days[0], end=days[-1], daily=daily_lai,
+                               time_chunk=_vstore.CHUNK_DAYS)
+    if not lai.indexes["time"].equals(days):  # pragma: no cover - both are the gap-free days of the period
+        lai = lai.reindex(time=days)
 
-    ds = xr.merge([forcing.load(), lai, static], combine_attrs="override")  # variables keep theirs
+    ds = xr.merge([forcing, lai, static], combine_attrs="override")  # variables keep theirs
     periods = split_periods(days)
     sample = _sample_note(granules[0])  # a sample archive is labelled synthetic, like the virtual basin
     static_src = ("vegviz/data/files/ucrb_static.nc" if dom.name == "ucrb" else
@@ -284,21 +299,25 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
         "periods": str(periods),
     }
 
-    # 4. process-based LAI, calibrated on the training period only
-    log(f"[4/5] lai_process (GSI model), calibrated on the training period {periods['train'][0]}.."
-        f"{periods['train'][1]}")
-    from ..physics import add_lai_process
-
-    ds = add_lai_process(ds, calibration=slice(*periods["train"]))
-
-    # 5. check, write atomically, register
-    try:
-        validate(ds, grid=dom.grid if whole else None,
-                 require=("precip", "tair", "tmin", "swdown", "lai", "lai_process", *STATIC))
-    except ContractError as e:
-        raise PrepareError(f"the assembled data set breaks the contract: {e}") from e
-    log(f"[5/5] writing {out}")
-    _write_store(ds, out, overwrite)
+    # 4.-5. write a time chunk at a time, add lai_process (calibrated on the training period only) out of core,
+    # check, then rename into place
+    with _building(out, overwrite) as tmp:
+        n = -(-days.size // _vstore.CHUNK_DAYS)
+        log(f"[4/5] writing forcings, lai and static fields to {tmp.name} beside {out.name}, {n} time chunk(s) of "
+            f"{_vstore.CHUNK_DAYS} days")
+        if not _write_fields(ds, tmp, log):  # composites there, but only fill values
+            raise PrepareError(f"the {len(composites)} GLOBMAP composites in {days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d} "
+                               f"have no valid LAI on the grid {grid.name} (fill values only). Fix: check that the "
+                               "GLOBMAP files are the original ones and cover the grid")
+        log(f"[5/5] lai_process (GSI model), calibrated on the training period {periods['train'][0]}.."
+            f"{periods['train'][1]}, a time chunk at a time; contract check; {out}")
+        _vstore.append_lai_process(tmp, slice(*periods["train"]))
+        with xr.open_zarr(tmp, consolidated=False) as stored:
+            try:
+                validate(stored, grid=dom.grid if whole else None,
+                         require=("precip", "tair", "tmin", "swdown", "lai", "lai_process", *STATIC))
+            except ContractError as e:
+                raise PrepareError(f"the assembled data set breaks the contract: {e}") from e
     if name:
         from ..catalog import register
 
@@ -310,24 +329,28 @@ def prepare_real(nldas, globmap, out, *, landcover=None, landcover_product: str 
         log(f"registered as {name!r} in {path}: vegviz train --data {name}")
     shutil.rmtree(work, ignore_errors=True)
     log(f"done in {(time.perf_counter() - t0) / 60:.1f} min")
-    return xr.open_zarr(out)
+    return xr.open_zarr(out, consolidated=True)
 
 
-def _write_store(ds: xr.Dataset, out: Path, overwrite: bool) -> None:
-    """Write to a temporary store beside ``out``, mark it finished, then rename it into place."""
+@contextmanager
+def _building(out: Path, overwrite: bool):
+    """A temporary store beside ``out`` to fill; on success it is marked finished and renamed to ``out``.
+
+    On any error (or interruption) the temporary store is removed, so ``out`` is never
+    half-written; temporary stores left by a killed run are removed first.
+    """
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     for stale in out.parent.glob(f".{out.name}.tmp-*"):  # left by a killed run: never complete
         shutil.rmtree(stale, ignore_errors=True)
-    ds = ds.chunk({"time": 365, "lat": -1, "lon": -1})
-    for v in ds.variables.values():
-        v.encoding = {}
     try:
-        ds.to_zarr(tmp, mode="w", consolidated=True, zarr_format=2)
+        yield tmp
         import zarr
 
-        root = zarr.open_group(str(tmp), mode="r+")
-        root.attrs[MARKER] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        zarr.consolidate_metadata(str(tmp))
+        zarr.open_group(str(tmp), mode="r+").attrs[MARKER] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        with warnings.catch_warnings():
+            # zarr warns that consolidated metadata is not (yet) in the v3 spec; xarray reads it.
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            zarr.consolidate_metadata(str(tmp))
         if out.exists():
             if not overwrite:
                 raise PrepareError(f"{out} appeared while preparing. Fix: choose another --out")
@@ -340,3 +363,54 @@ def _write_store(ds: xr.Dataset, out: Path, overwrite: bool) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _write_fields(ds: xr.Dataset, tmp: Path, log) -> int:
+    """Write ``ds`` (lazy) into the new store ``tmp`` a time chunk at a time; return the days with any ``lai``.
+
+    The layout is the virtual basin's (:func:`vegviz.data.virtual.store.chunk_shape`, same
+    compressor): the static fields and the metadata first, then each time chunk of the
+    (time, lat, lon) variables is computed (the forcings' chunks and the GLOBMAP composites
+    of those days are read once) and written whole, in a background thread while the next
+    one is computed (:class:`vegviz.data.virtual.store._ChunkWriter`): about two time chunks
+    of the domain's variables are in memory, whatever the length of the period.
+    """
+    import dask
+    import dask.array as dsa
+    import numpy as np
+    import zarr
+
+    from .virtual import store as _vstore
+
+    dynamic = [v for v in ds.data_vars if set(ds[v].dims) == set(DIMS)]
+    nt, nlat, nlon = (ds.sizes[d] for d in DIMS)
+    chunks = _vstore.chunk_shape(nlat, nlon)
+    step = chunks[0]
+    template = ds.drop_vars(dynamic)
+    for v in template.variables.values():
+        v.encoding = {}
+    for v in dynamic:
+        template[v] = (DIMS, dsa.zeros((nt, nlat, nlon), chunks=chunks, dtype=ds[v].dtype), ds[v].attrs)
+    encoding = {v: _vstore._encoding(chunks) for v in dynamic}
+    encoding["time"] = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int32"}
+    # compute=False writes the coordinates, the static fields and all metadata, no (time, lat, lon) data
+    template.to_zarr(tmp, mode="w-", compute=False, consolidated=False, zarr_format=3, encoding=encoding)
+    group = zarr.open_group(str(tmp), mode="r+")
+    observed = 0
+    n = -(-nt // step)
+    with _vstore._ChunkWriter({v: group[v] for v in dynamic}, step) as writer:
+        for k, a in enumerate(range(0, nt, step)):
+            b = min(a + step, nt)
+            part = ds[dynamic].isel(time=slice(a, b)).transpose(*DIMS)
+            # lai and lai_daily come from one task per chunk (its composites read once): computed together; the
+            # forcings one at a time, so that a variable's pieces and its assembled chunk are all that is extra
+            together = [v for v in ("lai", "lai_daily") if v in dynamic]
+            values = dict(zip(together, dask.compute(*(part[v].data for v in together))))
+            for v in dynamic:
+                if v not in values:
+                    values[v] = part[v].values
+            del part
+            observed += int(np.isfinite(values["lai"]).any(axis=(1, 2)).sum())
+            writer.add(values)
+            log(f"      time chunk {k + 1}/{n}: days {a + 1}..{b} of {nt}")
+    return observed

@@ -36,6 +36,7 @@ import pandas as pd
 import xarray as xr
 
 from ..evaluation.periods import period_days
+from .windows import period_indices
 
 __all__ = ["BlockCache", "DEFAULT_CACHE_MB", "WindowReader", "patch_origins", "prefetched"]
 
@@ -104,15 +105,8 @@ class WindowReader:
 
     def __init__(self, ds: xr.Dataset, stats, start, end, *, pad_before: int = 0, with_target: bool = True,
                  target_period=None, cache: BlockCache | None = None):
-        from .windows import DataError
-
         t = pd.DatetimeIndex(ds["time"].values)
-        i1 = int(t.searchsorted(pd.Timestamp(end), side="right"))
-        i0 = int(t.searchsorted(pd.Timestamp(start), side="left"))
-        if i1 <= i0:
-            raise DataError(f"the data hold no day in {pd.Timestamp(start):%Y-%m-%d}..{pd.Timestamp(end):%Y-%m-%d} "
-                            f"(they cover {t[0]:%Y-%m-%d}..{t[-1]:%Y-%m-%d}). Fix: adjust config.periods")
-        p0 = max(0, i0 - pad_before)
+        p0, i0, i1 = period_indices(t, start, end, pad_before)
         self.first = p0  # index of this reader's day 0 in the Dataset
         self.time = t[p0:i1]
         self.pad = i0 - p0

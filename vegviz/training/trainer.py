@@ -583,7 +583,7 @@ class Trainer:
 
     def _validate(self) -> tuple[float, float]:
         cfg, v, s = self.config, self.val_reader, self.stats
-        pad, n_days = v.pad, v.shape[0]
+        pad = v.pad
         loss_sum, count = 0.0, 0
         # only the observed dates (8-day composites) are kept for the NSE
         pieces: dict[int, tuple[np.ndarray, np.ndarray]] = {}

@@ -222,6 +222,16 @@ class PeriodArrays:
         return self.x.nbytes + (0 if self.y is None else self.y.nbytes)
 
 
+def period_indices(t: pd.DatetimeIndex, start, end, pad_before: int = 0) -> tuple[int, int, int]:
+    """Indices into ``t`` of (first padded day, ``start``, one past ``end``); the padding is cut to the data."""
+    i1 = int(t.searchsorted(pd.Timestamp(end), side="right"))
+    i0 = int(t.searchsorted(pd.Timestamp(start), side="left"))
+    if i1 <= i0:
+        raise DataError(f"the data hold no day in {pd.Timestamp(start):%Y-%m-%d}..{pd.Timestamp(end):%Y-%m-%d} "
+                        f"(they cover {t[0]:%Y-%m-%d}..{t[-1]:%Y-%m-%d}). Fix: adjust config.periods")
+    return max(0, i0 - pad_before), i0, i1
+
+
 def load_period(ds: xr.Dataset, stats: Normalization, start, end, *, pad_before: int = 0,
                 with_target: bool = True, target_period=None) -> PeriodArrays:
     """Normalised inputs (and target) for [start, end], plus ``pad_before`` days before ``start``.
@@ -233,12 +243,7 @@ def load_period(ds: xr.Dataset, stats: Normalization, start, end, *, pad_before:
     into the preallocated float32 output, so the peak is the output plus one variable.
     """
     t = pd.DatetimeIndex(ds["time"].values)
-    i1 = int(t.searchsorted(pd.Timestamp(end), side="right"))
-    i0 = int(t.searchsorted(pd.Timestamp(start), side="left"))
-    if i1 <= i0:
-        raise DataError(f"the data hold no day in {pd.Timestamp(start):%Y-%m-%d}..{pd.Timestamp(end):%Y-%m-%d} "
-                        f"(they cover {t[0]:%Y-%m-%d}..{t[-1]:%Y-%m-%d}). Fix: adjust config.periods")
-    p0 = max(0, i0 - pad_before)
+    p0, i0, i1 = period_indices(t, start, end, pad_before)
     sub = ds.isel(time=slice(p0, i1))
     inside = _mask(ds).values
     shape = (i1 - p0, len(stats.channels), ds.sizes["lat"], ds.sizes["lon"])

@@ -226,37 +226,48 @@ def _physics_iter_lai_process():
 
 
 def _add_lai_process(tmp: Path, t0: pd.Timestamp, t1: pd.Timestamp) -> bool:
-    """Add ``lai_process`` (vegviz.physics, out of core) to the store; False if vegviz.physics is unavailable.
-
-    The calibration reads ``lai`` of the calibration period, then the forcings are read one
-    time chunk at a time and each chunk of ``lai_process`` is written once (in a background
-    thread while the next is computed): bit for bit the in-memory
-    :func:`vegviz.physics.add_lai_process`, with memory set by one year of the domain.
-    """
-    iter_lai_process = _physics_iter_lai_process()
-    if iter_lai_process is None:
+    """Add ``lai_process`` (vegviz.physics, out of core) to the store; False if vegviz.physics is unavailable."""
+    if _physics_iter_lai_process() is None:
         warnings.warn("vegviz.physics.iter_lai_process is not available: the virtual basin is built without "
                       "lai_process (it is rebuilt with it once vegviz.physics is installed)", stacklevel=3)
         return False
-    period = calibration_period(t0, t1)
-    with xr.open_zarr(tmp, consolidated=False) as ds:
+    append_lai_process(tmp, calibration_period(t0, t1),
+                       comment=f"computed from the synthetic forcings and lai ({SYNTHETIC_NOTE})")
+    return True
+
+
+def append_lai_process(store, period: slice, *, comment: str | None = None) -> None:
+    """Add ``lai_process`` (:func:`vegviz.physics.iter_lai_process`) to the Zarr v3 ``store``, out of core.
+
+    The store holds the model's inputs (forcings, ``lai``, ``elevation``...) in the layout of
+    :func:`chunk_shape`. The calibration reads ``lai`` of ``period`` (a slice of dates),
+    then the forcings are read one time chunk at a time and each chunk of ``lai_process`` is
+    written once (in a background thread while the next is computed): bit for bit the
+    in-memory :func:`vegviz.physics.add_lai_process`, with memory set by one year of the
+    domain. ``comment`` is added to the variable's attributes; the root attribute
+    ``lai_process_calibration`` records the period. The virtual basin
+    (:func:`build_store`) and ``vegviz prepare`` (:mod:`vegviz.data.prepare`) both use it.
+    """
+    from ...physics import iter_lai_process
+
+    with xr.open_zarr(store, consolidated=False) as ds:
         attrs, blocks = iter_lai_process(ds, calibration=period)
-        attrs = {**attrs, "comment": f"computed from the synthetic forcings and lai ({SYNTHETIC_NOTE})"}
+        if comment is not None:
+            attrs = {**attrs, "comment": comment}
         chunks = chunk_shape(ds.sizes["lat"], ds.sizes["lon"])
         shape = (ds.sizes["time"], ds.sizes["lat"], ds.sizes["lon"])
         lazy = dsa.zeros(shape, chunks=chunks, dtype=np.float32)  # never computed: only the layout is written
         new = xr.Dataset({"lai_process": (("time", "lat", "lon"), lazy, attrs)})
         # Appending replaces the root attributes with these, so carry them over.
         new.attrs = {**ds.attrs, "lai_process_calibration": f"{period.start}..{period.stop}"}
-        new.to_zarr(tmp, mode="a", compute=False, consolidated=False,
+        new.to_zarr(store, mode="a", compute=False, consolidated=False,
                     encoding={"lai_process": _encoding(chunks)})
-        array = zarr.open_group(str(tmp), mode="r+")["lai_process"]
+        array = zarr.open_group(str(store), mode="r+")["lai_process"]
         with _ChunkWriter({"lai_process": array}, CHUNK_DAYS) as writer:
             for start, stop, values in blocks:
                 if start != writer.position:  # pragma: no cover - a bug, not a user error
                     raise RuntimeError(f"lai_process block starts at day {start}, expected {writer.position}")
                 writer.add({"lai_process": values})
-    return True
 
 
 def _write_marker(store: Path, info: dict) -> None:
