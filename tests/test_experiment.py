@@ -287,3 +287,147 @@ def test_an_experiment_on_a_second_domain_is_trained_scored_and_named_after_it(g
     assert gun.title in md and "Upper Colorado" not in md
     assert gun.title in figure_title(ds) and "UCRB" not in figure_title(ds)
     assert overview_figure(ds.sel(time=slice("2004-01-01", "2005-12-31")), tmp_path / "overview.png").stat().st_size
+
+
+# ----------------------------------------------------------------------------- parallel experiments
+
+def test_parallel_experiment_skips_keeps_failures_apart_resumes_and_equals_the_sequential_one(experiment,
+                                                                                               tmp_path, capsys):
+    """``--parallel``: runs in processes of their own (logs in their folders); a finished run is skipped, a
+    failing run leaves the others to finish and be kept, the rerun trains only it; weights, predictions and
+    scores equal the sequential ``tiny`` experiment's (same seeds, one thread per run, deterministic CPU)."""
+    import shutil
+
+    import pandas as pd
+    import torch
+
+    par = tmp_path / "par"
+    shutil.copytree(experiment.path / "convlstm_physics", par / "convlstm_physics")  # finished earlier: skipped
+    broken = par / "convlstm" / "checkpoints" / "last.pt"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a checkpoint")  # e.g. cut short by a full disk: resuming it fails
+    args = ["experiment", "--data", "virtual_ucrb_small", "--name", "par", "--runs-dir", str(tmp_path),
+            "--parallel", "--no-figures", *TINY]
+    assert cli.main(args) == 1
+    out, err = capsys.readouterr()
+    assert "[convlstm_physics] finished earlier" in out and "training 2 runs in parallel: 2 processes" in out
+    log = par / "convlstm" / "train.log"
+    assert "1 of 3 runs of experiment" in err and "\n  [convlstm] " in err  # what torch.load said
+    assert f"(log: {log})" in err and "rerun" in err
+    assert "Traceback" in log.read_text()
+    # the other run finished, is recorded and kept; nothing was combined
+    info = yaml.safe_load((par / "experiment.yaml").read_text())
+    assert list(info["runs"]) == ["lstm"] and info["runs"]["lstm"]["parallel"]["threads"] == 1
+    assert (par / "lstm" / "finished").exists() and not (par / "predictions.nc").exists()
+    text = (par / "lstm" / "train.log").read_text()
+    assert "process 2 of 2, 1 thread(s)" in text and "[lstm] epoch 1: train loss" in text
+
+    broken.unlink()
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert out.count("finished earlier") == 2 and "training 1 run in parallel: 1 process at a time" in out
+    exp = Experiment.open(par)
+    assert list(exp.info["runs"]) == ["convlstm", "lstm"] and "finished" in exp.info  # in the models' order
+    for m in exp.models:
+        a = torch.load(experiment.path / m / "checkpoints" / "best.pt", weights_only=True)["model"]
+        b = torch.load(par / m / "checkpoints" / "best.pt", weights_only=True)["model"]
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), m
+    xr.testing.assert_equal(exp.predictions[exp.models].load(), experiment.predictions[exp.models].load())
+    pd.testing.assert_frame_equal(exp.table, experiment.table)
+
+
+def test_interrupting_a_parallel_experiment_ends_its_processes(experiment, tmp_path, monkeypatch):
+    """Ctrl-C (or any error) in the experiment's process ends the runs' processes instead of orphaning them."""
+    import signal
+
+    from vegviz import experiment as ex
+
+    started = []
+
+    def start(*args, **kwargs):
+        started.append(real(*args, **kwargs))
+        return started[-1]
+
+    def log(text):
+        if "training into" in text and len(started) == 2:
+            raise KeyboardInterrupt
+
+    real = ex._start_child
+    monkeypatch.setattr(ex, "_start_child", start)
+    jobs = [(m, experiment.config.replace(model=m, name=f"stopped/{m}")) for m in ("convlstm", "lstm")]
+    with pytest.raises(KeyboardInterrupt):
+        ex._train_parallel(jobs, tmp_path / "stopped", experiment.observations(), True, {"runs": {}}, log)
+    assert [c.process.returncode for c in started] == [-signal.SIGTERM] * 2
+    assert not any((tmp_path / "stopped" / m / "finished").exists() for m in ("convlstm", "lstm"))
+
+
+@pytest.mark.gpu
+def test_parallel_experiment_on_gpus_one_run_per_device(small_basin, tmp_path, capsys):
+    """On a GPU machine: one process per GPU, each pinned to its own through CUDA_VISIBLE_DEVICES and training on
+    it (``cuda`` there); skipped without CUDA."""
+    import torch
+
+    from vegviz.experiment import _visible_gpus
+
+    args = ["experiment", "--data", "virtual_ucrb_small", "--name", "gpus", "--runs-dir", str(tmp_path),
+            "--parallel", "--no-figures", *TINY, "--set", "device=cuda"]  # the last --set wins
+    assert cli.main(args) == 0
+    gpus, n = _visible_gpus(), min(torch.cuda.device_count(), 3)
+    assert f"{n} process{'es' if n > 1 else ''} at a time on GPU" in capsys.readouterr().out
+    exp = Experiment.open(tmp_path / "gpus")
+    used = {r["parallel"]["cuda_visible_devices"] for r in exp.info["runs"].values()}
+    assert used == set(gpus[:n]) and all(r["device"].startswith("cuda") for r in exp.info["runs"].values())
+    assert np.isfinite(exp.table.loc[exp.models, "median NSE"]).all()
+
+
+def test_parallel_plan_one_process_per_gpu_or_cores_shared_out(monkeypatch):
+    import torch
+
+    from vegviz.experiment import ParallelPlan, plan_parallel
+
+    cpu = Config(device="cpu")
+    assert plan_parallel(cpu, 3, cores=2) == ParallelPlan(2, 1)  # one per core, never more than the runs
+    assert plan_parallel(cpu, 3, cores=16) == ParallelPlan(3, 5)
+    assert plan_parallel(cpu, 6, 2, cores=16) == ParallelPlan(2, 8)
+    assert plan_parallel(cpu.replace(num_threads=1), 3, cores=16) == ParallelPlan(3, 1)  # the runs' own count
+    assert "2 processes at a time on the CPU, 1 thread each" in plan_parallel(cpu, 3, cores=2).describe()
+    with pytest.raises(ConfigError, match="parallel: expected True or a number of processes >= 1"):
+        plan_parallel(cpu, 3, 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    gpu = Config(device="cuda", precision="fp32")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert plan_parallel(gpu, 3, cores=16) == ParallelPlan(2, 8, ("0", "1"))  # one run per GPU
+    assert plan_parallel(gpu, 3, 3, cores=16) == ParallelPlan(3, 5, ("0", "1", "0"))  # shared round-robin
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")  # the children see our devices by their own numbers
+    plan = plan_parallel(gpu, 4, cores=16)
+    assert plan.devices == ("3", "5") and "on GPU 3, 5 (CUDA_VISIBLE_DEVICES)" in plan.describe()
+
+
+def test_parallel_option_parses_and_bad_counts_are_refused_before_anything_is_written(tmp_path, capsys):
+    parser = cli.build_parser()
+    assert parser.parse_args(["experiment"]).parallel is None
+    assert parser.parse_args(["experiment", "--parallel", "--no-figures"]).parallel is True
+    assert parser.parse_args(["experiment", "--parallel", "3"]).parallel == 3
+    assert cli.main(["experiment", "--data", "virtual_ucrb_small", "--runs-dir", str(tmp_path), "--name", "x",
+                     "--parallel", "0"]) == 2
+    assert "parallel: expected True or a number of processes >= 1, got 0" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_parallel_run_with_another_thread_count_scores_the_same_within_rounding(experiment, tmp_path, capsys):
+    """Two threads instead of one: the multi-threaded kernels sum in another order, so weights differ in the last
+    bits (measured: the LSTM's by 1.5e-8 after one epoch, its predictions by one float32 step, per-cell NSE by
+    4e-6; the ConvLSTMs came out identical). Longer training can amplify that; the scores stay equal to rounding."""
+    import pandas as pd
+
+    args = ["experiment", "--data", "virtual_ucrb_small", "--name", "threads", "--runs-dir", str(tmp_path),
+            "--models", "lstm", "--parallel", "--no-figures", *TINY, "--set", "num_threads=2"]
+    assert cli.main(args) == 0
+    assert "1 process at a time on the CPU, 2 threads each" in capsys.readouterr().out
+    exp = Experiment.open(tmp_path / "threads")
+    assert exp.info["runs"]["lstm"]["parallel"]["threads"] == 2 and exp.runs["lstm"].config.num_threads == 2
+    a, b = experiment.table.loc[["lstm"]], exp.table.loc[["lstm"]]
+    pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(exp.predictions["lstm"].values, experiment.predictions["lstm"].values, atol=1e-5)

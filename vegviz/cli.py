@@ -414,12 +414,37 @@ def cmd_train_members(args, cfg, members: int) -> int:
     return 0
 
 
+def _torchrun(nproc: int, argv: list[str]) -> int:
+    """``vegviz train --nproc N ...``: the same command on N ranks of this machine, started by torchrun."""
+    import subprocess
+
+    if nproc < 1:
+        raise ValueError(f"--nproc {nproc}: the number of ranks must be at least 1")
+    if os.environ.get("WORLD_SIZE"):
+        raise ValueError("--nproc inside a torchrun job: the ranks are already started. Fix: drop --nproc")
+    rest, skip = [], False
+    for a in argv:  # this command without --nproc
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "-m", "vegviz", *rest]
+    print("running: " + " ".join(cmd[1:]), file=sys.stderr)
+    return subprocess.call(cmd)
+
+
 def cmd_train(args) -> int:
     import math
 
     from .training import train
+    from .training.distributed import from_env
     from .training.run import default_run_dir
 
+    if args.nproc is not None:
+        return _torchrun(args.nproc, args.argv)
     cfg = _config(args)
     members = _members(args)
     if members > 1:
@@ -433,6 +458,8 @@ def cmd_train(args) -> int:
             raise FileNotFoundError(f"--resume: there is no checkpoint to resume at {last}. Fix: check the run's "
                                     "name or folder (`ls` the runs directory), or drop --resume to start a new run")
     run = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    if not from_env().main:  # torchrun: rank 0 reports
+        return 0
     h, best = run.history, run.best
     print(f"run: {run.path}")
     if best is not None:
@@ -501,14 +528,19 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_experiment(args) -> int:
-    from .experiment import DEFAULT_MODELS, run_experiment
+    from .experiment import DEFAULT_MODELS, RunsFailed, run_experiment
 
     cfg = _config(args)
     models = [m.strip() for m in args.models.split(",") if m.strip()] if args.models else list(DEFAULT_MODELS)
     root = Path(args.runs_dir) if args.runs_dir else None
     t0 = time.perf_counter()
-    exp = run_experiment(cfg, models=models, name=args.name or cfg.name, root=root, members=_members(args),
-                         progress=not args.no_progress, figures=not args.no_figures)
+    try:
+        exp = run_experiment(cfg, models=models, name=args.name or cfg.name, root=root, members=_members(args),
+                             progress=not args.no_progress, figures=not args.no_figures,
+                             parallel=False if args.parallel is None else args.parallel)
+    except RunsFailed as e:  # --parallel: the other runs finished and are kept
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     print(f"\nexperiment {exp.path} finished in {(time.perf_counter() - t0) / 60:.1f} min; "
           f"table: {exp.path / 'comparison.md'}")
     return 0
@@ -849,6 +881,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--name", help="run name (folder under the runs directory)")
     t.add_argument("--run-dir", help="run folder (default: <runs directory>/<name>)")
     t.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    t.add_argument("--nproc", type=int, help="train on N ranks of this machine with DistributedDataParallel (torchrun "
+                   "--standalone; gloo on the CPU, one rank per GPU with NCCL); several nodes: start torchrun yourself, "
+                   "`torchrun ... -m vegviz train ...`")
     t.set_defaults(func=cmd_train)
 
     e = _command(sub, "evaluate", help="score a run or an experiment")
@@ -866,6 +901,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--name", help="experiment name (folder under the runs directory); rerun it to resume")
     x.add_argument("--runs-dir", help="parent folder (default: $VEGVIZ_RUNS_DIR or the user data dir)")
     x.add_argument("--no-figures", action="store_true", help="skip the HTML figures")
+    x.add_argument("--parallel", nargs="?", const=True, type=int, metavar="N",
+                   help="train the runs (models x members) concurrently, each in a process of its own with its log "
+                        "in <run>/train.log, at most N at a time (default N: one per GPU, each pinned to its own; "
+                        "on the CPU one per core, each with cores/N threads unless num_threads is set); a failed run "
+                        "leaves the others to finish, and a rerun resumes it (default: one after another)")
     x.set_defaults(func=cmd_experiment)
 
     c = _command(sub, "compare", help="median test NSE of two experiments side by side (e.g. temporal vs "
@@ -973,6 +1013,7 @@ def _join_signed_values(argv: list[str]) -> list[str]:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(_join_signed_values(argv))
+    args.argv = argv
     try:
         return args.func(args)
     except KeyboardInterrupt:
@@ -983,8 +1024,9 @@ def main(argv=None) -> int:
         return 2
     except RuntimeError as e:
         from .data.landcover import SourceMissing
+        from .training.distributed import DistError
 
-        if not isinstance(e, SourceMissing):
+        if not isinstance(e, (SourceMissing, DistError)):
             raise
         print(f"error: {e}", file=sys.stderr)  # names the package to install
         return 2

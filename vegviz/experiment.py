@@ -10,10 +10,12 @@
 Layout of an experiment folder (under :func:`vegviz.training.runs_root` by default)::
 
     <name>/
-      experiment.yaml      base configuration, models, per-model wall time, epochs, device, and the
+      experiment.yaml      base configuration, models, per-model wall time, epochs, device (and, with
+                           ``parallel``, the run's process: threads, GPU, log), and the
                            provenance (vegviz.provenance: version, git commit, seed, libraries, data hash);
                            ``vegviz experiment --config <name>/experiment.yaml --name NEW`` repeats it
-      <model>/             one run directory per model (see vegviz.training.run)
+      <model>/             one run directory per model (see vegviz.training.run); trained with ``parallel``,
+                           also train.log (the output of the process that trained it, appended on resume)
       <model>-m<k>/        instead, with ``members=N`` > 1: one run per ensemble member k = 0..N-1
                            (seed + k; vegviz.training.ensemble)
       predictions.nc       the models' predictions combined (one variable per model; for an ensemble
@@ -32,10 +34,26 @@ Every model is trained with the same configuration (only ``model`` changes, and 
 between ensemble members), so the comparison isolates the architecture. Rerunning an
 interrupted experiment resumes each run from its last checkpoint and skips finished ones,
 so an interrupted ensemble trains only its missing members.
+
+``parallel`` (``vegviz experiment --parallel [N]``) trains the runs (models x members)
+concurrently, at most N at a time, each in its own Python process that writes its output
+to ``<run>/train.log`` (see :func:`plan_parallel` for the defaults: one run per GPU, or on
+the CPU N processes of ``cores // N`` threads each). Everything else is as above: finished
+runs are skipped, unfinished ones resumed, the records, predictions and scores are the
+same, and on the CPU with the same thread count (``num_threads``) the weights are identical
+to the sequential path's. A run that fails does not stop the others: they finish and are
+kept, and the error (:class:`RunsFailed`) names each failed run and its log, so a rerun
+trains only what is missing.
 """
 from __future__ import annotations
 
+import json
+import os
+import pickle
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -56,12 +74,14 @@ from .training.run import Run, runs_root, train
 from .training.split import resolve_split
 from .training.trainer import RESUMABLE_CHANGES
 
-__all__ = ["DEFAULT_MODELS", "Experiment", "combine_predictions", "compare_experiments", "ensemble_table",
-           "run_experiment"]
+__all__ = ["DEFAULT_MODELS", "Experiment", "ParallelPlan", "RunsFailed", "combine_predictions",
+           "compare_experiments", "ensemble_table", "plan_parallel", "run_experiment"]
 
 DEFAULT_MODELS = ("convlstm", "convlstm_physics", "lstm")
 EXPERIMENT_FILE = "experiment.yaml"
 PREDICTIONS = "predictions.nc"
+#: a run's log when the experiment trains it in a process of its own (``parallel``); appended to on resume
+RUN_LOG = "train.log"
 
 
 @dataclass
@@ -187,10 +207,11 @@ def mark_finished(run_dir: Path) -> None:
 
 
 def train_or_resume(cfg: Config, run_dir: Path, data: xr.Dataset, *, progress: bool = True,
-                    log=print) -> tuple[Run, float | None]:
+                    log=print, subscribers=()) -> tuple[Run, float | None]:
     """Train ``cfg`` into ``run_dir`` unless it finished earlier; resume an interrupted run.
 
     Returns the run and the seconds spent (None when it was already finished).
+    ``subscribers`` receive the training events (:mod:`vegviz.training.events`).
     """
     label = f"[{run_dir.name}]"
     if _finished(run_dir, cfg):
@@ -198,7 +219,8 @@ def train_or_resume(cfg: Config, run_dir: Path, data: xr.Dataset, *, progress: b
         return Run(run_dir), None
     log(f"{label} training into {run_dir}")
     t0 = time.perf_counter()
-    run = train(cfg, run_dir, data=data, resume=(run_dir / "checkpoints" / "last.pt").exists(), progress=progress)
+    run = train(cfg, run_dir, data=data, resume=(run_dir / "checkpoints" / "last.pt").exists(), progress=progress,
+                subscribers=subscribers)
     seconds = time.perf_counter() - t0
     if not run.predictions_path.exists():
         raise RuntimeError(f"{label} training ended without predictions (stopped?): {run_dir}")
@@ -225,8 +247,9 @@ def _finished(run_dir: Path, config: Config) -> bool:
     return epochs - (int(best["epoch"]) if best is not None else 0) >= config.patience  # stopped early
 
 
-def _record_run(info: dict, run_name: str, run: Run, seconds: float) -> None:
-    """Note a run's epochs, best epoch, device and wall time in the experiment's info."""
+def _record_run(info: dict, run_name: str, run: Run, seconds: float, parallel: dict | None = None) -> None:
+    """Note a run's epochs, best epoch, device and wall time in the experiment's info (and, when it was
+    trained in a process of its own, that process's settings and log)."""
     h, best = run.history, run.best
     prev = info["runs"].get(run_name, {})
     info["runs"][run_name] = {
@@ -238,6 +261,7 @@ def _record_run(info: dict, run_name: str, run: Run, seconds: float) -> None:
         # wall time of all sessions that trained it (resumed runs add up)
         "wall_seconds": round(float(prev.get("wall_seconds", 0.0)) + seconds, 1),
         "epoch_seconds_median": float(np.median(h["seconds"])) if len(h) else None,
+        **({"parallel": parallel} if parallel else {}),
     }
 
 
@@ -264,7 +288,8 @@ def _provenance(config: Config, ds: xr.Dataset, variables: list[str], old: dict 
 
 def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name: str | None = None,
                    root=None, data: xr.Dataset | None = None, progress: bool = True, figures: bool = True,
-                   periods=("validation", "test"), members: int = 1, log=print) -> Experiment:
+                   periods=("validation", "test"), members: int = 1, parallel: bool | int = False,
+                   log=print) -> Experiment:
     """Train ``models`` with ``config`` (default: the study's), score them and write the comparison.
 
     ``name`` defaults to ``config.name`` or ``experiment-<timestamp>``; the folder is
@@ -274,11 +299,20 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
     change). ``members`` > 1 trains that many seeds of every model (an ensemble, see
     :mod:`vegviz.training.ensemble`). A differential ``config.split`` is resolved to year
     sets from the data first. Returns the :class:`Experiment`.
+
+    ``parallel``: False trains the runs one after another in this process. True, or a
+    number N, trains them concurrently, each in a process of its own that writes
+    ``<run>/train.log`` (``progress`` bars are then left out): at most N at a time, by
+    default one per GPU, or on the CPU as many as there are cores (and runs); each run gets
+    ``cores // N`` threads unless ``config.num_threads`` says otherwise (:func:`plan_parallel`).
+    When runs fail, the others still finish and are kept, and :class:`RunsFailed` names
+    the failed runs and their logs (rerunning resumes them).
     """
     from .models import list_models
 
     config = config or Config()
     members = check_members(members)
+    parallel = _check_parallel(parallel)
     models = [models] if isinstance(models, str) else list(models)
     unknown = [m for m in models if m not in list_models()]
     if unknown or not models:
@@ -319,18 +353,22 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
     _save_info(path, info)
 
     exp = Experiment(path, info)
-    runs = {}
+    jobs = []  # (run name, its configuration), models x members in order
     for model in models:
-        runs[model] = []
         for k, run_name in enumerate(exp.member_names(model)):
             cfg = config.replace(model=model, name=f"{name}/{run_name}")
             if members > 1:
                 cfg = member_config(cfg, k)
+            jobs.append((run_name, cfg))
+    if parallel:
+        _train_parallel(jobs, path, ds, parallel, info, log, reopen=data is None)
+    else:
+        for run_name, cfg in jobs:
             run, seconds = train_or_resume(cfg, path / run_name, ds, progress=progress, log=log)
-            runs[model].append(run)
             if seconds is not None:
                 _record_run(info, run_name, run, seconds)
                 _save_info(path, info)
+    runs = {model: [Run(path / run_name) for run_name in exp.member_names(model)] for model in models}
 
     log("combining predictions and scoring")
     combined = combine_predictions(runs)
@@ -341,6 +379,305 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
     info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     _save_info(path, info)
     return Experiment.open(path)
+
+
+class RunsFailed(RuntimeError):
+    """Runs of a parallel experiment failed; ``failures`` maps each run's name to (error, log file).
+
+    The other runs finished and were kept, so rerunning the experiment trains only the failed ones.
+    """
+
+    def __init__(self, experiment: Path, failures: dict[str, tuple[str, Path]], total: int):
+        self.experiment, self.failures = Path(experiment), dict(failures)
+        lines = [f"  [{run}] {error} (log: {log_file})" for run, (error, log_file) in self.failures.items()]
+        super().__init__(
+            f"{len(self.failures)} of {total} runs of experiment {self.experiment} failed:\n" + "\n".join(lines)
+            + "\nThe other runs finished and are kept. Fix: read the logs named above, remove the cause and rerun "
+            "the same command: finished runs are skipped, the failed ones resumed")
+
+
+@dataclass(frozen=True)
+class ParallelPlan:
+    """How a parallel experiment trains its runs: ``processes`` at a time, ``threads`` each (the runs'
+    ``num_threads``), and the GPU each process slot is pinned to (``CUDA_VISIBLE_DEVICES``; empty on the CPU)."""
+
+    processes: int
+    threads: int
+    devices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        where = (f"GPU {', '.join(dict.fromkeys(self.devices))} (CUDA_VISIBLE_DEVICES)" if self.devices
+                 else "the CPU")
+        return (f"{self.processes} process{'es' if self.processes != 1 else ''} at a time on {where}, "
+                f"{self.threads} thread{'s' if self.threads != 1 else ''} each")
+
+
+def _check_parallel(parallel) -> bool | int:
+    """``parallel`` as False, True (the default number of processes) or a number >= 1."""
+    if parallel is None or parallel is False:
+        return False
+    if parallel is True:
+        return True
+    if isinstance(parallel, (int, np.integer)) and int(parallel) >= 1:
+        return int(parallel)
+    raise ConfigError(f"parallel: expected True or a number of processes >= 1, got {parallel!r}. Fix: "
+                      "--parallel alone (one run per GPU, or per core on the CPU) or --parallel N")
+
+
+def _cpu_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may use (affinity, containers)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _visible_gpus() -> list[str]:
+    """The CUDA devices this process sees, as ``CUDA_VISIBLE_DEVICES`` entries for child processes."""
+    import torch
+
+    n = torch.cuda.device_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:  # the children see a subset of ours: name our devices as we got them
+        return [d.strip() for d in visible.split(",") if d.strip()][:n]
+    return [str(k) for k in range(n)]
+
+
+def plan_parallel(config: Config, runs: int, parallel: bool | int = True, *, cores: int | None = None) -> ParallelPlan:
+    """Processes, threads and devices for training ``runs`` runs of ``config`` concurrently.
+
+    * on GPUs (``config.device`` resolves to CUDA): by default one process per visible GPU,
+      each pinned to its own through ``CUDA_VISIBLE_DEVICES``; a larger N shares the GPUs
+      round-robin between the process slots.
+    * on the CPU: by default one process per core; each gets ``cores // N`` threads (at
+      least one), so together they do not oversubscribe the CPU.
+
+    Never more processes than ``runs``. ``config.num_threads``, when set, is kept as the
+    runs' thread count (the weights of a deterministic CPU run depend on it).
+    """
+    from .training.device import resolve
+
+    parallel = _check_parallel(parallel) or 1
+    cores = cores or _cpu_cores()
+    devices: list[str] = []
+    if resolve(config).device.type == "cuda":
+        devices = _visible_gpus()
+        n = len(devices) if parallel is True else parallel
+    else:
+        n = cores if parallel is True else parallel
+    n = max(1, min(n, runs))
+    threads = config.num_threads or max(1, cores // n)
+    return ParallelPlan(n, threads, tuple(devices[slot % len(devices)] for slot in range(n)) if devices else ())
+
+
+@dataclass
+class _Child:
+    """A run being trained in a process of its own."""
+
+    run_name: str
+    run_dir: Path
+    slot: int
+    process: subprocess.Popen
+    log_file: Path
+    result_file: Path
+    settings: dict
+
+    def outcome(self) -> tuple[float | None, str | None]:
+        """(seconds trained, None) when the run ended well, else (None, what went wrong)."""
+        rc = self.process.returncode
+        try:
+            result = json.loads(self.result_file.read_text())
+        except (OSError, ValueError):
+            result = {}
+        if rc == 0 and "error" not in result:
+            return result.get("seconds"), None
+        if result.get("error"):
+            return None, result["error"]
+        if rc < 0:
+            import signal
+
+            try:
+                name = signal.Signals(-rc).name
+            except ValueError:
+                name = f"signal {-rc}"
+            why = f"its process was killed by {name}" + (" (out of memory?)" if name == "SIGKILL" else "")
+        else:
+            why = f"its process ended with exit code {rc}"
+        return None, f"{why}; the log ends: {_log_tail(self.log_file)!r}"
+
+    def stop(self) -> None:
+        """End the process (its run keeps its last checkpoint and resumes from it on a rerun)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _log_tail(path: Path, lines: int = 3) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:])
+
+
+def _start_child(run_name: str, cfg: Config, run_dir: Path, slot: int, plan: ParallelPlan, tmp: Path,
+                 data_file: Path, experiment: str) -> _Child:
+    """Start ``python -c '..._train_child(spec)'`` for one run, its output appended to ``run_dir/train.log``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    spec, result = tmp / f"{run_name}.spec.pkl", tmp / f"{run_name}.result.json"
+    result.unlink(missing_ok=True)
+    spec.write_bytes(pickle.dumps({"config": cfg, "run_dir": str(run_dir), "data": str(data_file),
+                                   "result": str(result)}, protocol=pickle.HIGHEST_PROTOCOL))
+    threads = str(cfg.num_threads or plan.threads)
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)  # a run of its own, never a rank of a torchrun job this process may be part of
+    settings = {"processes": plan.processes, "threads": int(threads)}
+    if plan.devices:
+        env["CUDA_VISIBLE_DEVICES"] = settings["cuda_visible_devices"] = plan.devices[slot]
+    log_file = run_dir / RUN_LOG
+    settings["log"] = str(log_file)
+    with open(log_file, "a") as f:
+        f.write(f"\n=== {datetime.now().isoformat(sep=' ', timespec='seconds')} experiment {experiment}, run "
+                f"{run_name}: process {slot + 1} of {plan.processes}, {threads} thread(s)"
+                + (f", CUDA_VISIBLE_DEVICES={env['CUDA_VISIBLE_DEVICES']}" if plan.devices else "") + " ===\n")
+        f.flush()
+        # the package this process runs, also where it is not installed (appended: an installed one wins)
+        code = (f"import sys; sys.path.append({str(Path(__file__).resolve().parent.parent)!r}); "
+                f"from {__name__} import _train_child; sys.exit(_train_child(sys.argv[1]))")
+        process = subprocess.Popen([sys.executable, "-c", code, str(spec)], stdin=subprocess.DEVNULL, stdout=f,
+                                   stderr=subprocess.STDOUT, env=env)
+    return _Child(run_name, run_dir, slot, process, log_file, result, settings)
+
+
+def _train_parallel(jobs: list[tuple[str, Config]], path: Path, data: xr.Dataset, parallel: bool | int,
+                    info: dict, log=print, poll: float = 0.25, reopen: bool = False) -> None:
+    """Train the unfinished runs of ``jobs`` in processes of their own, at most ``parallel`` at a time.
+
+    ``data`` reaches the processes pickled (a lazily opened store as a small recipe, an in-memory
+    data set as a copy per process); ``reopen``: when it cannot be pickled, they open ``config.data``
+    themselves. Only this process writes ``experiment.yaml`` (as each run ends). A failed run does
+    not stop the others; :class:`RunsFailed` is raised once they have all ended. Interrupted (an
+    exception or Ctrl-C here), the processes are ended; each run resumes from its last checkpoint
+    on a rerun.
+    """
+    from collections import deque
+
+    order = [run_name for run_name, _ in jobs]
+    pending = deque()
+    for run_name, cfg in jobs:
+        run_dir = path / run_name
+        if _finished(run_dir, cfg):
+            log(f"[{run_name}] finished earlier: {run_dir}")
+        else:
+            pending.append((run_name, cfg, run_dir))
+    if not pending:
+        return
+    plan = plan_parallel(jobs[0][1], len(pending), parallel)
+    cores = _cpu_cores()
+    log(f"training {len(pending)} run{'s' if len(pending) != 1 else ''} in parallel: {plan.describe()}")
+    if not plan.devices and plan.processes * plan.threads > cores:
+        log(f"note: {plan.processes} processes x {plan.threads} threads (num_threads) on {cores} cores oversubscribe "
+            "the CPU; leave num_threads unset to share the cores out")
+    failures: dict[str, tuple[str, Path]] = {}
+    running: dict[int, _Child] = {}
+    free = list(range(plan.processes))
+    with tempfile.TemporaryDirectory(prefix="vegviz-experiment-") as tmp:
+        tmp = Path(tmp)
+        # the data set the sequential path would pass (lazily opened stores pickle as a small recipe)
+        data_file = tmp / "data.pkl"
+        try:
+            data_file.write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+        except Exception as e:  # whatever pickle raises for an object it cannot take
+            if not reopen:
+                raise ValueError(f"parallel: the data set cannot be passed to the runs' processes ({type(e).__name__}: "
+                                 f"{e}). Fix: save it (to_zarr) and pass its path as config.data, or train the "
+                                 "runs one after another (parallel=False)") from e
+            data_file.write_bytes(pickle.dumps(None))  # each process opens config.data
+        try:
+            while pending or running:
+                while pending and free:
+                    run_name, cfg, run_dir = pending.popleft()
+                    slot = free.pop(0)
+                    child = _start_child(run_name, cfg.replace(num_threads=cfg.num_threads or plan.threads),
+                                         run_dir, slot, plan, tmp, data_file, path.name)
+                    running[slot] = child
+                    gpu = f" on GPU {plan.devices[slot]}" if plan.devices else ""
+                    log(f"[{run_name}] training into {run_dir} in a process of its own{gpu}; log: {child.log_file}")
+                time.sleep(poll)
+                for slot, child in list(running.items()):
+                    if child.process.poll() is None:
+                        continue
+                    del running[slot]
+                    free.append(slot)
+                    free.sort()
+                    seconds, error = child.outcome()
+                    if error is not None:
+                        failures[child.run_name] = (error, child.log_file)
+                        log(f"[{child.run_name}] FAILED: {error} (log: {child.log_file})")
+                        continue
+                    run = Run(child.run_dir)
+                    if seconds is not None:
+                        _record_run(info, child.run_name, run, seconds, parallel=child.settings)
+                        info["runs"] = {**{n: info["runs"][n] for n in order if n in info["runs"]}, **info["runs"]}
+                        _save_info(path, info)
+                        log(f"[{child.run_name}] done in {seconds / 60:.1f} min, {len(run.history)} epochs")
+        except BaseException:
+            for child in running.values():  # all at once, then wait for each
+                if child.process.poll() is None:
+                    child.process.terminate()
+            for child in running.values():
+                child.stop()
+            raise
+    if failures:
+        raise RunsFailed(path, failures, len(jobs))
+
+
+def _train_child(spec_file: str) -> int:
+    """A child process of :func:`_train_parallel`: train (or resume) one run; stdout and stderr are its log.
+
+    Writes ``{"seconds": ...}`` or ``{"error": ...}`` to the spec's result file; the exit code is 0 when
+    the run ended with its predictions.
+    """
+    import faulthandler
+    import logging
+    import traceback
+
+    faulthandler.enable()  # a crash in native code leaves its traceback in the log
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    spec = pickle.loads(Path(spec_file).read_bytes())
+    cfg, run_dir = spec["config"], Path(spec["run_dir"])
+    label = f"[{run_dir.name}]"
+
+    def say(text: str) -> None:
+        print(f"{datetime.now():%H:%M:%S} {text}", flush=True)
+
+    def on_event(e) -> None:
+        if e.kind == "start":
+            say(f"{label} {'resuming at' if e.resumed else 'starting'} epoch {e.epoch} of {e.max_epochs} on "
+                f"{e.device} ({e.precision}), {e.batches_per_epoch} batches per epoch, "
+                f"{cfg.num_threads} thread(s)")
+        elif e.kind == "epoch":
+            say(f"{label} epoch {e.epoch}: train loss {e.train_loss:.4f}, val loss {e.val_loss:.4f}, median "
+                f"validation NSE {e.val_nse_median:.3f}, {e.seconds:.1f} s" + (" (best so far)" if e.improved else ""))
+        elif e.kind == "end":
+            say(f"{label} training ended ({e.reason}) after {e.epochs} epochs; best epoch {e.best_epoch}")
+
+    try:
+        data = pickle.loads(Path(spec["data"]).read_bytes())
+        if data is None:
+            data = open_data(cfg.data, seed=cfg.seed)
+        _, seconds = train_or_resume(cfg, run_dir, data, progress=False, log=say, subscribers=[on_event])
+        out, code = {"seconds": seconds}, 0
+    except BaseException as e:  # the parent reports it; KeyboardInterrupt and SystemExit too
+        traceback.print_exc()
+        out = {"error": f"{type(e).__name__}: {e}"}
+        code = 130 if isinstance(e, KeyboardInterrupt) else 1
+    write_atomic(Path(spec["result"]), json.dumps(out).encode())
+    return code
 
 
 def score_period(predictions: xr.Dataset, observations: xr.Dataset, config: Config, period: str,
