@@ -41,7 +41,8 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_virtual_conus import cpu_model, run_child, value  # noqa: E402  (one home for the child measurement)
+from bench_virtual_conus import run_child, value  # noqa: E402  (one home for the child measurement)
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 PREPARE = textwrap.dedent("""
     import sys, time
@@ -156,9 +157,7 @@ def main(argv=None) -> dict:
         "composites": archive["composites"],
         "runs": runs,
         "peak_rss_longest_over_shortest": round(peaks[-1] / peaks[0], 2),
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "loadavg_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        **describe(load_before[0], load_after[0]),
     }
     print(json.dumps(result, indent=1))
     return result

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from bench_virtual import REFERENCE  # noqa: E402  (the same reference write, any grid)
-from machine import cpu_model  # noqa: E402  (benchmarks/machine.py)
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 BUDGET_GIB = 8.0
 
@@ -130,9 +130,7 @@ def main(argv=None) -> dict:
         "peak_rss_longest_over_shortest": round(peaks[-1] / peaks[0], 2),
         "budget_GiB": BUDGET_GIB,
         "within_budget": max(peaks) < BUDGET_GIB * 1024,
-        "cpu": cpu_model(),
-        "cpus": os.cpu_count(),
-        "loadavg_1min_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
+        **describe(load_before[0], load_after[0]),
     }
     print(json.dumps(result, indent=1))
     return result

@@ -20,3 +20,9 @@ def cpu_model() -> str:
 def load_average() -> float:
     """The 1-minute load average (NaN where the OS has none): other processes slow every timing."""
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
+def describe(load_before: float, load_after: float) -> dict:
+    """The machine fields of a benchmark's JSON result."""
+    return {"cpu": cpu_model(), "cpus": os.cpu_count(),
+            "loadavg_1min_before_after": [round(load_before, 2), round(load_after, 2)]}

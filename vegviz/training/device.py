@@ -9,6 +9,8 @@
 * :func:`settings`: a context manager that applies the run's thread count and, on the
   CPU, deterministic algorithms, and restores the previous process-wide settings after.
   On the CPU a run is then reproducible for a seed (same machine, same thread count).
+  On CUDA it sets ``cudnn.benchmark``: a run's shapes are fixed (batch, window chunk, patch or
+  domain), so cuDNN's autotuning is paid once per shape.
 """
 from __future__ import annotations
 
@@ -79,7 +81,10 @@ def settings(config: Config, hardware: Hardware):
     threads = torch.get_num_threads()
     det = torch.are_deterministic_algorithms_enabled()
     det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    bench = torch.backends.cudnn.benchmark
     try:
+        if hardware.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         if config.deterministic and hardware.device.type == "cpu":
@@ -90,3 +95,4 @@ def settings(config: Config, hardware: Hardware):
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(det, warn_only=det_warn)
+        torch.backends.cudnn.benchmark = bench
