@@ -447,3 +447,13 @@ def test_small_virtual_basin_physics_model_beats_climatology(small_basin, tmp_pa
     clim = climatology_baseline(small_basin, tuple(periods["train"]), time=obs["time"])
     baseline = nse(clim.load(), obs, mask=mask)
     assert float(model.median()) > float(baseline.median()) + 0.02, (float(model.median()), float(baseline.median()))
+
+
+def test_a_damaged_checkpoint_names_the_file_and_the_fix(tmp_path):
+    d = tmp_path / "checkpoints"
+    d.mkdir()
+    (d / "epoch_001.pt").write_bytes(b"")
+    (d / "last.pt").write_bytes(b"cut short by a full disk")
+    with pytest.raises(ValueError, match=r"last.pt cannot be read .* damaged .* Fix: copy an earlier epoch's "
+                                         r"checkpoint over it \(the latest is epoch_001.pt\)"):
+        load_checkpoint(d / "last.pt")

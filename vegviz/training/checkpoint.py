@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import pickle
+import zipfile
 from pathlib import Path
 
 from ..io import write_atomic
@@ -62,7 +64,14 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist. Fix: train first, or pick one of "
                                 f"{sorted(p.name for p in path.parent.glob('*.pt')) or 'no checkpoints there'}")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, KeyError, zipfile.BadZipFile) as e:
+        # a file cut short (a full disk, a copy interrupted) or not a checkpoint at all
+        others = sorted(p.name for p in path.parent.glob("epoch_*.pt") if p != path)
+        raise ValueError(f"checkpoint {path} cannot be read ({type(e).__name__}): the file is damaged or not a "
+                         "torch checkpoint. Fix: " + (f"copy an earlier epoch's checkpoint over it (the latest is "
+                         f"{others[-1]})" if others else "delete it") + ", or train into a new run folder") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a vegviz training checkpoint (format {CHECKPOINT_FORMAT}). "
                          "Fix: pass a checkpoint written by vegviz.training")
