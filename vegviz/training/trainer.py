@@ -117,6 +117,11 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, 1]).generate_state(1)[0])
 
 
+def _whole_domain(starts: np.ndarray) -> np.ndarray:
+    """Samples (start day, first row, first column) over the whole domain."""
+    return np.column_stack([starts, np.zeros((len(starts), 2), dtype=starts.dtype)])
+
+
 def _patch_rng(seed: int, epoch: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(epoch), 2])
 
@@ -487,7 +492,7 @@ class Trainer:
         starts = epoch_windows(self.train_reader.shape[0], cfg.burn_in, cfg.window, cfg.seed, epoch, cfg.stride,
                                self._scored)
         if cfg.patch is None:
-            samples = np.column_stack([starts, np.zeros((len(starts), 2), dtype=starts.dtype)])
+            samples = _whole_domain(starts)
         else:
             rng = _patch_rng(cfg.seed, epoch)
             origins = np.array(patch_origins(self.mask, cfg.patch, cfg.patch_min_basin, rng), dtype=np.int64)
@@ -502,10 +507,10 @@ class Trainer:
         sample with weight 0, so that every rank takes part in each gradient all-reduce.
         """
         cfg = self.config
-        shard = self.world.shard(np.asarray(samples).reshape(-1, 3))
-        weight = 1.0
+        samples = np.asarray(samples).reshape(-1, 3)
+        shard, weight = self.world.shard(samples), 1.0
         if len(shard) == 0:
-            shard, weight = np.asarray(samples).reshape(-1, 3)[:1], 0.0
+            shard, weight = samples[:1], 0.0
         h, w = self.patch_shape
         days = cfg.sample_days
         x = np.empty((len(shard), days, self.train_reader.n_channels, h, w), dtype=np.float32)
@@ -521,7 +526,7 @@ class Trainer:
         whole domain); (mean loss, observed values)."""
         samples = np.asarray(samples)
         if samples.ndim == 1:
-            samples = np.column_stack([samples, np.zeros((len(samples), 2), dtype=samples.dtype)])
+            samples = _whole_domain(samples)
         return self._step(self._read_batch(samples))
 
     def _step(self, batch: dict) -> tuple[float, int]:
