@@ -67,11 +67,16 @@ class StraightforwardConvLSTM(nn.Module):
         c = torch.zeros_like(h)
         hs = []
         for t in range(steps):
-            i, f, o, g = torch.split(self.conv(torch.cat([x[:, t], h], dim=1)), self.hidden, dim=1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
+            h, c = self.cell_step(x[:, t], (h, c))
             hs.append(h)
         return self.head(torch.stack(hs, dim=1).flatten(0, 1)).unflatten(0, (b, steps))
+
+    def cell_step(self, x_t, state):
+        """One day: (h, c) from x_t and the previous (h, c)."""
+        h, c = state
+        i, f, o, g = torch.split(self.conv(torch.cat([x_t, h], dim=1)), self.hidden, dim=1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
 
 
 def build(args, steps: int):

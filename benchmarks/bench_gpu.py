@@ -332,7 +332,7 @@ def section_pytest(ctx) -> dict:
 # 3. the ConvLSTM step
 
 
-class CompiledCellLoop(nn.Module):
+class CompiledCellLoop(StraightforwardConvLSTM):
     """The reference's day loop with its cell step compiled.
 
     The step is vegviz's :class:`ConvLSTMCell` (the same cat -> conv -> split -> gates as the
@@ -340,7 +340,7 @@ class CompiledCellLoop(nn.Module):
     """
 
     def __init__(self, ref: StraightforwardConvLSTM):
-        super().__init__()
+        nn.Module.__init__(self)  # the reference's layers are copied from ``ref``, not built anew
         self.hidden = ref.hidden
         conv = ref.conv
         self.cell = ConvLSTMCell(conv.in_channels - ref.hidden, ref.hidden, conv.kernel_size[0])
@@ -349,15 +349,8 @@ class CompiledCellLoop(nn.Module):
         # static shapes: one graph per (batch, precision), no dynamic-shape kernels
         self.step = torch.compile(self.cell, dynamic=False, fullgraph=True)
 
-    def forward(self, x):
-        b, steps, _, nlat, nlon = x.shape
-        h = x.new_zeros(b, self.hidden, nlat, nlon)
-        c = torch.zeros_like(h)
-        hs = []
-        for t in range(steps):
-            h, c = self.step(x[:, t], (h, c))
-            hs.append(h)
-        return self.head(torch.stack(hs, dim=1).flatten(0, 1)).unflatten(0, (b, steps))
+    def cell_step(self, x_t, state):
+        return self.step(x_t, state)
 
 
 def autocast(device, dtype, **kw):
