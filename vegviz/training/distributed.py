@@ -140,8 +140,11 @@ def context(device_type: str = "cpu", environ=None):
                             f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')} ({e}). Fix: check the "
                             "rendezvous (torchrun --rdzv_endpoint, the same on every node) and that the port is "
                             "free") from e
-    try:
-        yield World(world.rank, world.local_rank, world.world, backend)
-    finally:
-        if joined and dist.is_initialized():
-            dist.destroy_process_group()
+    yield World(world.rank, world.local_rank, world.world, backend)
+    # Only after a clean finish, and all ranks together: a rank that destroys the group while
+    # another is still busy (rank 0 writing its last checkpoint) can hang in the teardown, which
+    # hung a CI run after training had finished. A rank that failed leaves the group alone
+    # (its peers may be inside a collective); torchrun stops them.
+    if joined and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
