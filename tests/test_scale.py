@@ -157,6 +157,46 @@ def test_predict_streams_and_tiles(grid_store, tmp_path):
     # tiles differ near their edges only: bounded by the LAI's own range
     assert np.abs(w - d).max() < np.ptp(w)
 
+    # into a file, piece by piece: the same numbers bit for bit, the same metadata
+    for tile, expected in ((None, whole), (4, tiled)):
+        path = tmp_path / f"pred-{tile}.nc"
+        kw = {"tile": tile, "halo": 3} if tile else {}
+        stored = predict(t.model, grid_store, cfg, t.stats, path=path, chunk=7, **kw)
+        assert stored["convlstm"].chunks is not None  # lazily opened, not held in memory
+        np.testing.assert_array_equal(stored["convlstm"].values, expected.values)
+        assert stored["convlstm"].attrs["units"] == expected.attrs["units"]
+        assert stored.attrs["burn_in_days"] == cfg.burn_in and stored.attrs["model"] == "convlstm"
+        np.testing.assert_array_equal(stored["time"].values, expected["time"].values)
+        stored.close()
+    with xr.open_dataset(tmp_path / "pred-4.nc", engine="netcdf4") as f:
+        # chunks a piece fills whole: days of one forward call by one tile
+        assert f["convlstm"].encoding["chunksizes"] == (7, 4, 4)
+
+
+def test_a_failed_prediction_leaves_no_file(grid_store, tmp_path, monkeypatch):
+    import vegviz.training.inference as inference
+
+    cfg = tiny_config(max_epochs=1)
+    t = Trainer(cfg, grid_store, tmp_path / "run", progress=False)
+    t.setup()
+    path = tmp_path / "pred.nc"
+    path.write_bytes(b"the earlier file")
+    calls = []
+
+    def failing(*args, **kw):
+        for i, piece in enumerate(stream(*args, **kw)):
+            calls.append(i)
+            if i == 2:
+                raise OSError(28, "No space left on device")
+            yield piece
+
+    monkeypatch.setattr(inference, "stream", failing)
+    with pytest.raises(OSError, match="No space left"):
+        predict(t.model, grid_store, cfg, t.stats, path=path, chunk=50)
+    assert calls == [0, 1, 2]
+    assert path.read_bytes() == b"the earlier file"  # untouched
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
+
 
 def test_bad_scale_settings_name_the_fix(grid_store, tmp_path):
     with pytest.raises(ConfigError, match="patch: must be at least 4"):

@@ -5,7 +5,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomic", "write_netcdf_atomic"]
+__all__ = ["NetCDFGridWriter", "write_atomic", "write_netcdf_atomic"]
 
 
 def _umask() -> int:
@@ -70,3 +70,58 @@ def write_netcdf_atomic(ds, path, encoding: dict | None = None) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class NetCDFGridWriter:
+    """One (time, lat, lon) float32 variable written piece by piece into a new NetCDF file, atomically.
+
+    For outputs larger than memory (predictions of CONUS over decades): ``template`` (the
+    coordinates and global attributes) is written first, the variable is then filled through
+    :meth:`write` in any order, and the file appears at ``path`` only when the ``with`` block
+    ends without an error; on an error the temporary file is removed and ``path`` is untouched.
+    Cells never written read as NaN. ``chunks`` should align with the pieces written, so that
+    HDF5 never reads back a compressed chunk to finish it.
+    """
+
+    def __init__(self, path, template, name: str, attrs: dict, chunks: tuple[int, int, int], complevel: int = 4):
+        self.path, self.template, self.name, self.attrs = Path(path), template, name, attrs
+        self.chunks, self.complevel = tuple(int(c) for c in chunks), complevel
+        self._tmp = self._nc = self._var = None
+
+    def __enter__(self) -> "NetCDFGridWriter":
+        import netCDF4
+        import numpy as np
+
+        self._tmp = _temporary(self.path)
+        try:
+            self.template.to_netcdf(self._tmp, engine="netcdf4", encoding=string_encoding(self.template))
+            self._nc = netCDF4.Dataset(self._tmp, "a")
+            self._var = self._nc.createVariable(self.name, "f4", ("time", "lat", "lon"), zlib=True,
+                                                complevel=self.complevel, chunksizes=self.chunks,
+                                                fill_value=np.float32(np.nan))
+            self._var.setncatts(self.attrs)
+        except BaseException:
+            self._abort()
+            raise
+        return self
+
+    def write(self, times: slice, rows: slice, cols: slice, values) -> None:
+        self._var[times, rows, cols] = values
+
+    def _abort(self) -> None:
+        if self._nc is not None:
+            self._nc.close()
+        Path(self._tmp).unlink(missing_ok=True)
+
+    def __exit__(self, kind, error, tb) -> None:
+        if kind is not None:
+            self._abort()
+            return
+        try:
+            self._nc.close()
+            with open(self._tmp, "rb+") as f:
+                os.fsync(f.fileno())
+            os.replace(self._tmp, self.path)
+        except BaseException:
+            Path(self._tmp).unlink(missing_ok=True)
+            raise

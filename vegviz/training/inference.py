@@ -3,7 +3,8 @@
 The model runs sequence-to-sequence over the full period from a zero state, with the
 state carried from chunk to chunk; the inputs are read out of core (:mod:`.reader`), a
 chunk at a time, over the whole domain or in tiles with a halo (``config.tile``,
-``config.halo``; :mod:`.tiles`), so only the output grows with the period. The first
+``config.halo``; :mod:`.tiles`). With ``path`` the output is written piece by piece into
+NetCDF, so memory does not grow with the period or the domain either. The first
 ``config.burn_in`` days spin the state up and are NaN in the output (attribute
 ``burn_in_days``), as are cells outside the mask. The output has one variable, named
 after the model (its registry name, e.g. ``convlstm``), and provenance attributes: the
@@ -20,13 +21,13 @@ import torch
 import xarray as xr
 
 from ..contract import cf_attrs
-from ..io import write_netcdf_atomic
+from ..io import NetCDFGridWriter, write_netcdf_atomic
 from .checkpoint import file_sha256, vegviz_version
 from .config import Config
 from .data import prepare
 from .device import resolve, settings
 from .reader import BlockCache, WindowReader
-from .tiles import stream
+from .tiles import days_per_call, stream, tiles
 from .trainer import INFERENCE_CHUNK
 from .windows import Normalization
 
@@ -47,7 +48,7 @@ def _attr(value):
 def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Normalization, *,
             checkpoint=None, device: str | None = None, chunk: int = INFERENCE_CHUNK,
             name: str | None = None, threads: int | None = None, tile: int | None = None,
-            halo: int | None = None) -> xr.Dataset:
+            halo: int | None = None, path=None) -> xr.Dataset:
     """Run ``model`` over the whole period of ``ds``; LAI (m2 m-2) on the grid of ``ds``.
 
     Parameters
@@ -73,6 +74,10 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
     tile, halo
         Predict in ``tile`` x ``tile`` squares, each run with ``halo`` more cells on every side
         (default: ``config.tile`` and ``config.halo``; ``tile`` None: the whole domain at once).
+    path
+        Write the predictions piece by piece into this NetCDF file (atomically: it appears
+        when complete) and return it lazily opened, so that memory stays bounded however
+        large the output (CONUS over decades); None: return them in memory.
     """
     stats.check_channels(config.channels)
     sub = prepare(ds, config, with_target=False)
@@ -82,21 +87,42 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
     reader = WindowReader(sub, stats, t[0], t[-1], with_target=False, cache=BlockCache(config.cache_mb * 2**20))
     tile = config.tile if tile is None else tile
     halo = config.halo if halo is None else halo
-    out = np.full(reader.shape, np.nan, dtype=np.float32)
-    run_settings = config.replace(num_threads=int(threads)) if threads else config
-    with settings(run_settings, hw):  # the run's thread count: predicting on all cores of a busy machine crawls
-        for t0, t1, piece, y in stream(model, reader, hw, chunk=chunk, tile=tile, halo=halo):
-            out[t0:t1, piece.rows, piece.cols] = stats.denormalize(y)
-    out[:, ~reader.mask] = np.nan
-    out[: config.burn_in] = np.nan
-
     var = name or config.model
     attrs = cf_attrs("lai")
     attrs.update(long_name=f"leaf area index simulated by {var}", model=config.model,
                  comment=f"the first {config.burn_in} days spin up the model state and are NaN")
-    coords = {"time": sub["time"], "lat": sub["lat"], "lon": sub["lon"]}
-    result = xr.Dataset({var: (("time", "lat", "lon"), out, attrs)}, coords=coords)
-    result.attrs.update({
+    template = xr.Dataset(coords={"time": sub["time"], "lat": sub["lat"], "lon": sub["lon"]},
+                          attrs=_provenance(ds, config, var, checkpoint))
+    mask, burn_in = reader.mask, config.burn_in
+
+    def pieces():
+        run_settings = config.replace(num_threads=int(threads)) if threads else config
+        with settings(run_settings, hw):  # the run's thread count: predicting on all cores of a busy machine crawls
+            for t0, t1, piece, y in stream(model, reader, hw, chunk=chunk, tile=tile, halo=halo):
+                y = stats.denormalize(y)
+                y[:, ~mask[piece.rows, piece.cols]] = np.nan
+                y[: max(0, burn_in - t0)] = np.nan
+                yield slice(t0, t1), piece.rows, piece.cols, y
+
+    if path is None:
+        out = np.full(reader.shape, np.nan, dtype=np.float32)
+        for days, rows, cols, y in pieces():
+            out[days, rows, cols] = y
+        return template.assign({var: (("time", "lat", "lon"), out, attrs)})
+    # chunks the pieces fill whole: a time step of the stream by a tile (or 64 cells, untiled)
+    n_days, nlat, nlon = reader.shape
+    run = tiles(nlat, nlon, tile, halo)
+    square = (run[0].rows.stop, run[0].cols.stop) if len(run) > 1 else (min(nlat, 64), min(nlon, 64))
+    chunks = (min(n_days, days_per_call(reader.n_channels, run, chunk)), *square)
+    with NetCDFGridWriter(path, template, var, attrs, chunks) as f:
+        for days, rows, cols, y in pieces():
+            f.write(days, rows, cols, y)
+    return xr.open_dataset(path, engine="netcdf4", chunks={})
+
+
+def _provenance(ds: xr.Dataset, config: Config, var: str, checkpoint) -> dict:
+    """The global attributes of a predictions file: what made it, from what."""
+    attrs = {
         "title": f"LAI predictions of {var}",
         "source": f"vegviz.training.predict ({config.model}) driven by: {ds.attrs.get('source', 'unknown data')}",
         "synthetic": _attr(ds.attrs.get("synthetic", 0)),
@@ -109,10 +135,10 @@ def predict(model: torch.nn.Module, ds: xr.Dataset, config: Config, stats: Norma
         "vegviz_version": vegviz_version(),
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "Conventions": "CF-1.8",
-    })
+    }
     for key, value in ds.attrs.items():
-        result.attrs[f"data_{key}"] = _attr(value)
-    return result
+        attrs[f"data_{key}"] = _attr(value)
+    return attrs
 
 
 def write_predictions(pred: xr.Dataset, path) -> Path:

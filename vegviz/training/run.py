@@ -13,6 +13,7 @@ Layout of a run directory (default ``$VEGVIZ_RUNS_DIR/<name>``, else
         last.pt            the latest state (end of an epoch, or where a stop request hit)
         best.pt            the epoch with the lowest validation loss
       predictions.nc       the best model over the whole data set (NetCDF, netcdf4)
+      .vegviz.lock         locked by the process writing the run: one writer at a time (vegviz.training.lock)
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import xarray as xr
 from .checkpoint import load_checkpoint
 from .config import Config
 from .data import open_data
-from .inference import predict, write_predictions
+from .inference import predict
 from .trainer import Trainer, build_model
 from .windows import Normalization
 
@@ -128,7 +129,10 @@ class Run:
 
     def predict(self, data: xr.Dataset | None = None, which: str | int = "best", *, write: bool = True,
                 device: str | None = None, threads: int | None = None) -> xr.Dataset:
-        """Predictions of a checkpoint over ``data`` (default: the run's data); written when ``write``.
+        """Predictions of a checkpoint over ``data`` (default: the run's data).
+
+        ``write``: stream them into ``predictions.nc`` and return that file lazily opened (memory stays
+        bounded on any domain); otherwise return them in memory.
 
         ``threads``: CPU threads (default: the run's ``num_threads``)."""
         ckpt = self.load_checkpoint(which)
@@ -136,11 +140,10 @@ class Run:
         model = build_model(config, Normalization.from_dict(ckpt["normalization"]).n_inputs)
         model.load_state_dict(ckpt["model"])
         ds = data if data is not None else open_data(config.data, seed=config.seed)
-        pred = predict(model, ds, config, Normalization.from_dict(ckpt["normalization"]),
-                       checkpoint=self.checkpoint(which), device=device, threads=threads)
-        if write:
-            write_predictions(pred, self.predictions_path)
-        return pred
+        # written piece by piece (bounded memory), and returned lazily opened
+        return predict(model, ds, config, Normalization.from_dict(ckpt["normalization"]),
+                       checkpoint=self.checkpoint(which), device=device, threads=threads,
+                       path=self.predictions_path if write else None)
 
 
 def train(config: Config, run_dir=None, *, data: xr.Dataset | None = None, resume: bool = False,
@@ -150,10 +153,14 @@ def train(config: Config, run_dir=None, *, data: xr.Dataset | None = None, resum
     ``data`` defaults to ``config.data`` (catalog entry or path). With ``predictions`` the
     best model is run over the whole data set and saved as ``predictions.nc``, unless
     training was stopped on request. Under ``torchrun`` every rank trains and rank 0 predicts.
+
+    One writer per run folder: from the first read of its checkpoint to ``predictions.nc`` the folder
+    is locked (:mod:`.lock`; rank 0 under torchrun), and another writer gets ``RunBusyError``.
     """
     trainer = Trainer(config, data, run_dir, progress=progress, subscribers=subscribers)
-    trainer.fit(resume=resume)
-    run = Run(trainer.run_dir)
-    if predictions and trainer.world.main and trainer.result != "stopped" and run.best_checkpoint.exists():
-        run.predict(data)
+    with trainer.writing():  # fit() takes the same lock again, re-entrantly
+        trainer.fit(resume=resume)
+        run = Run(trainer.run_dir)
+        if predictions and trainer.world.main and trainer.result != "stopped" and run.best_checkpoint.exists():
+            run.predict(data)
     return run

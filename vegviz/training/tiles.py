@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-__all__ = ["CHUNK_BYTES", "Tile", "stream", "tiles"]
+__all__ = ["CHUNK_BYTES", "Tile", "days_per_call", "stream", "tiles"]
 
 #: largest input chunk (bytes) of one forward call without gradient
 CHUNK_BYTES = 256 * 2**20
@@ -62,25 +62,35 @@ def chunk_days(n_channels: int, cells: int, chunk: int) -> int:
     return int(max(1, min(chunk, CHUNK_BYTES // (4 * n_channels * cells))))
 
 
+def days_per_call(n_channels: int, run: list[Tile], chunk: int) -> int:
+    """Days per forward call for every tile of ``run``: the largest one's :func:`chunk_days`.
+
+    One time step for all tiles keeps their pieces on one grid of days (outputs written in
+    chunks of that many days are written whole)."""
+    return min(chunk_days(n_channels, (t.outer_rows.stop - t.outer_rows.start) * (t.outer_cols.stop - t.outer_cols.start),
+                          chunk) for t in run)
+
+
 def stream(model: torch.nn.Module, reader, hardware, *, chunk: int = 365, tile: int | None = None,
            halo: int = 0) -> Iterator[tuple[int, int, Tile, np.ndarray]]:
     """Normalised predictions of ``model`` over ``reader`` (a :class:`~vegviz.training.reader.WindowReader`).
 
     Yields ``(t0, t1, tile, y)``: ``y`` (t1 - t0, h, w) float32 holds the days ``[t0, t1)`` of
-    the reader on the kept square of ``tile``. A tile's days come in order; tiles one after the
+    the reader on the kept square of ``tile``; ``t0`` runs over multiples of :func:`days_per_call`. A tile's days come in order; tiles one after the
     other (each keeps its blocks in the reader's cache while it runs).
     """
     model.eval()
     n_days, nlat, nlon = reader.shape
     mask = reader.mask
     per_cell = getattr(model, "per_cell", False)
+    run = tiles(nlat, nlon, tile, halo)
+    step = days_per_call(reader.n_channels, run, chunk)
     with torch.no_grad():
-        for t in tiles(nlat, nlon, tile, halo):
+        for t in run:
             if not mask[t.rows, t.cols].any():
                 continue
             outer = mask[t.outer_rows, t.outer_cols]
             kw = {"cells": torch.from_numpy(outer).to(hardware.device)} if per_cell else {}
-            step = chunk_days(reader.n_channels, outer.size, chunk)
             crop, state = t.crop, None
             for t0 in range(0, n_days, step):
                 t1 = min(t0 + step, n_days)
