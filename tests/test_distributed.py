@@ -21,7 +21,7 @@ import torch
 from test_training import learnable_dataset, tiny_config
 from tolerance import unit_roundoff
 from vegviz.training import Trainer, load_checkpoint
-from vegviz.training.distributed import DistError, World, from_env
+from vegviz.training.distributed import DistError, World, check_world, from_env
 
 EPOCHS = 3
 
@@ -58,39 +58,17 @@ def ranks_of(mark: str) -> dict[int, int]:
     return out
 
 
-def test_two_gloo_ranks_train_the_weights_of_one_process_and_a_killed_rank_resumes(store, tmp_path):
+@pytest.fixture(scope="module")
+def one_process(store, tmp_path_factory):
+    """The reference: the same configuration trained by one process."""
     cfg = config(store)
-    cfg_path = tmp_path / "config.yaml"
-    cfg.to_yaml(cfg_path)
-    one = Trainer(cfg, None, tmp_path / "one", progress=False)
+    one = Trainer(cfg, None, tmp_path_factory.mktemp("one") / "run", progress=False)
     one.fit()
+    return cfg, one
 
-    # two ranks; rank 1 is killed in the middle of epoch 2
-    mark = uuid.uuid4().hex
-    run = tmp_path / "two"
-    proc = vegviz("train", "--config", str(cfg_path), "--run-dir", str(run), "--no-progress", "--nproc", "2",
-                  env={"VEGVIZ_TEST_MARK": mark})
-    first = run / "checkpoints" / "epoch_001.pt"
-    deadline = time.monotonic() + 300
-    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    ranks = ranks_of(mark)
-    assert first.exists() and 1 in ranks, proc.communicate()[0] if proc.poll() is not None else "no epoch 1"
-    os.kill(ranks[1], signal.SIGKILL)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode != 0, out
-    assert not (run / "checkpoints" / f"epoch_{EPOCHS:03d}.pt").exists()
-    state = load_checkpoint(run / "checkpoints" / "last.pt")  # complete: written atomically by rank 0
-    assert state["epoch"] >= 1 and state["batch"] == 0
 
-    resumed = vegviz("train", "--config", str(cfg_path), "--run-dir", str(run), "--no-progress", "--nproc", "2",
-                     "--resume")
-    out, _ = resumed.communicate(timeout=600)
-    assert resumed.returncode == 0, out
-    assert "median validation NSE" in out and out.count("run: ") == 1  # rank 0 alone reports
-    two = load_checkpoint(run / "checkpoints" / "last.pt")
-    assert two["epoch"] == EPOCHS and (run / "predictions.nc").exists()
-
+def assert_same_training(cfg, one, two: dict) -> None:
+    """Two ranks' checkpoint ``two`` holds the weights and losses of the single process ``one``."""
     # Sums of the same terms in another order (each rank sums its share, then the all-reduce) differ by
     # at most 2 gamma_n |terms| (tests/tolerance.py); Adam turns a gradient's relative error d into an
     # update error of about lr d, so after s steps the weights differ by <= s lr d. d = 1e-3 is the bound
@@ -106,6 +84,53 @@ def test_two_gloo_ranks_train_the_weights_of_one_process_and_a_killed_rank_resum
     np.testing.assert_allclose(theirs, ours, rtol=1e-4)
 
 
+def train_two_ranks(cfg_path, run, *extra, env=None) -> subprocess.Popen:
+    return vegviz("train", "--config", str(cfg_path), "--run-dir", str(run), "--no-progress", "--nproc", "2", *extra,
+                  env=env)
+
+
+def finished(proc: subprocess.Popen, run: Path) -> dict:
+    """The last checkpoint of a 2-rank run that must end cleanly, and promptly (no hang at the exit)."""
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert "median validation NSE" in out and out.count("run: ") == 1  # rank 0 alone reports
+    two = load_checkpoint(run / "checkpoints" / "last.pt")
+    assert two["epoch"] == EPOCHS and (run / "predictions.nc").exists()
+    return two
+
+
+def test_two_gloo_ranks_train_the_weights_of_one_process(one_process, tmp_path):
+    cfg, one = one_process
+    cfg_path = tmp_path / "config.yaml"
+    cfg.to_yaml(cfg_path)
+    run = tmp_path / "two"
+    assert_same_training(cfg, one, finished(train_two_ranks(cfg_path, run), run))
+
+
+@pytest.mark.slow
+def test_a_killed_rank_resumes_to_the_weights_of_one_process(one_process, tmp_path):
+    cfg, one = one_process
+    cfg_path = tmp_path / "config.yaml"
+    cfg.to_yaml(cfg_path)
+    # two ranks; rank 1 is killed in the middle of epoch 2
+    mark = uuid.uuid4().hex
+    run = tmp_path / "two"
+    proc = train_two_ranks(cfg_path, run, env={"VEGVIZ_TEST_MARK": mark})
+    first = run / "checkpoints" / "epoch_001.pt"
+    deadline = time.monotonic() + 300
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ranks = ranks_of(mark)
+    assert first.exists() and 1 in ranks, proc.communicate()[0] if proc.poll() is not None else "no epoch 1"
+    os.kill(ranks[1], signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out
+    assert not (run / "checkpoints" / f"epoch_{EPOCHS:03d}.pt").exists()
+    state = load_checkpoint(run / "checkpoints" / "last.pt")  # complete: written atomically by rank 0
+    assert state["epoch"] >= 1 and state["batch"] == 0
+    assert_same_training(cfg, one, finished(train_two_ranks(cfg_path, run, "--resume"), run))
+
+
 def test_a_bad_world_or_rendezvous_gets_a_clear_error(store, tmp_path):
     cfg_path = tmp_path / "config.yaml"
     config(store, batch_size=2).to_yaml(cfg_path)
@@ -115,6 +140,8 @@ def test_a_bad_world_or_rendezvous_gets_a_clear_error(store, tmp_path):
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "batch_size 2 is smaller than the world size 3" in out, out
     assert not (tmp_path / "r" / "checkpoints").exists()
+    with pytest.raises(DistError, match="batch_size 2 is smaller than the world size 3"):  # what torchrun's ranks check
+        check_world(World(2, 2, 3), 2, torch.device("cpu"))
     # a rank started by hand, without torchrun's rendezvous variables
     env = {"RANK": "0", "WORLD_SIZE": "2"}
     proc = vegviz("train", "--config", str(cfg_path), "--run-dir", str(tmp_path / "s"), env=env)

@@ -4,9 +4,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "api"
 
 
+@pytest.mark.slow  # 2-3 minutes of Sphinx on two cores: `make test-all` and `make docs` run it
 def test_api_reference_builds_with_every_public_module(tmp_path):
     src = tmp_path / "src"
     shutil.copytree(DOCS, src, ignore=shutil.ignore_patterns("_build", "generated"))  # autosummary writes there

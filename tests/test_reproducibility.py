@@ -202,7 +202,12 @@ def test_experiment_yaml_and_config_yaml_reproduce_a_run_bit_for_bit(tiny_experi
     assert repeat.provenance["config_sha256"] != original.provenance["config_sha256"]  # only the name differs
     assert repeat.config.replace(name=None) == original.config.replace(name=None)
 
-    # a member run's config.yaml works as `vegviz train --config`
+
+@pytest.mark.slow
+def test_a_member_runs_config_yaml_reproduces_it_with_train(tiny_experiment):
+    """A member run's config.yaml works as `vegviz train --config` (the second path of the test above)."""
+    runs = tiny_experiment.path.parent
+    original = tiny_experiment.runs["convlstm"]
     assert cli.main(["train", "--config", str(original.path / "config.yaml"), "--name", "convlstm_again",
                      "--no-progress"]) == 0
     trained = Run(runs / "convlstm_again")
