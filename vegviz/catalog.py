@@ -128,8 +128,6 @@ def open_data(source: str | os.PathLike, seed: int | None = None):
     Entries that are not model-ready data sets (see :func:`model_ready`: ``runs``, ``static``)
     are refused with a ValueError that says what the entry is and what to use instead.
     """
-    import xarray as xr
-
     if str(source).startswith(SCENARIO_PREFIX):  # a climate scenario (forcing without lai), by name
         from .scenarios import open_scenario
 
@@ -142,7 +140,9 @@ def open_data(source: str | os.PathLike, seed: int | None = None):
         if name in cat and not name.endswith((".zarr", ".nc")):
             raise FileNotFoundError(f"data: {name!r} is both a path here and a catalog entry. Fix: pass "
                                     f"./{name} for the path, or run from another folder for the entry")
-        return xr.open_zarr(path) if path.is_dir() else xr.open_dataset(path, engine="netcdf4", chunks={})
+        from .stores import open_store
+
+        return open_store(path)  # a damaged file: a DataFileError naming it (and the variable, the block)
     if path.is_dir() and name not in cat:  # (a plain folder named like an entry does not hide the entry)
         raise FileNotFoundError(f"data: {path} is a folder but not a Zarr store (no .zgroup or zarr.json). "
                                 "Fix: pass the .zarr store itself or a catalog entry name")

@@ -443,9 +443,15 @@ def cmd_train(args) -> int:
     from .training.distributed import from_env
     from .training.run import default_run_dir
 
-    if args.nproc is not None:
-        return _torchrun(args.nproc, args.argv)
     cfg = _config(args)
+    if args.nproc is not None:
+        import torch
+
+        from .training.distributed import World, check_world
+
+        # refused here, before the ranks start (each would load torch and the data to say the same)
+        check_world(World(0, 0, args.nproc), cfg.batch_size, torch.device("cpu"))
+        return _torchrun(args.nproc, args.argv)
     members = _members(args)
     if members > 1:
         return cmd_train_members(args, cfg, members)
@@ -1010,6 +1016,21 @@ def _join_signed_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _os_error(e: OSError) -> str:
+    """One line for an OSError that reached the command line: the file, the problem and the fix."""
+    import errno
+
+    where = e.filename
+    if e.errno == errno.ENOSPC:
+        return f"disk full{f' at {where}' if where else ''}: free space and rerun; partial outputs were not kept"
+    problem = e.strerror or str(e) or type(e).__name__
+    if where is None:
+        return f"{problem} ({type(e).__name__}). Fix: check the files and folders this command reads and writes"
+    if isinstance(e, PermissionError):
+        return f"{where}: {problem}. Fix: give this user access to it, or choose another path"
+    return f"{where}: {problem}. Fix: check that this path is a readable, undamaged file on a working disk"
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(_join_signed_values(argv))
@@ -1022,11 +1043,15 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as e:  # ContractError, DomainError, PolygonError are ValueErrors
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # last resort: a full disk, a file that cannot be read or written
+        print(f"error: {_os_error(e)}", file=sys.stderr)
+        return 2
     except RuntimeError as e:
         from .data.landcover import SourceMissing
         from .training.distributed import DistError
+        from .training.lock import RunBusyError
 
-        if not isinstance(e, (SourceMissing, DistError)):
+        if not isinstance(e, (SourceMissing, DistError, RunBusyError)):
             raise
         print(f"error: {e}", file=sys.stderr)  # names the package to install
         return 2

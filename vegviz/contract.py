@@ -251,8 +251,25 @@ def _check_variable(ds: xr.Dataset, name: str, mask: np.ndarray | None) -> None:
             _fail(name, f"has values {stats['min']:.4g}..{stats['max']:.4g} outside the plausible range "
                   f"{lo}..{hi} {spec.units}", "check units and fill values (mask fill values as NaN)")
     if stats.get("missing_inside", 0) > 0:
+        _missing_chunks(ds, name, mask, int(stats["missing_inside"]))
         _fail(name, f"has {int(stats['missing_inside'])} missing (NaN) values inside the mask",
               "fill the gaps (e.g. interpolate in time) or set mask = 0 on those cells")
+
+
+def _missing_chunks(ds: xr.Dataset, name: str, mask, count: int) -> None:
+    """NaNs inside the mask of a Zarr-stored variable whose chunk files are missing: the store is incomplete
+    (Zarr reads a missing chunk as NaN), not a data gap to fill; fail saying so."""
+    from .stores import FIX, missing_chunk_files
+
+    found = missing_chunk_files(ds[name], None if mask is None else mask.values,
+                                source=ds[name].encoding.get("source") or ds.encoding.get("source"))
+    if not found or not found[1]:
+        return
+    store, files = found
+    shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+    _fail(name, f"{len(files)} chunk file{'s' if len(files) != 1 else ''} of the Zarr store {store} "
+          f"{'are' if len(files) != 1 else 'is'} missing ({shown}), so {count} values inside the mask read as "
+          "NaN: the store is incomplete (an interrupted copy or write)", FIX.replace("it", "the store", 1))
 
 
 def check_variables(ds: xr.Dataset, names) -> xr.Dataset:

@@ -3,7 +3,7 @@
 ::
 
     from vegviz.experiment import run_experiment
-    exp = run_experiment(Config(data="virtual_ucrb_small", max_epochs=20), name="demo")
+    exp = run_experiment(Config.for_data("virtual_ucrb_small", max_epochs=20), name="demo")
     exp.table            # median NSE/KGE/RMSE per model and per vegetation type
     exp.predictions      # one (time, lat, lon) variable per model, with provenance
 
@@ -24,6 +24,8 @@ Layout of an experiment folder (under :func:`vegviz.training.runs_root` by defau
       comparison.md/.csv   the comparison table (test period), with the noise ceiling
       ensemble.md/.csv     ensembles only: skill of the ensemble mean and of each member (test period)
       figures/*.html       the study's panels a-d
+      .vegviz.lock         locked by the process running the experiment (vegviz.training.lock); each run
+                           folder has its own, locked by whichever process trains that run
 
 ``split`` in the configuration picks the temporal split or a differential split-sample
 test (:mod:`vegviz.training.split`); the years are chosen once and recorded in
@@ -70,6 +72,7 @@ from .training.config import Config, ConfigError
 from .training.data import open_data, prepare
 from .training.ensemble import check_members, ensemble_mean_spread, member_config, member_name
 from .training.inference import write_predictions
+from .training.lock import RunLock, command_line
 from .training.run import Run, runs_root, train
 from .training.split import resolve_split
 from .training.trainer import RESUMABLE_CHANGES
@@ -320,65 +323,75 @@ def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name:
     name = name or config.name or f"experiment-{datetime.now():%Y%m%d-%H%M%S}"
     path = Path(root).expanduser() if root else runs_root()
     path = path / name
-    ds = data if data is not None else open_data(config.data, seed=config.seed)
-    # every model trains on the same year sets, recorded in experiment.yaml
-    prepare(ds, config)  # validated before the years are ranked
-    config = resolve_split(config, ds)
-    info = {}
-    if (path / EXPERIMENT_FILE).exists():
-        info = yaml.safe_load((path / EXPERIMENT_FILE).read_text()) or {}
-        old = Config.from_dict(info["config"]).to_dict()
-        new = config.to_dict()
-        diff = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
-        if diff:
-            raise ConfigError(f"experiment {path} exists with a different configuration ({', '.join(diff)}). "
-                              "Fix: choose another --name, or rerun with the experiment's own configuration "
-                              f"(--config {path / EXPERIMENT_FILE})")
-    used = {}  # the variables any model uses, in order
-    for model in models:  # check the data for every model before anything is written
-        used.update(dict.fromkeys(prepare(ds, config.replace(model=model)).data_vars))
-    prov = _provenance(config, ds, list(used), info.get("provenance"), models, path)
-    path.mkdir(parents=True, exist_ok=True)
-    info.update({
-        "name": name,
-        "models": models,
-        "members": members,
-        "config": config.to_dict(),
-        "vegviz_version": vegviz_version(),
-        "host": socket.gethostname(),
-        "started": info.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "provenance": prov,
-    })
-    info.setdefault("runs", {})
-    _save_info(path, info)
+    # one writer per experiment folder (vegviz.training.lock); its runs lock their own folders, so the runs
+    # trained in processes of their own (parallel) are not blocked by it. An existing folder is locked before
+    # experiment.yaml is read; a new one once the checks below have passed (a refused experiment writes nothing).
+    lock = RunLock(path, f"experiment {name} ({command_line()})")
+    if path.exists():
+        lock.acquire()
+    try:
+        ds = data if data is not None else open_data(config.data, seed=config.seed)
+        # every model trains on the same year sets, recorded in experiment.yaml
+        prepare(ds, config)  # validated before the years are ranked
+        config = resolve_split(config, ds)
+        info = {}
+        if (path / EXPERIMENT_FILE).exists():
+            info = yaml.safe_load((path / EXPERIMENT_FILE).read_text()) or {}
+            old = Config.from_dict(info["config"]).to_dict()
+            new = config.to_dict()
+            diff = [k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k]]
+            if diff:
+                raise ConfigError(f"experiment {path} exists with a different configuration ({', '.join(diff)}). "
+                                  "Fix: choose another --name, or rerun with the experiment's own configuration "
+                                  f"(--config {path / EXPERIMENT_FILE})")
+        used = {}  # the variables any model uses, in order
+        for model in models:  # check the data for every model before anything is written
+            used.update(dict.fromkeys(prepare(ds, config.replace(model=model)).data_vars))
+        prov = _provenance(config, ds, list(used), info.get("provenance"), models, path)
+        if not lock.held:  # a new folder: locked now, before its first file
+            lock.acquire()
+        info.update({
+            "name": name,
+            "models": models,
+            "members": members,
+            "config": config.to_dict(),
+            "vegviz_version": vegviz_version(),
+            "host": socket.gethostname(),
+            "started": info.get("started") or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "provenance": prov,
+        })
+        info.setdefault("runs", {})
+        _save_info(path, info)
 
-    exp = Experiment(path, info)
-    jobs = []  # (run name, its configuration), models x members in order
-    for model in models:
-        for k, run_name in enumerate(exp.member_names(model)):
-            cfg = config.replace(model=model, name=f"{name}/{run_name}")
-            if members > 1:
-                cfg = member_config(cfg, k)
-            jobs.append((run_name, cfg))
-    if parallel:
-        _train_parallel(jobs, path, ds, parallel, info, log, reopen=data is None)
-    else:
-        for run_name, cfg in jobs:
-            run, seconds = train_or_resume(cfg, path / run_name, ds, progress=progress, log=log)
-            if seconds is not None:
-                _record_run(info, run_name, run, seconds)
-                _save_info(path, info)
-    runs = {model: [Run(path / run_name) for run_name in exp.member_names(model)] for model in models}
+        exp = Experiment(path, info)
+        jobs = []  # (run name, its configuration), models x members in order
+        for model in models:
+            for k, run_name in enumerate(exp.member_names(model)):
+                cfg = config.replace(model=model, name=f"{name}/{run_name}")
+                if members > 1:
+                    cfg = member_config(cfg, k)
+                jobs.append((run_name, cfg))
+        if parallel:
+            _train_parallel(jobs, path, ds, parallel, info, log, reopen=data is None)
+        else:
+            for run_name, cfg in jobs:
+                run, seconds = train_or_resume(cfg, path / run_name, ds, progress=progress, log=log)
+                if seconds is not None:
+                    _record_run(info, run_name, run, seconds)
+                    _save_info(path, info)
+        runs = {model: [Run(path / run_name) for run_name in exp.member_names(model)] for model in models}
 
-    log("combining predictions and scoring")
-    combined = combine_predictions(runs)
-    combined.attrs["experiment"] = name
-    combined.attrs["data"] = str(config.data)
-    write_predictions(combined, path / PREDICTIONS)
-    evaluate_experiment(path, ds, periods=periods, figures=figures, log=log)
-    info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    _save_info(path, info)
-    return Experiment.open(path)
+        log("combining predictions and scoring")
+        combined = combine_predictions(runs)
+        combined.attrs["experiment"] = name
+        combined.attrs["data"] = str(config.data)
+        write_predictions(combined, path / PREDICTIONS)
+        evaluate_experiment(path, ds, periods=periods, figures=figures, log=log)
+        info["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        _save_info(path, info)
+        return Experiment.open(path)
+    finally:
+        lock.release()
 
 
 class RunsFailed(RuntimeError):

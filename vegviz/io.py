@@ -1,11 +1,18 @@
-"""Atomic writes: a reader (or a crash) never sees half a file."""
+"""Atomic writes: a reader (or a crash) never sees half a file.
+
+A write that fails on a full disk raises ``OSError(ENOSPC)`` naming the target file (Python's own
+error names no file, and HDF5 reports a full disk as "NetCDF: HDF error"), after its temporary
+file is removed: the target is left as it was.
+"""
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
-__all__ = ["NetCDFGridWriter", "write_atomic", "write_netcdf_atomic"]
+__all__ = ["NetCDFGridWriter", "disk_full", "write_atomic", "write_netcdf_atomic"]
 
 
 def _umask() -> int:
@@ -22,18 +29,60 @@ def _temporary(path: Path) -> str:
     return tmp
 
 
+#: free bytes under which a failed write is put down to a full disk (HDF5 does not say ENOSPC)
+FULL_BYTES = 1 << 20
+
+
+def disk_full(path, error: BaseException) -> OSError | None:
+    """``OSError(ENOSPC)`` naming ``path`` when ``error`` (of a write to ``path``) comes from a full disk, else None.
+
+    ENOSPC, or an HDF5 error ("NetCDF: HDF error") while the disk holding ``path`` has almost no
+    space left. Call it before removing the partial file: that file holds the space that is missing.
+    """
+    path = Path(path)
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        pass
+    elif isinstance(error, (OSError, RuntimeError)) and "HDF error" in str(error):
+        try:
+            if shutil.disk_usage(path.parent).free >= FULL_BYTES:
+                return None
+        except OSError:
+            return None
+    else:
+        return None
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def _temporary_for(path: Path) -> str:
+    try:
+        return _temporary(path)
+    except OSError as e:  # a full disk refuses even the empty temporary file
+        full = disk_full(path, e)
+        if full is not None:
+            raise full from e
+        raise
+
+
+def _discard(tmp, path: Path, error: BaseException) -> None:
+    """Remove the temporary file of a failed write; raise the disk-full error naming ``path`` if that was it."""
+    full = disk_full(path, error)
+    Path(tmp).unlink(missing_ok=True)
+    if full is not None:
+        raise full from error
+
+
 def write_atomic(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, os.replace)."""
     path = Path(path)
-    tmp = _temporary(path)
+    tmp = _temporary_for(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        _discard(tmp, path, e)
         raise
     return path
 
@@ -59,15 +108,15 @@ def write_netcdf_atomic(ds, path, encoding: dict | None = None) -> Path:
     variable-length strings.
     """
     path = Path(path)
-    tmp = _temporary(path)
+    tmp = _temporary_for(path)
     merged = string_encoding(ds)
     for name, enc in (encoding or {}).items():
         merged[name] = {**merged.get(name, {}), **enc}
     try:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=merged)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        _discard(tmp, path, e)
         raise
     return path
 
@@ -92,7 +141,7 @@ class NetCDFGridWriter:
         import netCDF4
         import numpy as np
 
-        self._tmp = _temporary(self.path)
+        self._tmp = _temporary_for(self.path)
         try:
             self.template.to_netcdf(self._tmp, engine="netcdf4", encoding=string_encoding(self.template))
             self._nc = netCDF4.Dataset(self._tmp, "a")
@@ -100,28 +149,34 @@ class NetCDFGridWriter:
                                                 complevel=self.complevel, chunksizes=self.chunks,
                                                 fill_value=np.float32(np.nan))
             self._var.setncatts(self.attrs)
-        except BaseException:
-            self._abort()
+        except BaseException as e:
+            self._abort(e)
             raise
         return self
 
     def write(self, times: slice, rows: slice, cols: slice, values) -> None:
         self._var[times, rows, cols] = values
 
-    def _abort(self) -> None:
+    def _abort(self, error: BaseException | None = None) -> None:
+        full = None if error is None else disk_full(self.path, error)
         if self._nc is not None:
-            self._nc.close()
+            try:
+                self._nc.close()
+            except (OSError, RuntimeError):  # a full disk fails the close too: the file goes anyway
+                pass
         Path(self._tmp).unlink(missing_ok=True)
+        if full is not None:
+            raise full from error
 
     def __exit__(self, kind, error, tb) -> None:
         if kind is not None:
-            self._abort()
+            self._abort(error)
             return
         try:
             self._nc.close()
             with open(self._tmp, "rb+") as f:
                 os.fsync(f.fileno())
             os.replace(self._tmp, self.path)
-        except BaseException:
-            Path(self._tmp).unlink(missing_ok=True)
+        except BaseException as e:
+            _discard(self._tmp, self.path, e)
             raise

@@ -19,7 +19,9 @@ shows what the network learned.
 
 Security: the run folder is ``sources.safe_path(run_name)`` under the runs directory, so
 no typed name leaves it; each dashboard instance (each browser session) gets its own
-unique default name, so sessions that train at the same time never share a folder.
+unique default name, so sessions that train at the same time never share a folder. A run's folder
+is locked from Start (or Resume) until its job ends (:mod:`vegviz.training.lock`): another session,
+or another process, that asks for the same name meanwhile is refused and told who writes it.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ from ..models import list_models
 from ..training import Config, ConfigError, ModelConfig, OptimizerConfig, Run, Trainer, run_sequence, runs_root
 from ..training.config import DEVICES
 from ..training.device import settings as device_settings
+from ..training.lock import LOCK_FILE, RunBusyError, RunLock, command_line
 from ..training.run import PREDICTIONS
 from ..training.trainer import HISTORY_COLUMNS, RESUMABLE_CHANGES
 from . import sources
@@ -89,6 +92,11 @@ class _Job:
 def _auto_name(model: str) -> str:
     # timestamp for sorting, random suffix so two sessions in the same second still differ
     return f"{model}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _holds_files(path: Path) -> bool:
+    """Whether ``path`` holds anything but the (free or held) lock file of a run folder."""
+    return path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir())
 
 
 def _merge(settings: dict, extra: dict) -> dict:
@@ -213,12 +221,28 @@ class TrainingDashboard(pn.viewable.Viewer):
             self._show_error("A run is already active. Fix: stop it, or wait until it ends.")
             return False
         self._hide_error()
+        lock = None
         try:
             run_dir = self._run_dir(resume)
+            # the folder's lock, held from here until the job ends (the training thread lets it go): another
+            # session or process is refused meanwhile, also before the run has written a file. An existing
+            # folder is locked first, so that a refusal names who writes it; a new one is made (claimed) only
+            # once the settings are good, so a refused start writes nothing
+            lock = RunLock(run_dir, f"training dashboard ({command_line()})")
+            if run_dir.exists():
+                lock.acquire()
+            self._check_free(run_dir, resume)
             config = self._resume_config(run_dir) if resume else self.config(run_dir)
             trainer = Trainer(config, None, run_dir, progress=False)
-            run_dir.mkdir(parents=True, exist_ok=True)  # claim the name now: a second session sees it taken
-        except (ValueError, OSError) as e:  # ConfigError, RunNameError, DataError, PathOutsideRoots, ...
+            if not lock.held:
+                lock.acquire()
+                self._check_free(run_dir, resume)  # again, now that no one else can write there
+            trainer.lock = lock
+        except BaseException as e:
+            if lock is not None:
+                lock.release()
+            if not isinstance(e, (ValueError, OSError, RunBusyError)):  # ConfigError, RunNameError, DataError, ...
+                raise
             self._show_error(str(e), title="Cannot start")
             return False
         self._tokens += 1
@@ -307,7 +331,7 @@ class TrainingDashboard(pn.viewable.Viewer):
         return str(path)
 
     def _run_dir(self, resume: bool) -> Path:
-        """The run folder for ``run_name``: inside the runs directory, free (or resumable)."""
+        """The run folder for ``run_name``, inside the runs directory (:meth:`_check_free` says whether it is free)."""
         root = self._runs_root()
         name = (self.run_name or "").strip()
         if not name:
@@ -321,21 +345,28 @@ class TrainingDashboard(pn.viewable.Viewer):
         if depth == 0 or depth > 2:
             raise RunNameError(f"Run name {name!r} must name a folder (or a folder/sub-folder) inside {root}. "
                                "Fix: use a plain name such as 'convlstm-test'")
-        has_run = (path / "config.yaml").exists()
+        if not resume and name == self._auto and _holds_files(path):
+            # our own default name was used by the last run: take a fresh one
+            self._auto = self.run_name = _auto_name(self.model)
+            return self._run_dir(resume)
+        return path
+
+    def _check_free(self, path: Path, resume: bool) -> None:
+        """RunNameError unless ``path`` can take a new run (nothing in it), or has a run to resume.
+
+        The lock file alone does not count: a folder being written is refused by its lock (:meth:`start`).
+        """
+        name = (self.run_name or "").strip()
         if resume:
             if not (path / "checkpoints" / "last.pt").exists():
                 raise RunNameError(f"Run {name!r} has no checkpoint to resume from ({path / 'checkpoints'}). "
                                    "Fix: press Start to train it from the beginning, or type the name of a "
                                    "stopped run")
-            return path
-        if path.exists() and any(path.iterdir()):
-            if name == self._auto:  # our own default name was used by the last run: take a fresh one
-                self._auto = self.run_name = _auto_name(self.model)
-                return self._run_dir(resume)
-            what = "a run" if has_run else "other files"
+            return
+        if _holds_files(path):
+            what = "a run" if (path / "config.yaml").exists() else "other files"
             raise RunNameError(f"Run name {name!r} already holds {what} ({path}). Fix: choose another name, "
                                "or press Resume to continue that run")
-        return path
 
     def _resume_config(self, run_dir: Path) -> Config:
         """The run's own configuration (resuming requires it), with this page's epochs and device."""
@@ -428,13 +459,14 @@ class TrainingDashboard(pn.viewable.Viewer):
         """Thread body: train, then write the best model's predictions (as vegviz.training.train)."""
         trainer, result, error = job.trainer, None, None
         try:
-            trainer.fit(resume=job.resume)
-            result = trainer.result
-            run = Run(job.run_dir)
-            if result != "stopped" and run.best_checkpoint.exists():
-                self._queue.put((job.token, "predicting", None))
-                with device_settings(trainer.config, trainer.hardware):  # the run's thread count applies here too
-                    run.predict()
+            with trainer.writing():  # the lock start() took: let go when the job ends (done, stopped or failed)
+                trainer.fit(resume=job.resume)
+                result = trainer.result
+                run = Run(job.run_dir)
+                if result != "stopped" and run.best_checkpoint.exists():
+                    self._queue.put((job.token, "predicting", None))
+                    with device_settings(trainer.config, trainer.hardware):  # the run's thread count applies too
+                        run.predict()
         except BaseException as e:  # shown in the page by poll()
             log.debug("training run %s failed", job.run_dir, exc_info=True)
             error = e

@@ -210,6 +210,7 @@ class Config:
             raise ConfigError(f"inputs: expected variable names, got {list(self.inputs)!r}")
         if len(set(self.inputs)) != len(self.inputs):
             raise ConfigError(f"inputs: {list(self.inputs)} names a variable twice")
+        _check_inputs(self.inputs)
         if not all(isinstance(v, str) for v in self.statics) or len(set(self.statics)) != len(self.statics):
             raise ConfigError(f"statics: expected distinct static variable names, got {list(self.statics)!r}")
         if self.target in self.inputs:
@@ -390,6 +391,22 @@ def _check_options(model: str, options: dict) -> None:
         raise ConfigError(f"hparams.options: model {model!r} has no option(s) {unknown}; valid options are "
                           f"{', '.join(sorted(accepted)) or 'none'} (filters, layers and kernel are set by "
                           "hparams.filters/layers/kernel)")
+
+
+def _check_inputs(inputs) -> None:
+    """Every input is a daily variable of the model-ready data set (vegviz.contract): a forcing or lai_process."""
+    from ..contract import VARIABLES
+
+    valid = [n for n, spec in VARIABLES.items() if spec.role in ("forcing", "physics")]
+    for name in inputs:
+        if name in valid:
+            continue
+        if VARIABLES.get(name) is not None and VARIABLES[name].role == "static":
+            raise ConfigError(f"inputs: {name!r} is a static (lat, lon) field, not a daily input. Fix: list it under "
+                              "statics instead")
+        raise ConfigError(f"inputs: {name!r} is not a daily input variable of the model-ready data set; valid inputs "
+                          f"are {', '.join(valid)}. Fix: correct the name (e.g. --set 'inputs=[precip, tair, tmin, "
+                          "swdown, vpd]') or drop it")
 
 
 def _choice(key: str, value, valid) -> None:

@@ -10,13 +10,16 @@ Layout of a run directory (default ``$VEGVIZ_RUNS_DIR/<name>``, else
       history.csv          per-epoch metrics (epoch, train_loss, val_loss, val_nse_median, lr, seconds, best, device)
       checkpoints/
         epoch_001.pt ...   one per epoch
-        last.pt            the latest state (end of an epoch, or where a stop request hit)
+        last.pt            the latest state (end of an epoch, or where a stop request hit); the commit
+                           point: it holds the history and the best epoch, and the files above and
+                           below are derived from it (a resume re-derives any a kill left behind)
         best.pt            the epoch with the lowest validation loss
       predictions.nc       the best model over the whole data set (NetCDF, netcdf4)
       .vegviz.lock         locked by the process writing the run: one writer at a time (vegviz.training.lock)
 """
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from pathlib import Path
 
@@ -27,7 +30,7 @@ from .checkpoint import load_checkpoint
 from .config import Config
 from .data import open_data
 from .inference import predict
-from .trainer import Trainer, build_model
+from .trainer import Trainer, build_model, history_csv
 from .windows import Normalization
 
 __all__ = ["RUNS_ENV", "Run", "default_run_dir", "runs_root", "train"]
@@ -83,10 +86,20 @@ class Run:
 
     @property
     def history(self) -> pd.DataFrame:
-        """Per-epoch metrics (empty before the first epoch ends)."""
+        """Per-epoch metrics (empty before the first epoch ends).
+
+        Read from ``history.csv``, or from ``checkpoints/last.pt`` (the commit, which holds the
+        history) when that is newer: a kill or a full disk came between the two writes."""
         from .trainer import HISTORY_COLUMNS
 
-        f = self.path / "history.csv"
+        f, last = self.path / "history.csv", self.checkpoint("last")
+        if last.exists() and (not f.exists() or f.stat().st_mtime_ns < last.stat().st_mtime_ns):
+            try:
+                rows = load_checkpoint(last)["history"]
+            except (OSError, ValueError, KeyError):  # unreadable: the csv is the best there is
+                rows = None
+            if rows is not None:
+                return pd.read_csv(io.BytesIO(history_csv(rows)))
         return pd.read_csv(f) if f.exists() else pd.DataFrame(columns=list(HISTORY_COLUMNS))
 
     @property
@@ -105,7 +118,28 @@ class Run:
         return self.checkpoint("best")
 
     def load_checkpoint(self, which: str | int = "best") -> dict:
-        return load_checkpoint(self.checkpoint(which))
+        return load_checkpoint(self._stored(which))
+
+    def _stored(self, which: str | int = "best") -> Path:
+        """The file that holds checkpoint ``which``: :meth:`checkpoint`, except for ``"best"`` when a kill
+        or a full disk came between the commit of ``last.pt`` and the rewrite of ``best.pt``: then
+        ``last.pt`` when it is the best epoch's state, else the best epoch's ``epoch_NNN.pt`` if
+        ``best.pt`` is missing (the next resume re-derives ``best.pt`` from them)."""
+        path, last = self.checkpoint(which), self.checkpoint("last")
+        if which != "best" or not last.exists():
+            return path
+        if path.exists() and path.stat().st_mtime_ns >= last.stat().st_mtime_ns:
+            return path  # written after (with) the latest commit
+        try:
+            state = load_checkpoint(last)
+        except (OSError, ValueError):
+            return path
+        epoch, batch, best = state.get("epoch", 0), state.get("batch", 0), state.get("best_epoch", 0)
+        if best and best == epoch and not batch:
+            return last
+        if best and not path.exists() and self.checkpoint(int(best)).exists():
+            return self.checkpoint(int(best))
+        return path
 
     def normalization(self, which: str | int = "best") -> Normalization:
         return Normalization.from_dict(self.load_checkpoint(which)["normalization"])
@@ -135,14 +169,15 @@ class Run:
         bounded on any domain); otherwise return them in memory.
 
         ``threads``: CPU threads (default: the run's ``num_threads``)."""
-        ckpt = self.load_checkpoint(which)
+        source = self._stored(which)  # the file read is the one recorded, with its SHA-256
+        ckpt = load_checkpoint(source)
         config = Config.from_dict(ckpt["config"])
         model = build_model(config, Normalization.from_dict(ckpt["normalization"]).n_inputs)
         model.load_state_dict(ckpt["model"])
         ds = data if data is not None else open_data(config.data, seed=config.seed)
         # written piece by piece (bounded memory), and returned lazily opened
         return predict(model, ds, config, Normalization.from_dict(ckpt["normalization"]),
-                       checkpoint=self.checkpoint(which), device=device, threads=threads,
+                       checkpoint=source, device=device, threads=threads,
                        path=self.predictions_path if write else None)
 
 

@@ -43,6 +43,13 @@ Every epoch ends with a checkpoint (``checkpoints/epoch_NNN.pt`` and ``last.pt``
 mid-epoch. :meth:`Trainer.fit` with ``resume=True`` continues from ``last.pt``: the
 sample order of an epoch depends only on ``(seed, epoch)`` and the torch random state is
 restored, so on the CPU a resumed run ends with the same weights as an uninterrupted one.
+
+``last.pt`` is the one commit point of a state: it holds the history and the best epoch, and
+is written (atomically) before the files derived from it, ``epoch_NNN.pt`` and ``best.pt``
+(the same bytes) and ``history.csv``. A kill or a full disk at any instant therefore leaves
+the previous state or the new one; a resume first removes the temporaries a killed writer
+left and re-derives from ``last.pt`` the derived files that are missing or differ
+(:meth:`Trainer.setup`).
 """
 from __future__ import annotations
 
@@ -60,13 +67,15 @@ import torch
 import xarray as xr
 
 from ..provenance import keep_earlier_sessions, record, write_provenance
-from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint, vegviz_version, write_atomic
+from .checkpoint import (CHECKPOINT_FORMAT, fsync_dir, load_checkpoint, remove_stale_temporaries, to_bytes,
+                         vegviz_version, write_atomic)
 from .config import PHYSICS_INPUT, PHYSICS_MODELS, Config
 from .data import open_data, prepare
 from .device import Hardware, resolve, settings
-from .distributed import World, check_world, context
+from .distributed import World, check_world, context, from_env
 from .events import (BatchEvent, EndEvent, EpochEvent, ErrorEvent, EventBus, StartEvent, StopEvent, Subscriber)
 from ..evaluation.periods import period_days, period_label
+from .lock import RunLock
 from .loss import masked_error_sum
 from .split import resolve_split
 from .reader import BlockCache, WindowReader, patch_origins, prefetched
@@ -175,6 +184,8 @@ class Trainer:
 
             run_dir = default_run_dir(config)
         self.run_dir = Path(run_dir).expanduser()
+        self.lock = RunLock(self.run_dir)  # one writer per run folder (see writing())
+        self._writers = 0
         self.progress = progress
         self.events = EventBus()
         for fn in subscribers:
@@ -233,10 +244,13 @@ class Trainer:
         ``resume=True`` continues from ``checkpoints/last.pt`` when it exists (else starts
         afresh); the configuration must match the checkpoint's except for
         ``max_epochs``, ``patience``, ``device``, ``precision``, ``num_threads`` and ``name``.
+
+        The run folder is locked meanwhile (:meth:`writing`): another writer of it, in this process
+        or another, gets :class:`~vegviz.training.lock.RunBusyError`.
         """
         self._epoch = 0
         try:
-            with settings(self.config, self.hardware), context(self.hardware.device.type) as world:
+            with self.writing(), settings(self.config, self.hardware), context(self.hardware.device.type) as world:
                 self._join(world)
                 return self._fit(resume)
         except BaseException as e:
@@ -246,6 +260,29 @@ class Trainer:
         finally:
             # cleared at the end, not the start: a request made before fit() began is honoured
             self._stop.clear()
+
+    @contextlib.contextmanager
+    def writing(self, create: bool = False):
+        """Hold the run folder's lock (:mod:`.lock`) for the block; re-entrant, let go when the outermost block ends.
+
+        An existing folder is locked at once (before its checkpoint is read); a new one only when
+        :meth:`setup` first writes to it (``create``), so a run refused by its checks leaves no folder.
+        Under torchrun rank 0 alone locks: the other ranks write nothing. A lock taken before (the
+        dashboard takes ``self.lock`` when it accepts a run) is used, and let go with the block.
+        """
+        self._writers += 1
+        try:
+            self._claim(create)
+            yield self
+        finally:
+            self._writers -= 1
+            if self._writers == 0:
+                self.lock.release()
+
+    def _claim(self, create: bool = False) -> None:
+        """Inside :meth:`writing`: lock the folder now if it exists (or ``create``) and is not locked yet."""
+        if self._writers and (create or self.run_dir.exists()) and not self.lock.held and from_env().main:
+            self.lock.acquire()
 
     def _join(self, world: World) -> None:
         """Take this process's rank: its device, and silence on the ranks that do not report."""
@@ -263,6 +300,10 @@ class Trainer:
         """Open and validate the data, fit or restore the normalisation, load the arrays, build the
         model and optimiser, write config.yaml and provenance.yaml. Returns the checkpoint to resume
         from (or None).
+
+        As the run's writer (rank 0), it first removes the temporary files an interrupted writer left;
+        when resuming, it re-derives from ``last.pt`` the files of its state that a kill or a full disk
+        left missing or stale (``epoch_NNN.pt``, ``best.pt``, ``history.csv``; :meth:`_repair`).
         """
         cfg = self.config
         source = self._data if self._data is not None else open_data(cfg.data, seed=cfg.seed)
@@ -271,9 +312,15 @@ class Trainer:
         cfg = self.config = resolve_split(cfg, source)
         ckpt = None
         last = self.checkpoint_dir / "last.pt"
+        self._claim()  # a folder made since fit() began (by another writer?) is locked before it is touched
+        if self.world.main:  # the run's one writer: what a killed writer left half-written goes
+            for p in remove_stale_temporaries(self.run_dir):
+                log.info("removed %s, left by an interrupted write", p)
         if resume and last.exists():
             ckpt = load_checkpoint(last)
             self._check_resumable(ckpt)
+            if self.world.main:
+                self._repair(last, ckpt)
             self.stats = Normalization.from_dict(ckpt["normalization"])
         else:
             if resume:
@@ -319,9 +366,10 @@ class Trainer:
         # rank 0 alone writes checkpoints: the others need no provenance (a pass over the data when uncached)
         self.provenance = self._provenance(source, list(ds.data_vars), ckpt) if self.world.main else {}
         if self.world.main:
-            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            write_atomic(self.run_dir / "config.yaml", cfg.to_yaml().encode())
-            write_provenance(self.run_dir, self.provenance)
+            with self.writing(create=True):  # a new folder is locked here, before its first file
+                self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+                write_atomic(self.run_dir / "config.yaml", cfg.to_yaml().encode())
+                write_provenance(self.run_dir, self.provenance)
         return ckpt
 
     @staticmethod
@@ -469,8 +517,7 @@ class Trainer:
         self.history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                              "val_nse_median": val_nse, "lr": lr, "seconds": seconds, "best": improved,
                              "device": str(self.device)})
-        path = self._save(epoch, 0, (0.0, 0), best=improved)
-        self._write_history()
+        path = self._save(epoch, 0, (0.0, 0))  # last.pt, then epoch_NNN.pt, best.pt (if improved), history.csv
         self.events.emit(EpochEvent(run_dir=str(self.run_dir), epoch=epoch, train_loss=train_loss,
                                     val_loss=val_loss, val_nse_median=val_nse, seconds=seconds,
                                     device=str(self.device), lr=lr, checkpoint=str(path), improved=improved,
@@ -642,25 +689,65 @@ class Trainer:
             "rng": torch.get_rng_state(),
         }
 
-    def _save(self, epoch: int, batch: int, partial, best: bool = False) -> Path:
-        """Write the checkpoint(s) atomically (rank 0); return the path of the one that names this state."""
-        d = self.checkpoint_dir
-        if not self.world.main:
-            return d / ("last.pt" if batch else f"epoch_{epoch:03d}.pt")
-        state = self._state(epoch, batch, partial)
-        if batch:  # mid-epoch (stop request): only last.pt
-            save_checkpoint(state, d / "last.pt")
-            return d / "last.pt"
-        paths = [d / f"epoch_{epoch:03d}.pt", d / "last.pt"] + ([d / "best.pt"] if best else [])
-        save_checkpoint(state, *paths)
-        return paths[0]
+    def _save(self, epoch: int, batch: int, partial) -> Path:
+        """Commit the state (rank 0) and return the path of the checkpoint that names it.
 
-    def _write_history(self) -> None:
-        if self.world.main:
-            write_atomic(self.run_dir / "history.csv", self.history_frame().to_csv(index=False).encode())
+        ``last.pt`` is written first: it is the commit (it holds the history and the best epoch).
+        Then the files derived from it: at the end of an epoch ``epoch_NNN.pt`` and, when this
+        epoch is the best, ``best.pt`` (the same bytes), and ``history.csv``; then the folders
+        are synced, so the derived files are durable before the next commit can need them.
+        """
+        d = self.checkpoint_dir
+        name = d / ("last.pt" if batch else f"epoch_{epoch:03d}.pt")
+        if not self.world.main:
+            return name
+        data = to_bytes(self._state(epoch, batch, partial))
+        write_atomic(d / "last.pt", data)
+        if not batch:
+            write_atomic(name, data)
+            if self._best[1] == epoch:
+                write_atomic(d / "best.pt", data)
+        write_atomic(self.run_dir / "history.csv", history_csv(self.history))
+        fsync_dir(d)
+        fsync_dir(self.run_dir)
+        return name
+
+    def _repair(self, last: Path, ckpt: dict) -> None:
+        """Re-derive from ``last.pt`` (contents ``ckpt``) the files that a kill or a full disk left missing or
+        stale: this state's ``epoch_NNN.pt`` and ``best.pt``, and ``history.csv`` (rank 0, before resuming)."""
+        d = self.checkpoint_dir
+        epoch, batch, best_epoch = int(ckpt["epoch"]), int(ckpt["batch"]), int(ckpt["best_epoch"])
+        data = last.read_bytes()
+        wanted = {self.run_dir / "history.csv": lambda: history_csv(ckpt["history"])}
+        if not batch:  # last.pt closed an epoch: its epoch file, and best.pt when it was the best, are copies
+            wanted[d / f"epoch_{epoch:03d}.pt"] = lambda: data
+        if best_epoch and best_epoch == epoch and not batch:
+            wanted[d / "best.pt"] = lambda: data
+        elif best_epoch and (d / f"epoch_{best_epoch:03d}.pt").exists():
+            # an earlier best: its epoch file was derived before the commits that followed it
+            wanted[d / "best.pt"] = (d / f"epoch_{best_epoch:03d}.pt").read_bytes
+        elif best_epoch and not (d / "best.pt").exists():
+            log.warning("%s: best.pt (epoch %d) and its epoch file are missing; they cannot be re-derived",
+                        self.run_dir, best_epoch)
+        repaired = []
+        for path, content in wanted.items():
+            content = content()
+            if not (path.exists() and path.stat().st_size == len(content) and path.read_bytes() == content):
+                write_atomic(path, content)
+                repaired.append(path.name)
+        if repaired:
+            fsync_dir(d)
+            fsync_dir(self.run_dir)
+            log.warning("%s: re-derived %s from checkpoints/last.pt (epoch %d): the previous session was "
+                        "interrupted while writing them", self.run_dir, ", ".join(repaired), epoch)
 
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_nse_median", "lr", "seconds", "best", "device")
+
+
+def history_csv(rows: list[dict]) -> bytes:
+    """``history.csv`` of the history rows (as kept in checkpoints): the same bytes for the same rows."""
+    return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)).to_csv(index=False).encode()
 
 
 def run_sequence(model: torch.nn.Module, x: np.ndarray, hardware: Hardware,
