@@ -652,26 +652,66 @@ def cmd_project(args) -> int:
     return 0
 
 
-def cmd_serve(args) -> int:
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve_command(args) -> tuple[list[str], dict]:
+    """The ``panel serve`` command line and environment of ``vegviz serve``, checked.
+
+    A server on another address than this machine's loopback is reachable from other machines, and
+    whatever page a browser shows could open a live session on it (a websocket) and train models or
+    read the runs directory. So such a server needs the browser origins that may connect, named one by
+    one (``--allow-origin host:port``, repeated; no wildcard): a websocket from any other origin is
+    refused (HTTP 403) by Bokeh's origin check. ``--basic-auth`` adds Panel's password login.
+    """
     from .catalog import REPO_CATALOG
 
     target = Path(args.path) if args.path else REPO_CATALOG.parent.parent / "dashboards"
     if not target.exists():
         raise FileNotFoundError(f"{target} does not exist. Fix: run from a vegviz checkout, or pass the folder "
                                 "or notebook to serve")
+    remote = args.address not in LOOPBACK
+    origins = list(args.allow_origin or [])
+    if remote and not origins:
+        raise ValueError(f"--address {args.address} serves other machines, and without named origins a web page "
+                         "from any site could open a session on this server and drive it. Fix: name the address "
+                         f"your users type, e.g. --allow-origin myhost.example.org:{args.port} (repeat for more), "
+                         "and consider --basic-auth PASSWORD_FILE; or keep the default --address 127.0.0.1 and use "
+                         f"an SSH tunnel (ssh -L {args.port}:127.0.0.1:{args.port} host)")
+    for o in origins:
+        if "*" in o or not o.strip() or "/" in o:
+            raise ValueError(f"--allow-origin {o!r}: name one browser origin as host or host:port (no scheme, "
+                             f"no wildcard: '*' would let any site in). Fix: e.g. --allow-origin myhost:{args.port}")
+    if origins and not remote:
+        raise ValueError(f"--allow-origin without --address: the server listens on {args.address}, which only this "
+                         "machine reaches. Fix: add --address 0.0.0.0 (or this machine's address)")
+    if args.basic_auth and not remote:
+        raise ValueError("--basic-auth without --address: a server only this machine reaches needs no login. "
+                         "Fix: add --address and --allow-origin, or drop --basic-auth")
     _check_port(args.address, args.port)
     cmd = [sys.executable, "-m", "panel", "serve", str(target), "--address", args.address, "--port", str(args.port)]
-    if args.address not in ("127.0.0.1", "localhost", "::1"):
-        # reachable from other machines: the browser origin must be allowed explicitly
-        print(f"warning: serving on {args.address}: anyone who can reach this port can train models and read "
-              "the runs directory", file=sys.stderr)
-        cmd += ["--allow-websocket-origin", args.allow_origin or f"*:{args.port}"]
+    for o in origins:
+        cmd += ["--allow-websocket-origin", o]
+    if args.basic_auth:
+        import secrets
+
+        # Panel signs its login cookie: a fresh secret per server start logs everyone out on restart
+        cmd += ["--basic-auth", args.basic_auth, "--cookie-secret", secrets.token_hex(32)]
     if args.show:
         cmd.append("--show")
     env = dict(os.environ)
-    if args.address not in ("127.0.0.1", "localhost", "::1"):
-        env["VEGVIZ_ALLOW_REMOTE"] = "1"  # the user asked for a reachable server; the app's guard lets them in
-    print(" ".join(cmd), flush=True)
+    if remote:
+        env["VEGVIZ_ALLOW_REMOTE"] = "1"  # the user named the origins: the app's guard lets their browsers in
+    return cmd, env
+
+
+def cmd_serve(args) -> int:
+    cmd, env = serve_command(args)
+    if args.address not in LOOPBACK:
+        print(f"warning: serving on {args.address} to browsers from {', '.join(args.allow_origin)}"
+              + ("" if args.basic_auth else " without a login (--basic-auth adds one)")
+              + ": they can train models and read the runs directory", file=sys.stderr)
+    print(" ".join(a if a != args.basic_auth else "***" for a in cmd), flush=True)
     # the server replaces this process: a signal to `vegviz serve` (SIGTERM, Ctrl-C) reaches panel itself,
     # and no orphaned server keeps the port
     os.execve(sys.executable, cmd, env)
@@ -955,7 +995,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--address", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
                    "machine only)")
     v.add_argument("--port", type=int, default=5006, help="port to listen on")
-    v.add_argument("--allow-origin", help="allowed browser origin host[:port] when --address is not local")
+    v.add_argument("--allow-origin", action="append", metavar="HOST[:PORT]",
+                   help="a browser origin allowed to connect (required with --address other than 127.0.0.1; "
+                        "repeat for more; no wildcards)")
+    v.add_argument("--basic-auth", metavar="PASSWORD_OR_FILE",
+                   help="require Panel's login: a password, or a JSON file of {user: password}")
     v.add_argument("--show", action="store_true", help="open a browser")
     v.set_defaults(func=cmd_serve)
 

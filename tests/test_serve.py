@@ -1,0 +1,83 @@
+"""`vegviz serve` beyond this machine: only the browser origins the user names may open a session."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import subprocess
+import time
+import urllib.request
+
+from vegviz import cli
+
+
+def serve_args(*argv: str) -> argparse.Namespace:
+    return cli.build_parser().parse_args(["serve", *argv])
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return s.getsockname()[1]
+
+
+def test_a_reachable_server_needs_named_origins(capsys, tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text("import panel as pn\npn.panel('hello').servable()\n")
+    port = free_port()
+    assert cli.main(["serve", str(app), "--address", "0.0.0.0", "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert "any site could open a session" in err and "Fix: name the address" in err and "--allow-origin" in err
+    assert cli.main(["serve", str(app), "--address", "0.0.0.0", "--port", str(port), "--allow-origin", f"*:{port}"]) == 2
+    assert "no wildcard" in capsys.readouterr().err
+    assert cli.main(["serve", str(app), "--port", str(port), "--allow-origin", "myhost:1"]) == 2
+    assert "Fix: add --address 0.0.0.0" in capsys.readouterr().err
+
+    cmd, env = cli.serve_command(serve_args(str(app), "--address", "0.0.0.0", "--port", str(port), "--allow-origin",
+                                            f"a.example:{port}", "--allow-origin", f"b.example:{port}",
+                                            "--basic-auth", "secret"))
+    assert cmd.count("--allow-websocket-origin") == 2 and f"a.example:{port}" in cmd and "*" not in " ".join(cmd)
+    assert cmd[cmd.index("--basic-auth") + 1] == "secret" and len(cmd[cmd.index("--cookie-secret") + 1]) == 64
+    assert env["VEGVIZ_ALLOW_REMOTE"] == "1"
+    cmd, env = cli.serve_command(serve_args(str(app), "--port", str(port)))  # this machine only: nothing to name
+    assert "--allow-websocket-origin" not in cmd
+
+
+async def _websocket_status(url: str, origin: str) -> int:
+    """101 when the server accepts the websocket handshake from ``origin``, else its HTTP status."""
+    from tornado.httpclient import HTTPClientError, HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    try:
+        conn = await websocket_connect(HTTPRequest(url, headers={"Origin": origin}))
+    except HTTPClientError as e:
+        return e.code
+    conn.close()
+    return 101
+
+
+def test_a_websocket_from_an_unnamed_origin_is_refused(tmp_path):
+    app = tmp_path / "app.py"
+    app.write_text("import panel as pn\npn.panel('hello').servable()\n")
+    port = free_port()
+    cmd, env = cli.serve_command(serve_args(str(app), "--address", "0.0.0.0", "--port", str(port),
+                                            "--allow-origin", f"127.0.0.1:{port}"))
+    log = tmp_path / "serve.log"
+    proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        t0 = time.time()
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/app", timeout=30)
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() - t0 < 120, log.read_text()[-3000:]
+                time.sleep(0.3)
+        ws = f"ws://127.0.0.1:{port}/app/ws"
+        assert asyncio.run(_websocket_status(ws, f"http://127.0.0.1:{port}")) == 101  # the named origin
+        assert asyncio.run(_websocket_status(ws, "http://evil.example")) == 403  # any other page
+        assert asyncio.run(_websocket_status(ws, f"http://evil.example:{port}")) == 403
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    assert "Refusing websocket connection from Origin 'http://evil.example'" in log.read_text()
