@@ -47,12 +47,13 @@ import xarray as xr
 
 from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
 from ..models import list_models
-from ..training import Config, ConfigError, ModelConfig, OptimizerConfig, Run, Trainer, run_sequence, runs_root
+from ..training import Config, ConfigError, ModelConfig, OptimizerConfig, Run, Trainer, runs_root
 from ..training.config import DEVICES
 from ..training.device import settings as device_settings
 from ..training.lock import LOCK_FILE, RunBusyError, RunLock, command_line
 from ..training.run import PREDICTIONS
-from ..training.trainer import HISTORY_COLUMNS, RESUMABLE_CHANGES
+from ..training.tiles import stream
+from ..training.trainer import HISTORY_COLUMNS, INFERENCE_CHUNK, RESUMABLE_CHANGES
 from . import sources
 from .jobs import poll_until_done, stop_periodic
 
@@ -450,8 +451,8 @@ class TrainingDashboard(pn.viewable.Viewer):
                 "lat": trainer.coords["lat"], "lon": trainer.coords["lon"], "predicted": None}
         if predicted:
             # burn-in days plus the validation days up to the preview day: no more than needed
-            x, _ = v.read(0, v.pad + k + 1, target=False)
-            p = run_sequence(trainer.model, x, trainer.hardware)[-1]
+            for *_, y in stream(trainer.model, v, trainer.hardware, chunk=INFERENCE_CHUNK, days=v.pad + k + 1):
+                p = y[-1]  # the whole domain, chunk by chunk: the last chunk ends on the preview day
             item["predicted"] = np.where(trainer.mask, stats.denormalize(p), np.nan).astype(np.float32)
         return item
 

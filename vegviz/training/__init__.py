@@ -18,7 +18,7 @@ from .loss import masked_error_sum, masked_loss, valid_mask
 from .inference import predict, write_predictions
 from .lock import RunBusyError, RunLock
 from .run import Run, default_run_dir, runs_root, train
-from .trainer import Trainer, build_model, median_nse, run_sequence
+from .trainer import Trainer, build_model, median_nse
 from .windows import DataError, Normalization, PeriodArrays, epoch_windows, fit_normalization, load_period
 
 __all__ = [
@@ -26,6 +26,6 @@ __all__ = [
     "EventBus", "EventLog", "Hardware", "ModelConfig", "Normalization", "OptimizerConfig", "PeriodArrays",
     "Periods", "Run", "RunBusyError", "RunLock", "StartEvent", "StopEvent", "Trainer", "build_model",
     "default_run_dir", "epoch_windows", "file_sha256", "fit_normalization", "load_checkpoint", "load_period",
-    "masked_error_sum", "masked_loss", "median_nse", "open_data", "predict", "prepare", "resolve", "run_sequence",
+    "masked_error_sum", "masked_loss", "median_nse", "open_data", "predict", "prepare", "resolve",
     "runs_root", "save_checkpoint", "train", "valid_mask", "write_atomic", "write_predictions",
 ]

@@ -72,15 +72,17 @@ def days_per_call(n_channels: int, run: list[Tile], chunk: int) -> int:
 
 
 def stream(model: torch.nn.Module, reader, hardware, *, chunk: int = 365, tile: int | None = None,
-           halo: int = 0) -> Iterator[tuple[int, int, Tile, np.ndarray]]:
+           halo: int = 0, days: int | None = None) -> Iterator[tuple[int, int, Tile, np.ndarray]]:
     """Normalised predictions of ``model`` over ``reader`` (a :class:`~vegviz.training.reader.WindowReader`).
 
     Yields ``(t0, t1, tile, y)``: ``y`` (t1 - t0, h, w) float32 holds the days ``[t0, t1)`` of
-    the reader on the kept square of ``tile``; ``t0`` runs over multiples of :func:`days_per_call`. A tile's days come in order; tiles one after the
+    the reader on the kept square of ``tile``; ``t0`` runs over multiples of :func:`days_per_call`.
+    ``days``: run the first ``days`` days only (default: all of the reader's). A tile's days come in order; tiles one after the
     other (each keeps its blocks in the reader's cache while it runs).
     """
     model.eval()
     n_days, nlat, nlon = reader.shape
+    n_days = n_days if days is None else min(int(days), n_days)
     mask = reader.mask
     per_cell = getattr(model, "per_cell", False)
     run = tiles(nlat, nlon, tile, halo)

@@ -80,11 +80,11 @@ from .loss import masked_error_sum
 from .split import resolve_split
 from .reader import BlockCache, WindowReader, patch_origins, prefetched
 from .tiles import stream
-from .windows import DataError, Normalization, batches, epoch_windows, fit_normalization, gather, training_bounds
+from .windows import DataError, Normalization, batches, epoch_windows, fit_normalization, training_bounds
 
 log = logging.getLogger(__name__)
 
-__all__ = ["HISTORY_COLUMNS", "Trainer", "build_model", "median_nse", "run_sequence", "seed_everything"]
+__all__ = ["HISTORY_COLUMNS", "Trainer", "build_model", "median_nse", "seed_everything"]
 
 #: days per forward call when no gradient is needed (validation, prediction): bounds memory
 INFERENCE_CHUNK = 365
@@ -748,24 +748,4 @@ HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_nse_median", "lr", "s
 def history_csv(rows: list[dict]) -> bytes:
     """``history.csv`` of the history rows (as kept in checkpoints): the same bytes for the same rows."""
     return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS)).to_csv(index=False).encode()
-
-
-def run_sequence(model: torch.nn.Module, x: np.ndarray, hardware: Hardware,
-                 chunk: int = INFERENCE_CHUNK, statics: np.ndarray | None = None) -> np.ndarray:
-    """Normalised predictions (time, lat, lon) of ``model`` over ``x`` (time, channel, lat, lon).
-
-    One sequence from a zero state, in chunks of ``chunk`` days with the state carried, so
-    memory stays bounded however long ``x`` is.
-    """
-    model.eval()
-    out = np.empty((x.shape[0], x.shape[2], x.shape[3]), dtype=np.float32)
-    state = None
-    with torch.no_grad():
-        for t0 in range(0, x.shape[0], chunk):
-            xc = gather(x, np.array([t0]), 0, min(chunk, x.shape[0] - t0), statics)
-            xt = torch.from_numpy(xc).to(hardware.device)
-            with hardware.autocast():
-                y, state = model(xt, state)
-            out[t0:t0 + chunk] = y[0, :, 0].float().cpu().numpy()
-    return out
 

@@ -303,18 +303,3 @@ def epoch_windows(n_days: int, burn_in: int, window: int, seed: int, epoch: int,
 def batches(starts: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """``starts`` split into consecutive batches (the last one may be smaller)."""
     return [starts[i:i + batch_size] for i in range(0, len(starts), batch_size)]
-
-
-def gather(arr: np.ndarray, starts: np.ndarray, t0: int, t1: int, statics: np.ndarray | None = None) -> np.ndarray:
-    """``arr[s + t0 : s + t1]`` for every start ``s``, stacked: (batch, t1 - t0, ...).
-
-    With ``statics`` (channel, lat, lon), they are appended to every day's channels.
-    """
-    days = [arr[s + t0:s + t1] for s in starts]
-    if statics is None:
-        return np.stack(days)
-    out = np.empty((len(starts), t1 - t0, arr.shape[1] + statics.shape[0], *arr.shape[2:]), dtype=arr.dtype)
-    for b, d in enumerate(days):
-        out[b, :, :arr.shape[1]] = d
-    out[:, :, arr.shape[1]:] = statics
-    return out
