@@ -1,6 +1,8 @@
 """Shared fixtures: tiny real contract Datasets, and an isolated data cache."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -140,3 +142,24 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
     for item in gpu:
         item.add_marker(skip)
+
+
+@contextlib.contextmanager
+def tmpfs(path, size: str):
+    """A tmpfs of ``size`` (e.g. "4m": a disk that can fill up) mounted on the new folder ``path``, unmounted
+    afterwards; the test is skipped, with the reason, where it cannot be mounted (needs root on Linux)."""
+    import subprocess
+
+    path.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        pytest.skip(f"cannot mount a tmpfs to fill up: {e}")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill up (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
+    try:
+        yield path
+    finally:  # lazily when a file is still open there (xarray's file cache)
+        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)

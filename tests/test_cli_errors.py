@@ -17,6 +17,7 @@ import pytest
 import torch
 import xarray as xr
 
+from conftest import tmpfs
 from test_training import learnable_dataset, tiny_config
 from vegviz import cli
 from vegviz.catalog import open_data
@@ -206,19 +207,8 @@ def test_disk_full_while_writing_names_the_file_and_keeps_nothing(tmp_path, run,
 @pytest.fixture
 def small_disk(tmp_path):
     """A 1 MiB tmpfs (root on Linux only), unmounted afterwards."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True,
-                              text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        pytest.skip(f"cannot mount a tmpfs to fill: {e}")
-    if done.returncode:
-        pytest.skip(f"cannot mount a tmpfs to fill (needs root on Linux): {done.stderr.strip()}")
-    try:
-        yield mnt
-    finally:  # lazily: xarray may still hold a file there open (its file cache)
-        subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=20)
+    with tmpfs(tmp_path / "disk", "1m") as path:
+        yield path
 
 
 def test_a_real_full_disk(small_disk, run, capsys):

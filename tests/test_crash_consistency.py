@@ -31,6 +31,7 @@ import torch
 import xarray as xr
 
 from marks import slow_except
+from conftest import tmpfs
 from test_training import learnable_dataset, tiny_config
 from vegviz.training import Run, load_checkpoint, train
 
@@ -193,20 +194,8 @@ def test_kill_at_any_operation_of_the_commit_then_resume_equals_the_uninterrupte
 @pytest.fixture
 def small_disk(tmp_path):
     """A 4 MiB tmpfs (a disk that can fill up); skipped where it cannot be mounted."""
-    path = tmp_path / "disk"
-    path.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)], capture_output=True,
-                              text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        pytest.skip(f"cannot mount a tmpfs to fill up: {e}")
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs to fill up (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
-    try:
+    with tmpfs(tmp_path / "disk", "4m") as path:
         yield path
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)  # a file still open somewhere
 
 
 def fill(disk: Path) -> Path:
