@@ -340,9 +340,16 @@ class LaiMaps(ResultViewer):
     # every open view (registered by the hooks below). Re-rendering HoloViews overlays
     # per date costs 0.3-2 s with the basemap layers, far over the 150 ms budget.
     def _hook(self, kind: str):
+        # a weak reference: HoloViews' Store keeps every element's options (these hooks) in a
+        # module-level tree until the element is collected, so a hook holding ``self`` kept each
+        # session's LaiMaps, its elements (and so their options) and its whole page alive for good
+        ref = weakref.ref(self)
+
         def hook(plot, _element):
-            self._plots.setdefault(kind, weakref.WeakSet()).add(plot)
-            self._apply(kind, plot)
+            viewer = ref()
+            if viewer is not None:
+                viewer._plots.setdefault(kind, weakref.WeakSet()).add(plot)
+                viewer._apply(kind, plot)
 
         return hook
 
