@@ -163,3 +163,23 @@ def tmpfs(path, size: str):
     finally:  # lazily when a file is still open there (xarray's file cache)
         if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def wait_until_up(url: str, proc, log, what: str, timeout: float = 120, on_fail=None, request_timeout: float = 30):
+    """Poll ``url`` until it answers; RuntimeError with the tail of ``log`` when ``proc`` ends or ``timeout`` passes
+    (``on_fail(proc)`` first: stop the server)."""
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    t0 = time.time()
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=request_timeout)
+            return
+        except OSError:
+            if proc.poll() is not None or time.time() - t0 > timeout:
+                if on_fail is not None:
+                    on_fail(proc)
+                raise RuntimeError(f"{what} did not start: {Path(log).read_text()[-3000:]}") from None
+            time.sleep(0.5)

@@ -22,11 +22,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from conftest import wait_until_up
 from marks import slow_except
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,16 +91,8 @@ def start_server(targets: list[str], address: str = "127.0.0.1", env: dict | Non
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log.open("w"),
                             stderr=subprocess.STDOUT)
     url = f"http://{address}:{port}"
-    t0 = time.time()
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/liveness", timeout=30)
-            return proc, url, log
-        except OSError:
-            if proc.poll() is not None or time.time() - t0 > timeout:
-                stop_server(proc)
-                raise RuntimeError(f"panel serve did not start: {log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    wait_until_up(f"{url}/liveness", proc, log, "panel serve", timeout=timeout, on_fail=stop_server)
+    return proc, url, log
 
 
 def _free_port_on(address: str) -> int:

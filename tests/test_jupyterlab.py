@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 import pytest
 
+from conftest import wait_until_up
 from marks import slow_except
 from test_browser import CHROMIUM, CHROMIUM_ARGS, browser_only, free_port, playwright  # noqa: F401  (fixture)
 
@@ -107,16 +108,8 @@ def lab(small_basin, tmp_path_factory):
         server = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
-    t0 = time.time()
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}api/status?token={token}", timeout=10)
-            break
-        except OSError:
-            if server.poll() is not None or time.time() - t0 > 120:
-                server.kill()
-                raise RuntimeError(f"jupyter lab did not start: {log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    wait_until_up(f"{url}api/status?token={token}", server, log, "jupyter lab", on_fail=lambda p: p.kill(),
+                  request_timeout=10)
     yield url, token
     os.killpg(server.pid, 15)  # the server and its kernels
     try:

@@ -5,9 +5,8 @@ import argparse
 import asyncio
 import socket
 import subprocess
-import time
-import urllib.request
 
+from conftest import wait_until_up
 from vegviz import cli
 
 
@@ -65,14 +64,7 @@ def test_a_websocket_from_an_unnamed_origin_is_refused(tmp_path):
     log = tmp_path / "serve.log"
     proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
     try:
-        t0 = time.time()
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/app", timeout=30)
-                break
-            except OSError:
-                assert proc.poll() is None and time.time() - t0 < 120, log.read_text()[-3000:]
-                time.sleep(0.3)
+        wait_until_up(f"http://127.0.0.1:{port}/app", proc, log, "panel serve")
         ws = f"ws://127.0.0.1:{port}/app/ws"
         assert asyncio.run(_websocket_status(ws, f"http://127.0.0.1:{port}")) == 101  # the named origin
         assert asyncio.run(_websocket_status(ws, "http://evil.example")) == 403  # any other page
