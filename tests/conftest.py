@@ -45,10 +45,16 @@ def pytest_configure(config):
     """Keep tests away from the user's cache and runs: every test session gets its own folders.
 
     Set VEGVIZ_TEST_DATA_DIR to reuse one data directory across runs (the small basin then
-    builds once). Runs always go to a fresh temporary VEGVIZ_RUNS_DIR.
+    builds once). Runs always go to a fresh temporary VEGVIZ_RUNS_DIR, one per xdist worker.
+    The controller (or the single process) also makes a folder that its workers inherit through
+    VEGVIZ_TEST_SHARED: the small basin and the tiny experiment are built there once per test
+    session, by whichever worker needs them first, and copied by the others (:func:`shared`).
     """
     import os
     import tempfile
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ[SHARED_ENV] = config._vegviz_shared = tempfile.mkdtemp(prefix="vegviz-test-shared-")
 
     if os.environ.get("PYTEST_XDIST_WORKER"):
         # one thread per worker (and in the kernels and servers it starts): the workers already use every core
@@ -67,17 +73,59 @@ def pytest_configure(config):
 def pytest_unconfigure(config):
     import shutil
 
-    for attr in ("_vegviz_tmp", "_vegviz_runs"):
+    for attr in ("_vegviz_tmp", "_vegviz_runs", "_vegviz_shared"):
         tmp = getattr(config, attr, None)
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+SHARED_ENV = "VEGVIZ_TEST_SHARED"
+
+
+@contextlib.contextmanager
+def shared(name: str):
+    """The folder ``name`` of this test session's shared folder, held exclusively (an flock) while in use.
+
+    For what every xdist worker needs and takes minutes to build: the first worker builds it,
+    the others wait on the lock and then find it built.
+    """
+    import fcntl
+    import os
+    from pathlib import Path
+
+    root = Path(os.environ[SHARED_ENV])
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield root / name
+
+
+def _copy_tree(src, dst):
+    """``src`` copied to ``dst`` (modification times kept: run folders order their files by them), atomically."""
+    import shutil
+
+    tmp = dst.with_name(f".{dst.name}.copying")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    tmp.rename(dst)
+
+
 @pytest.fixture(scope="session")
 def small_basin():
-    """The small virtual basin (1998-2005), built once per test session in the test data dir."""
-    from vegviz.data.virtual import open_virtual_basin
+    """The small virtual basin (1998-2005), built once per test session and copied into each worker's data dir."""
+    import os
 
+    from vegviz.data.virtual import open_virtual_basin
+    from vegviz.paths import cache_dir
+
+    if os.environ.get("VEGVIZ_TEST_DATA_DIR"):  # the user's reused data dir: built there once already
+        return open_virtual_basin("small")
+    with shared("data") as seed:
+        if not seed.exists():
+            open_virtual_basin("small", data_dir=seed)
+        for store in seed.glob("virtual_*.zarr"):
+            if not (cache_dir() / store.name).exists():
+                cache_dir().mkdir(parents=True, exist_ok=True)
+                _copy_tree(store, cache_dir() / store.name)
     return open_virtual_basin("small")
 
 
@@ -91,7 +139,8 @@ TINY = ["--epochs", "1", "--set", "hparams.filters=4", "--set", "window=60", "--
 def tiny_experiment(small_basin):
     """A three-model experiment on the small virtual basin, named ``tiny``, in the test runs dir.
 
-    Built once per session through the command line (about a minute); tests must not modify it.
+    Built once per test session through the command line (about a minute, in the shared folder)
+    and copied into each worker's runs dir; tests must not modify it.
     """
     import os
     from pathlib import Path
@@ -101,7 +150,11 @@ def tiny_experiment(small_basin):
 
     runs = Path(os.environ["VEGVIZ_RUNS_DIR"])
     if not (runs / "tiny" / "comparison.csv").exists():
-        assert cli.main(["experiment", "--data", "virtual_ucrb_small", "--name", "tiny", *TINY]) == 0
+        with shared("runs") as seed:
+            if not (seed / "tiny" / "comparison.csv").exists():
+                assert cli.main(["experiment", "--data", "virtual_ucrb_small", "--name", "tiny", "--runs-dir",
+                                 str(seed), *TINY]) == 0
+            _copy_tree(seed / "tiny", runs / "tiny")
     return Experiment.open(runs / "tiny")
 
 
