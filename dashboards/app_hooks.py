@@ -1,7 +1,8 @@
 """Bokeh server hooks of the directory app `dashboards/` (run by `panel serve dashboards/` only).
 
-When the server starts, the app is built once outside any browser session, so the first
-page does not wait for the imports (torch, HoloViews) and the per-process caches.
+When the server starts, Panel's thread pool is started (sessions build their tabs side by side:
+``vegviz.dashboards.app.configure_server``), and the app is built once outside any browser session,
+so the first page does not wait for the imports (torch, HoloViews) and the per-process caches.
 """
 import logging
 
@@ -9,6 +10,9 @@ log = logging.getLogger("vegviz.dashboards")
 
 
 def on_server_loaded(server_context):
+    from vegviz.dashboards.app import configure_server
+
+    log.info("vegviz: %d server threads", configure_server())
     try:
         from vegviz.dashboards.app import warm_up
 

@@ -702,6 +702,13 @@ def serve_command(args) -> tuple[list[str], dict]:
     env = dict(os.environ)
     if remote:
         env["VEGVIZ_ALLOW_REMOTE"] = "1"  # the user named the origins: the app's guard lets their browsers in
+    if getattr(args, "threads", None) is not None:
+        if args.threads < 0:
+            raise ValueError(f"--threads {args.threads}: a number of threads is 0 or more. Fix: e.g. --threads 8 "
+                             "(0: no thread pool)")
+        from .dashboards.app import SERVER_THREADS_ENV
+
+        env[SERVER_THREADS_ENV] = str(args.threads)  # read by the app's server hook (dashboards/app_hooks.py)
     return cmd, env
 
 
@@ -1000,6 +1007,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "repeat for more; no wildcards)")
     v.add_argument("--basic-auth", metavar="PASSWORD_OR_FILE",
                    help="require Panel's login: a password, or a JSON file of {user: password}")
+    v.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="threads that build the sessions' tabs side by side (default 8; 0: one session after "
+                        "another on the event loop)")
     v.add_argument("--show", action="store_true", help="open a browser")
     v.set_defaults(func=cmd_serve)
 

@@ -22,6 +22,7 @@ import ipaddress
 import logging
 import os
 import time
+from functools import partial
 from typing import Callable
 
 import pandas as pd
@@ -30,7 +31,8 @@ import param
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ALLOW_REMOTE_ENV", "App", "TABS", "local_only", "remote_refusal", "warm_up"]
+__all__ = ["ALLOW_REMOTE_ENV", "App", "SERVER_THREADS_ENV", "TABS", "configure_server", "local_only", "remote_refusal",
+           "server_threads", "warm_up"]
 
 ALLOW_REMOTE_ENV = "VEGVIZ_ALLOW_REMOTE"
 TABS = ("Training", "LAI maps", "Skill", "Time series", "Scenarios")
@@ -135,7 +137,7 @@ class App(pn.viewable.Viewer):
         self.tabs = pn.Tabs(*self._holders.items(), dynamic=True, sizing_mode="stretch_width")
         if self.tab is None:
             self.tab = "LAI maps" if self.result is not None else "Training"
-        self._show_tab()
+        self._show_tab(defer=True, initial=True)
         self.tabs.param.watch(self._from_tabs, "active")
         self.param.watch(lambda _e: self._show_tab(defer=True), "tab")
         self.param.watch(self._on_result, "result")
@@ -218,7 +220,7 @@ class App(pn.viewable.Viewer):
         """The result browsers built so far (of LAI maps, Skill, Time series)."""
         return [c for t, c in self._components.items() if t not in ("Training", "Scenarios")]
 
-    def _show_tab(self, defer: bool = False):
+    def _show_tab(self, defer: bool = False, initial: bool = False):
         i = TABS.index(self.tab or TABS[0])
         tab = TABS[i]
         doc = pn.state.curdoc
@@ -227,7 +229,13 @@ class App(pn.viewable.Viewer):
             # tab a moment later, instead of a blank page until the build returns
             self._holders[tab].objects = [pn.Row(pn.indicators.LoadingSpinner(value=True, size=24),
                                                  pn.pane.Markdown(f"Building the **{tab}** tab..."))]
-            doc.add_timeout_callback(lambda: self._build_shown(tab), 300)  # ms: time to draw the spinner
+            build = partial(self._build_shown, tab)
+            if initial:  # the page itself: sent at once; the tab once the browser has it, off the event loop
+                pn.state.onload(build)  # (in Panel's thread pool when the server has one: server_threads)
+            elif pn.state._thread_pool is not None:
+                pn.state.execute(build, schedule="thread")
+            else:
+                doc.add_timeout_callback(build, 300)  # ms: time to draw the spinner
         else:
             self._build_shown(tab)
         if self.tabs.active != i:
@@ -370,6 +378,38 @@ class App(pn.viewable.Viewer):
         if _session_context() is not None:
             return self.template().servable(title=title or self.page_title(), location=location)
         return super().servable(title=title, location=location, area=area, target=target)
+
+
+#: environment variable: threads of the served app's pool (Panel's ``config.nthreads``); 0: none
+SERVER_THREADS_ENV = "VEGVIZ_SERVER_THREADS"
+#: Why a pool, and why more threads than cores: without one, Bokeh builds each session's page and
+#: answers its widgets on the one event loop, so five browsers opening the app at once were served
+#: one after another (the fifth waited 4x as long as the first). In the pool each session's tab is
+#: built in a thread of its own: Python threads share the cores (the GIL), so the sessions advance
+#: together, and reading data releases the GIL. One thread per session opened at once.
+SERVER_THREADS = 8
+
+
+def server_threads() -> int:
+    """The threads of the served app's pool: ``$VEGVIZ_SERVER_THREADS`` (0: none), default :data:`SERVER_THREADS`."""
+    text = os.environ.get(SERVER_THREADS_ENV, "").strip()
+    try:
+        n = int(text) if text else SERVER_THREADS
+    except ValueError:
+        raise ValueError(f"{SERVER_THREADS_ENV}={text!r} is not a number of threads. Fix: set a whole number "
+                         f"(0: no pool, every session on the event loop), or unset it for {SERVER_THREADS}") from None
+    if n < 0:
+        raise ValueError(f"{SERVER_THREADS_ENV}={n} is negative. Fix: 0 or more threads")
+    return n
+
+
+def configure_server() -> int:
+    """Start Panel's thread pool for a served app (unless ``--num-threads`` did); return its size (0: none)."""
+    if pn.config.nthreads is None:
+        n = server_threads()
+        if n:
+            pn.config.nthreads = n
+    return pn.config.nthreads or 0
 
 
 def warm_up() -> float:

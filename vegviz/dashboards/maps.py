@@ -15,6 +15,7 @@ The shared base, :class:`~vegviz.dashboards.base.ResultViewer`, lives in :mod:`v
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import weakref
 from collections import OrderedDict
@@ -372,12 +373,17 @@ class LaiMaps(ResultViewer):
         if not views:
             return
         here = pn.state.curdoc
+        # in a thread of the server's pool (the server's threads) this document's models may not be
+        # changed either: add_next_tick_callback, Bokeh's one thread-safe Document method, hands the
+        # change to the event loop
+        threaded = here is not None and here.session_context is not None and pn.state.loaded and \
+            not pn.state._unblocked(here)
         # unlocked(): Bokeh models may only change under the document lock, which e.g. a
         # tap callback does not hold; this collects the changes and sends them at the end
-        with pn.io.unlocked():
+        with (contextlib.nullcontext() if threaded else pn.io.unlocked()):
             for kind, plot in views:
                 doc = plot.document
-                if doc is not None and doc is not here and doc.session_context is not None:
+                if doc is not None and (doc is not here or threaded) and doc.session_context is not None:
                     doc.add_next_tick_callback(partial(self._push_one, kind, plot))  # another session's view
                 else:
                     self._push_one(kind, plot)
