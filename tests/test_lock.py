@@ -236,6 +236,35 @@ def test_an_experiment_folder_being_written_is_refused_with_exit_code_2(tmp_path
     assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == [LOCK_FILE]
 
 
+def test_evaluate_and_predict_into_a_folder_another_process_writes_are_refused(tiny_experiment, tmp_path, capsys):
+    """``vegviz evaluate`` and ``Run.predict()`` write into the folder: not while another process holds it; the
+    folder is left as it was. Free again, both work (``train()`` predicts inside its own lock)."""
+    import shutil
+
+    from vegviz import cli
+    from vegviz.training import Run
+
+    run_dir = tmp_path / "convlstm"
+    shutil.copytree(tiny_experiment.path / "convlstm", run_dir)
+    def stamps():
+        return {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir() if p.name != LOCK_FILE}
+
+    before = stamps()
+    proc, _ = holder(run_dir)
+    try:
+        assert cli.main(["evaluate", str(run_dir), "--period", "validation"]) == 2
+        err = capsys.readouterr().err
+        assert f"error: run folder {run_dir} is being written by" in err and "`the holder`" in err
+        with pytest.raises(RunBusyError, match="the holder"):
+            Run(run_dir).predict()
+        assert stamps() == before
+    finally:
+        proc.kill()
+        proc.wait()
+    assert cli.main(["evaluate", str(run_dir), "--period", "validation"]) == 0
+    assert (run_dir / "comparison_validation.md").exists() and record(run_dir) == {}
+
+
 # ----------------------------------------------------------------------------- dashboard sessions
 
 @pytest.fixture

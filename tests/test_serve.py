@@ -6,6 +6,8 @@ import asyncio
 import socket
 import subprocess
 
+import pytest
+
 from conftest import wait_until_up
 from vegviz import cli
 
@@ -73,3 +75,23 @@ def test_a_websocket_from_an_unnamed_origin_is_refused(tmp_path):
         proc.terminate()
         proc.wait(15)
     assert "Refusing websocket connection from Origin 'http://evil.example'" in log.read_text()
+
+
+def test_the_server_threads_are_set_by_serve_or_the_environment(monkeypatch, tmp_path, capsys):
+    """``vegviz serve --threads N`` reaches the app's server hook as VEGVIZ_SERVER_THREADS; a bad value is refused
+    with the fix, and 0 means no pool (every session on the event loop)."""
+    from vegviz.dashboards import app as app_module
+
+    app = tmp_path / "app.py"
+    app.write_text("import panel as pn\npn.panel('hello').servable()\n")
+    _, env = cli.serve_command(serve_args(str(app), "--port", str(free_port()), "--threads", "3"))
+    assert env[app_module.SERVER_THREADS_ENV] == "3"
+    assert cli.main(["serve", str(app), "--port", str(free_port()), "--threads", "-1"]) == 2
+    assert "0 or more" in capsys.readouterr().err
+    monkeypatch.delenv(app_module.SERVER_THREADS_ENV, raising=False)
+    assert app_module.server_threads() == app_module.SERVER_THREADS
+    monkeypatch.setenv(app_module.SERVER_THREADS_ENV, "0")
+    assert app_module.server_threads() == 0
+    monkeypatch.setenv(app_module.SERVER_THREADS_ENV, "many")
+    with pytest.raises(ValueError, match="not a number of threads.*Fix"):
+        app_module.server_threads()

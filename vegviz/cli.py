@@ -495,13 +495,21 @@ def _find_run(target: str) -> Path:
 
 
 def cmd_evaluate(args) -> int:
+    from .training.lock import RunLock, command_line
+
+    path = _find_run(args.run)
+    # its scores and tables are written into the folder: not while another process trains it
+    with RunLock(path, f"evaluate {path.name} ({command_line()})"):
+        return _evaluate(args, path)
+
+
+def _evaluate(args, path) -> int:
     from .evaluation import markdown_table
     from .experiment import EXPERIMENT_FILE, Experiment, evaluate_experiment, period_report, score_period
     from .io import write_atomic
     from .training import Run
     from .training.data import open_data
 
-    path = _find_run(args.run)
     experiment = (path / EXPERIMENT_FILE).exists()
     if experiment and args.period == "test":
         # the experiment's own outputs: comparison.md (validation and test), comparison.csv and figures (test)

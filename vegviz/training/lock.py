@@ -39,13 +39,19 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
-__all__ = ["LOCK_FILE", "RunBusyError", "RunLock", "command_line"]
+__all__ = ["LOCK_FILE", "RunBusyError", "RunLock", "command_line", "held_here"]
 
 LOCK_FILE = ".vegviz.lock"
 
 # the locks this process holds, by the lock file's resolved path
 _HELD: dict[str, RunLock] = {}
 _TABLE = threading.Lock()
+
+
+def held_here(folder) -> bool:
+    """Whether this process holds ``folder``'s lock (a caller of :meth:`Run.predict` that is training it)."""
+    with _TABLE:
+        return str((Path(folder).expanduser() / LOCK_FILE).resolve()) in _HELD
 
 
 class RunBusyError(RuntimeError):

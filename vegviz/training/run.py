@@ -30,6 +30,7 @@ from .checkpoint import load_checkpoint
 from .config import Config
 from .data import open_data
 from .inference import predict
+from .lock import RunLock, command_line, held_here
 from .trainer import Trainer, build_model, history_csv
 from .windows import Normalization
 
@@ -168,7 +169,14 @@ class Run:
         ``write``: stream them into ``predictions.nc`` and return that file lazily opened (memory stays
         bounded on any domain); otherwise return them in memory.
 
-        ``threads``: CPU threads (default: the run's ``num_threads``)."""
+        ``threads``: CPU threads (default: the run's ``num_threads``).
+
+        Writing takes the folder's lock (:mod:`.lock`) unless this process holds it already (``train()`` and
+        the training dashboard predict inside their own): a run that another process trains is refused with
+        ``RunBusyError``."""
+        if write and not held_here(self.path):
+            with RunLock(self.path, f"predicting {self.path.name} ({command_line()})"):
+                return self.predict(data, which, write=write, device=device, threads=threads)
         source = self._stored(which)  # the file read is the one recorded, with its SHA-256
         ckpt = load_checkpoint(source)
         config = Config.from_dict(ckpt["config"])
