@@ -240,6 +240,11 @@ def test_skill_table_periods_metrics_and_vegetation(runs_dir):
     pd.testing.assert_frame_equal(s.table(), expected)
     assert list(s.table().index) == [*MODELS, "process", "climatology", "noise_ceiling"]
     assert "climatology" in s.param.model.objects
+    # one epoch of 4 filters: no model beats the seasonal cycle (median NSE 0.12-0.38 against 0.65), said over the map
+    assert s.below_climatology() == MODELS
+    alert = s.view_map()
+    assert isinstance(alert, pn.Column) and "Below the climatology baseline" in alert[0].object
+    assert all(f"{m} (" in alert[0].object for m in MODELS)
     # shown as two narrower tables (it was one, wider than the page): overall, and NSE per type
     overall, by_type = s.tables()
     per_type = [c for c in expected.columns if c.startswith("median NSE: ")]

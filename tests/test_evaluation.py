@@ -1,6 +1,8 @@
 """vegviz.evaluation: metrics against hand-computed values, scoring, baselines, tables and panels."""
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -327,6 +329,28 @@ def test_comparison_table_and_markdown(hand_scores):
     cells = [c.strip() for c in md[2].strip("|").split("|")]
     assert cells[list(table.reset_index().columns).index("median NSE")] == "0.70"
     assert all(line.count("|") == md[0].count("|") for line in md)
+
+
+def test_a_model_below_the_climatology_is_flagged_in_the_table_and_the_report(hand_scores):
+    """Model b (median NSE 0.4) is below a climatology of median 0.5, model a (0.7) is not; references are not
+    judged. The flag reaches the CSV, the Markdown and the terminal report; without a climatology there is none."""
+    from vegviz.experiment import period_report
+
+    scores, landcover = hand_scores
+    clim = scores.isel(model=[0]).assign_coords(model=["climatology"])
+    clim["nse"] = clim["nse"] - 0.2  # median 0.5
+    with_clim = xr.concat([scores, clim], "model").assign_coords(model_kind=("model", ["model", "model", "reference"]))
+    table = ev.comparison_table(with_clim, landcover, min_cells=2)
+    assert table.loc["climatology", "median NSE"] == pytest.approx(0.5)
+    assert table[ev.summary.BELOW].tolist() == [False, True, None]
+    assert ev.below_baseline(table) == ["b"]
+    warning = ev.baseline_warning(table)
+    assert "b (0.400)" in warning and "a (" not in warning and "0.500" in warning
+    assert "below climatology" in ev.markdown_table(table).splitlines()[0]
+    assert f"warning: {warning}" in period_report(with_clim.assign_attrs(period="test"), table)
+    assert pd.read_csv(io.StringIO(table.to_csv()), index_col=0)["below climatology"].tolist()[:2] == [False, True]
+    plain = ev.comparison_table(scores, landcover, min_cells=2)
+    assert ev.summary.BELOW not in plain and ev.below_baseline(plain) == [] and ev.baseline_warning(plain) == ""
 
 
 def test_unscored_cells_say_why_per_model(case, scores):

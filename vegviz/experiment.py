@@ -711,7 +711,7 @@ def score_period(predictions: xr.Dataset, observations: xr.Dataset, config: Conf
 def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods=("validation", "test"),
                         figures: bool = True, log=print) -> pd.DataFrame:
     """Score an experiment's combined predictions; write scores, tables and figures. Returns the test table."""
-    from .evaluation import markdown_table
+    from .evaluation import baseline_warning, markdown_table
 
     exp = Experiment.open(path)
     obs = observations if observations is not None else exp.observations()
@@ -726,6 +726,8 @@ def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods
     text = [f"# Experiment {exp.name}: {', '.join(exp.models)} on {exp.config.data} ({of_dataset(obs).title})", ""]
     for period, t in tables.items():
         text += [f"## {period} period (median per-cell skill over the basin mask)", "", markdown_table(t), ""]
+        if warning := baseline_warning(t):
+            text += [f"**Warning.** {warning}", ""]
     write_atomic(exp.path / "comparison.md", "\n".join(text).encode())
     if figures:
         write_figures(exp, obs, scored[main][0])
@@ -816,9 +818,11 @@ def _experiment_path(target) -> Path:
 def period_report(scores: xr.Dataset, table: pd.DataFrame) -> str:
     """A period's comparison for a terminal: the overall columns of ``table`` (the files also have
     one per vegetation type) and, when some basin cells have no score, which and why."""
-    from .evaluation import markdown_table, unscored_cells
+    from .evaluation import baseline_warning, markdown_table, unscored_cells
 
     text = markdown_table(table[[c for c in table.columns if not c.startswith("median NSE:")]])
+    if warning := baseline_warning(table):
+        text += f"\n\nwarning: {warning}"
     missing = unscored_cells(scores)
     if missing:
         text += (f"\n\ncells without a score in the {scores.attrs['period']} period (left out of the medians; "

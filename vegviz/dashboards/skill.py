@@ -189,13 +189,31 @@ class Skill(ResultViewer):
             return pn.pane.Alert(f"Could not draw {what}: {type(e).__name__}: {e}", alert_type="warning",
                                  sizing_mode="stretch_width")
 
+    def below_climatology(self) -> list[str]:
+        """The result's models whose median NSE over the chosen period is below the climatology's."""
+        from ..evaluation import below_baseline
+
+        return below_baseline(self.table())
+
+    def _baseline_alert(self):
+        """A warning naming the models below the climatology baseline (None when every model beats it)."""
+        from ..evaluation import baseline_warning
+
+        text = baseline_warning(self.table())
+        return pn.pane.Alert(f"**{self.period.capitalize()} period.** {text}", alert_type="warning",
+                             sizing_mode="stretch_width", margin=(0, 10)) if text else None
+
     @param.depends("_loaded", "period", "metric", "model", "vegetation")
     def view_map(self):
         # one pane per plot, not the hv.Layout: Bokeh collapses a grid of figures that
         # shares a nested page with other plots. Unlinked: Panel would tie the density's
         # NSE axis to the boxplots' NSE axis.
-        return self._safe(lambda: pn.Row(*(pn.pane.HoloViews(el, linked_axes=False)
-                                           for el in self.map_and_density())), "the skill map")
+        def build():
+            row = pn.Row(*(pn.pane.HoloViews(el, linked_axes=False) for el in self.map_and_density()))
+            alert = self._baseline_alert()
+            return pn.Column(alert, row) if alert is not None else row
+
+        return self._safe(build, "the skill map")
 
     @param.depends("_loaded", "period", "metric", "vegetation")
     def view_boxplots(self):

@@ -14,7 +14,8 @@ from .periods import PERIODS, period_label, resolve_period, select_period
 from .scoring import CLIMATOLOGY, NOISE_CEILING, PROCESS, REFERENCES, is_synthetic, model_variables, score
 from .skill import METRICS, MIN_OBS, REASONS, explain, kge, metrics, nse, rmse
 from .stability import fluctuation, stability_table
-from .summary import by_vegetation, comparison_table, markdown_table, summarize, unscored_cells, vegetation_groups
+from .summary import (baseline_warning, below_baseline, by_vegetation, comparison_table, markdown_table, summarize,
+                      unscored_cells, vegetation_groups)
 
 _PANELS = (
     "cell_timeseries", "lai_map_comparison", "nearest_composite_date", "nse_boxplots", "nse_density",
@@ -32,7 +33,8 @@ def __getattr__(name):
 
 __all__ = [
     "CLIMATOLOGY", "METRICS", "MIN_OBS", "NOISE_CEILING", "PERIODS", "PROCESS", "REASONS", "REFERENCES",
-    "aridity_class", "aridity_index", "by_aridity", "by_vegetation", "climatology_baseline", "comparison_table",
+    "aridity_class", "aridity_index", "baseline_warning", "below_baseline", "by_aridity", "by_vegetation",
+    "climatology_baseline", "comparison_table",
     "explain", "fluctuation", "is_synthetic", "kge", "stability_table",
     "markdown_table", "metrics", "model_variables", "noise_ceiling", "noleap_dayofyear", "nse",
     "period_label", "resolve_period", "rmse", "score", "select_period", "summarize", "unscored_cells",

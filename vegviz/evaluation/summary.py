@@ -8,6 +8,7 @@ import pandas as pd
 import xarray as xr
 
 from ..contract import IGBP_CLASSES
+from .scoring import CLIMATOLOGY
 from .skill import METRIC_ATTRS, METRICS
 
 STATS = ("median", "mean", "p25", "p75")
@@ -131,9 +132,18 @@ def by_vegetation(scores: xr.Dataset, landcover, metric: str = "nse", *, min_cel
     return pd.DataFrame(rows, columns=["vegetation", "igbp", "n_cells", *models]).set_index("vegetation")
 
 
+#: the reference a model must beat (scoring.CLIMATOLOGY): the mean seasonal cycle of the training years
+BASELINE = CLIMATOLOGY
+#: the comparison table's column that flags a model whose median NSE is below :data:`BASELINE`'s
+BELOW = f"below {BASELINE}"
+
+
 def comparison_table(scores: xr.Dataset, landcover=None, *, metrics: Sequence[str] | None = None,
                      models: Sequence[str] | None = None, min_cells: int = 5) -> pd.DataFrame:
     """One row per model: scored cells, median NSE with its 25-75 % range, median KGE and RMSE.
+
+    With the climatology among the references, a column ``below climatology`` flags each model
+    whose median NSE is lower than the climatology's (True/False; empty for the references).
 
     With ``landcover``, one more column per vegetation type (at least
     ``min_cells`` cells) with the median NSE there. Format it for a README with
@@ -160,7 +170,32 @@ def comparison_table(scores: xr.Dataset, landcover=None, *, metrics: Sequence[st
     if "model_kind" in scores.coords:
         kinds = dict(zip(scores["model"].values.tolist(), scores["model_kind"].values.tolist()))
         table.insert(0, "kind", [kinds[m] for m in models])
+    if BASELINE in table.index and "median NSE" in table:
+        base = table.loc[BASELINE, "median NSE"]
+        is_model = table["kind"] != "reference" if "kind" in table else table.index != BASELINE
+        # object column: True/False for the models, empty for the references (they are not judged)
+        flag = [bool(v < base) if m and np.isfinite(v) and np.isfinite(base) else None
+                for v, m in zip(table["median NSE"], is_model)]
+        table.insert(table.columns.get_loc("cells") + 1, BELOW, pd.Series(flag, index=table.index, dtype=object))
     return table
+
+
+def below_baseline(table: pd.DataFrame) -> list[str]:
+    """The models of a :func:`comparison_table` whose median NSE is below the climatology's (none without one)."""
+    if BELOW not in table:
+        return []
+    return [m for m, flag in table[BELOW].items() if flag is True]
+
+
+def baseline_warning(table: pd.DataFrame) -> str:
+    """One sentence naming the models below the climatology baseline; empty when there are none."""
+    below = below_baseline(table)
+    if not below:
+        return ""
+    base = table.loc[BASELINE, "median NSE"]
+    each = ", ".join(f"{m} ({table.loc[m, 'median NSE']:.3f})" for m in below)
+    return (f"Below the climatology baseline (median NSE {base:.3f}, the mean seasonal cycle of the training "
+            f"years): {each}. Such a model adds no skill over the seasonal cycle.")
 
 
 def _fmt(value, digits: int) -> str:
@@ -194,7 +229,8 @@ def markdown_table(df: pd.DataFrame, digits: int = 3, index: bool = True) -> str
     return "\n".join([line(header), rule, *(line(r) for r in body)])
 
 
-__all__ = ["summarize", "by_vegetation", "comparison_table", "markdown_table", "vegetation_groups"]
+__all__ = ["BASELINE", "BELOW", "baseline_warning", "below_baseline", "by_vegetation", "comparison_table", "markdown_table",
+           "summarize", "vegetation_groups"]
 
 
 def unscored_cells(scores: xr.Dataset, metric: str = "nse") -> str | None:
