@@ -123,3 +123,20 @@ def test_serve_on_a_port_in_use_says_so_before_starting(capsys):
         port = held.getsockname()[1]
         assert cli.main(["serve", "--port", str(port)]) == 2  # no exec: the check comes first
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_a_preset_is_the_base_that_options_override():
+    """--preset quick: the small basin of the domain, 8 filters, 90-day windows, 3 epochs; later options win;
+    --preset study: the study's Config defaults on the full virtual basin."""
+    from vegviz import cli
+    from vegviz.training import Config
+
+    parser = cli.build_parser()
+    quick = cli._config(parser.parse_args(["train", "--preset", "quick"]))
+    assert (quick.data, quick.hparams.filters, quick.window, quick.max_epochs) == ("virtual_ucrb_small", 8, 90, 3)
+    mixed = cli._config(parser.parse_args(["train", "--preset", "quick", "--domain", "gunnison", "--epochs", "5",
+                                           "--set", "window=120"]))
+    assert (mixed.data, mixed.window, mixed.max_epochs, mixed.hparams.filters) == ("virtual_gunnison_small", 120, 5, 8)
+    study = cli._config(parser.parse_args(["experiment", "--preset", "study"]))
+    assert (study.data, study.window, study.max_epochs) == ("virtual_ucrb", Config.window, Config.max_epochs)
+    assert study.hparams.filters == Config().hparams.filters

@@ -281,3 +281,23 @@ def test_data_choices_are_every_model_ready_entry_and_the_maps_show_the_chosen_d
     for c in demo:
         assert not (c.startswith("virtual_") and not c.endswith("_small")), c
         assert c != "virtual_conus_small"
+
+
+def test_a_preset_fills_the_form_in_one_choice(tmp_path, monkeypatch):
+    """quick: the small basin, 8 filters, 90-day windows, 3 epochs (vegviz.presets); study: the Config defaults
+    on the full virtual basin of the same domain. The thread count and a typed run name stay."""
+    from vegviz.presets import dashboard_settings
+    from vegviz.training import Config
+
+    monkeypatch.setenv("VEGVIZ_RUNS_DIR", str(tmp_path / "runs"))
+    dash = TrainingDashboard(**TINY, run_name="mine")
+    threads = dash.threads
+    dash.preset = "quick"
+    quick = dashboard_settings("quick")
+    assert (dash.data, dash.filters, dash.window, dash.max_epochs, dash.extra["patience"]) == \
+        ("virtual_ucrb_small", 8, 90, 3, 3) == (quick["data"], quick["filters"], quick["window"],
+                                                 quick["max_epochs"], quick["extra"]["patience"])
+    dash.preset = "study"
+    assert dash.data == "virtual_ucrb" and (dash.window, dash.burn_in, dash.max_epochs, dash.batch_size) == \
+        (Config.window, Config.burn_in, Config.max_epochs, Config.batch_size)
+    assert dash.threads == threads and dash.run_name == "mine"

@@ -344,23 +344,29 @@ def _config(args):
     from .training import Config, ConfigError
 
     d = {}
+    preset = getattr(args, "preset", None)
+    if preset:
+        from .presets import preset_settings
+
+        d = preset_settings(preset)
     if args.config:
         path = Path(args.config)
         if not path.exists():
             raise FileNotFoundError(f"--config {path}: no such file. Fix: give the path of a config YAML "
                                     "(a run's config.yaml works)")
         try:
-            d = yaml.safe_load(path.read_text()) or {}
+            f = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"--config {path}: not valid YAML ({e})") from None
-        if not isinstance(d, dict):
+        if not isinstance(f, dict):
             raise ConfigError(f"--config {path}: expected a mapping of keys to values")
-        if "config" in d and "models" in d:  # an experiment.yaml: its models too, unless --models says otherwise
+        if "config" in f and "models" in f:  # an experiment.yaml: its models too, unless --models says otherwise
             if getattr(args, "models", "unset") is None:
-                args.models = ",".join(d["models"])
+                args.models = ",".join(f["models"])
             if getattr(args, "members", "unset") is None:
-                args.members = int(d.get("members", 1))
-            d = d["config"]
+                args.members = int(f.get("members", 1))
+            f = f["config"]
+        d = _merged(d, f)
     for key in ("data", "model", "name", "device", "seed", "split"):
         value = getattr(args, key, None)
         if value is not None:
@@ -371,6 +377,10 @@ def _config(args):
             raise ValueError(f"--data {args.data} and --domain {args.domain} name two data sets. Fix: give one of "
                              f"them (--domain {args.domain} is --data {domain_data})")
         d["data"] = domain_data
+    if preset and getattr(args, "data", None) is None and (domain_data is not None or "data" not in d):
+        from .presets import preset_data
+
+        d["data"] = preset_data(preset, getattr(args, "domain", None))  # its virtual basin, of --domain's domain
     if getattr(args, "epochs", None) is not None:
         d["max_epochs"] = args.epochs
     for item in getattr(args, "set", None) or ():
@@ -386,6 +396,14 @@ def _config(args):
         target[leaf] = yaml.safe_load(text)
     data = d.pop("data", Config.data)
     return Config.for_data(data, **d)
+
+
+def _merged(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``, group by group (a preset's hparams.filters survives a file's hparams.kernel)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _members(args) -> int:
@@ -835,6 +853,10 @@ def cmd_sample(args) -> int:
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", choices=("quick", "study"),
+                   help="named settings: quick = minutes on a laptop CPU (the small virtual basin, 8 filters, 90-day "
+                        "windows, 3 epochs), study = the study's (full basin, 365-day windows); --config and the "
+                        "options below override it (vegviz.presets)")
     p.add_argument("--config", help="configuration YAML (a run's config.yaml works); options below override it")
     p.add_argument("--data", help="catalog entry (virtual_ucrb, virtual_ucrb_small) or path to a Zarr/NetCDF store "
                                   "(default: virtual_ucrb, or the --config file's)")

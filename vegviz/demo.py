@@ -17,26 +17,16 @@ from __future__ import annotations
 
 import os
 
+from .presets import dashboard_settings, preset_settings
+
 __all__ = ["DEMO_ENV", "DEMO_MAX_CELLS", "DEMO_SETTINGS", "dashboard_defaults", "demo_config", "demo_data",
            "demo_mode", "fits_demo"]
 
 DEMO_ENV = "VEGVIZ_DEMO"
 
-#: the demo's Config settings (besides ``data``): a small basin (1998-2005; the UCRB's is 63 x 54 cells),
-#: an 8-filter network on 90-day windows, three epochs. Each setting bounds memory or time:
-#: the batch, window and filters bound the activations kept for the backward pass (``chunk``
-#: truncates it further), two threads match Binder's CPU share.
-DEMO_SETTINGS: dict = {
-    "hparams": {"filters": 8},
-    "window": 90,
-    "burn_in": 30,
-    "stride": 45,
-    "chunk": 30,
-    "batch_size": 4,
-    "max_epochs": 3,
-    "patience": 3,
-    "num_threads": 2,
-}
+#: the demo's Config settings (besides ``data``): the ``quick`` preset (:mod:`vegviz.presets`: a small basin,
+#: an 8-filter network on 90-day windows, three epochs), with two threads to match Binder's CPU share
+DEMO_SETTINGS: dict = {**preset_settings("quick"), "num_threads": 2}
 DEMO_DATA = "virtual_ucrb_small"
 #: the largest domain (cells of its window) whose data the demo offers for training: the UCRB's 63 x 54,
 #: for which the memory was measured; CONUS (224 x 464) would not fit in 2 GB
@@ -82,16 +72,5 @@ def dashboard_defaults() -> dict:
     """
     if demo_mode() is None:
         return {}
-    s = DEMO_SETTINGS
-    return {
-        "data": DEMO_DATA,
-        "filters": s["hparams"]["filters"],
-        "max_epochs": s["max_epochs"],
-        "window": s["window"],
-        "burn_in": s["burn_in"],
-        "stride": s["stride"],
-        "chunk": s["chunk"],
-        "batch_size": s["batch_size"],
-        "threads": max(1, min(s["num_threads"], os.cpu_count() or 1)),
-        "extra": {"patience": s["patience"]},
-    }
+    return {**dashboard_settings("quick"), "data": DEMO_DATA,
+            "threads": max(1, min(DEMO_SETTINGS["num_threads"], os.cpu_count() or 1))}

@@ -138,6 +138,10 @@ class TrainingDashboard(pn.viewable.Viewer):
     """
 
     # ------------------------------------------------------------------ settings
+    preset = param.Selector(default="custom", objects=["custom", "quick", "study"], label="Preset",
+                            doc="fills the fields below (vegviz.presets): quick = minutes on this CPU (the small "
+                                "virtual basin, 8 filters, 90-day windows, 3 epochs), study = the study's settings; "
+                                "custom = as edited")
     data = param.Selector(default="virtual_ucrb_small", objects=["virtual_ucrb_small"], check_on_set=False,
                           doc="model-ready catalog entry (every one is listed: each domain's virtual basins, "
                               "prepared data), or a Zarr/NetCDF path inside the data directory")
@@ -169,7 +173,7 @@ class TrainingDashboard(pn.viewable.Viewer):
     run_dir = param.String(default="", precedence=-1, doc="folder of the current or last run")
     history = param.DataFrame(default=None, precedence=-1, doc="per-epoch metrics of the current run")
 
-    _SETTINGS = ("data", "model", "filters", "max_epochs", "lr", "batch_size", "window", "burn_in", "stride",
+    _SETTINGS = ("preset", "data", "model", "filters", "max_epochs", "lr", "batch_size", "window", "burn_in", "stride",
                  "chunk", "device", "threads", "run_name")
 
     def __init__(self, **params):
@@ -410,6 +414,20 @@ class TrainingDashboard(pn.viewable.Viewer):
             self._previewed = None
             self._predicted_pipe.send(None)
             self._satellite_pipe.send(None)
+
+    @param.depends("preset", watch=True)
+    def _apply_preset(self):
+        """Fill the fields with the chosen preset, on the chosen data's domain; the data only where it is offered."""
+        from ..presets import dashboard_settings
+
+        if self.preset == "custom" or self.running:
+            return
+        d = self.domain
+        settings = dashboard_settings(self.preset, d.name if d is not None else None)
+        if settings["data"] not in self.param.data.objects:  # e.g. the full basin on Binder: keep the data
+            settings.pop("data")
+        settings["extra"] = {**self.extra, **settings["extra"]}
+        self.param.update(**settings)
 
     @param.depends("model", watch=True)
     def _rename_on_model(self):
@@ -725,7 +743,7 @@ class TrainingDashboard(pn.viewable.Viewer):
     def _form_widgets(self) -> dict[str, pn.widgets.Widget]:
         """The settings' widgets, each as wide as the form less its margins (so nothing sticks out)."""
         kinds = {
-            "data": pn.widgets.Select, "model": pn.widgets.Select, "device": pn.widgets.RadioButtonGroup,
+            "preset": pn.widgets.Select, "data": pn.widgets.Select, "model": pn.widgets.Select, "device": pn.widgets.RadioButtonGroup,
             "lr": pn.widgets.FloatInput, "run_name": pn.widgets.TextInput,
         }
         extra = {"lr": {"step": 1e-4, "format": "0.00000"}}
