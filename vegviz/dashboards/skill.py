@@ -28,6 +28,8 @@ from .base import ResultViewer, _round_up, dominant_vegetation
 __all__ = ["ALL_TYPES", "Skill", "cached_scores"]
 
 ALL_TYPES = "all types"
+#: the name of the notice over the map that names the models below the climatology baseline
+BASELINE_ALERT = "below-climatology"
 _SCORES: OrderedDict[tuple, xr.Dataset] = OrderedDict()
 _SCORES_LOCK = threading.Lock()
 _SCORES_KEEP = 8
@@ -200,7 +202,8 @@ class Skill(ResultViewer):
         from ..evaluation import baseline_warning
 
         text = baseline_warning(self.table())
-        return pn.pane.Alert(f"**{self.period.capitalize()} period.** {text}", alert_type="warning",
+        # "info", not "warning": a finding about the models, not a failure of the page (those are warnings)
+        return pn.pane.Alert(f"**{self.period.capitalize()} period.** {text}", alert_type="info", name=BASELINE_ALERT,
                              sizing_mode="stretch_width", margin=(0, 10)) if text else None
 
     @param.depends("_loaded", "period", "metric", "model", "vegetation")
