@@ -32,16 +32,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import describe, load_average  # noqa: E402
 
+from vegviz.dashboards.app import MAP_DRAWN_JS  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("VEGVIZ_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-# the LAI map holds data: an image source with finite values (the plots are canvases, not text)
-MAP_DRAWN = """() => {
-  if (!window.Bokeh || !Bokeh.documents) return false;
-  for (const doc of Bokeh.documents) for (const m of doc.all_models)
-    if (m.type == 'ColumnDataSource' && m.data.image && m.data.image.length) return true;
-  return false;
-}"""
 
 
 def ensure_result() -> str:
@@ -91,7 +86,7 @@ async def first_plots(browser, url: str, n: int, timeout: float) -> list[float]:
         t0 = time.perf_counter()
         try:
             await page.goto(url, timeout=timeout * 1000)
-            await page.wait_for_function(MAP_DRAWN, timeout=timeout * 1000, polling=100)
+            await page.wait_for_function(MAP_DRAWN_JS, timeout=timeout * 1000, polling=100)
             return time.perf_counter() - t0
         finally:
             await ctx.close()

@@ -142,6 +142,7 @@ def test_train_command_writes_a_run(small_basin, tmp_path, capsys, monkeypatch):
     assert cli.main(["train", "--data", "virtual_ucrb_small", "--model", "lstm", "--name", "one", *TINY]) == 0
     out = capsys.readouterr().out
     assert f"run: {tmp_path / 'one'}" in out and "median validation NSE" in out
+    assert "time: " in out and "per batch on cpu" in out  # how long these settings take here, said early
     run = Run(tmp_path / "one")
     assert run.config.model == "lstm" and run.predictions is not None
     assert "one" in open_catalog().runs

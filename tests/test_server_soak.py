@@ -13,6 +13,7 @@ import time
 import pytest
 
 from test_browser import CHROMIUM, CHROMIUM_ARGS, browser_only, start_server, stop_server
+from vegviz.dashboards.app import MAP_DRAWN_JS
 
 #: MiB a session may leave behind, on average. A plain Panel + HoloViews app grows ~0.2 MiB per
 #: session; RSS is noisy by a few MiB (allocator arenas, data chunks read lazily), ~0.5 MiB per
@@ -20,12 +21,6 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, browser_only, start_server, st
 #: 1.5 GiB serve hundreds of page views.
 BOUND_MIB = 2.0
 WARM_UP, SESSIONS = 3, 12
-MAP_DRAWN = """() => {
-  if (!window.Bokeh || !Bokeh.documents) return false;
-  for (const doc of Bokeh.documents) for (const m of doc.all_models)
-    if (m.type == 'ColumnDataSource' && m.data.image && m.data.image.length) return true;
-  return false;
-}"""
 
 
 def _rss_mib(pid: int) -> float:
@@ -61,7 +56,7 @@ def test_sessions_give_their_memory_back(tiny_experiment):
                 ctx = browser.new_context(viewport={"width": 1440, "height": 900})
                 page = ctx.new_page()
                 page.goto(f"{url}/dashboards")
-                page.wait_for_function(MAP_DRAWN, timeout=180_000, polling=250)
+                page.wait_for_function(MAP_DRAWN_JS, timeout=180_000, polling=250)
                 ctx.close()  # the websocket closes: the server destroys the session
 
             for _ in range(WARM_UP):

@@ -457,3 +457,33 @@ def test_a_damaged_checkpoint_names_the_file_and_the_fix(tmp_path):
     with pytest.raises(ValueError, match=r"last.pt cannot be read .* damaged .* Fix: copy an earlier epoch's "
                                          r"checkpoint over it \(the latest is epoch_001.pt\)"):
         load_checkpoint(d / "last.pt")
+
+
+def test_the_time_estimate_comes_from_the_first_batches_then_from_the_first_epoch():
+    """The session's first batch (allocation, kernel choice) is left out; the median of the next three sets the pace;
+    after the first epoch (validation included) the epochs left are estimated from it."""
+    from vegviz.training.estimate import TimeEstimate, duration
+    from vegviz.training.events import BatchEvent, EpochEvent, StartEvent
+
+    lines: list[str] = []
+    est = TimeEstimate(log=lines.append, sample=3)
+    est(StartEvent(epoch=1, max_epochs=10, batches_per_epoch=20, device="cpu", precision="fp32", resumed=False,
+                   config={"patience": 4}))
+    for b, seconds in enumerate([5.0, 1.0, 1.2, 0.8, 9.0], start=1):
+        est(BatchEvent(epoch=1, batch=b, batches=20, loss=0.1, seconds=seconds, device="cpu"))
+    assert len(lines) == 1, lines  # said once, after batch 4
+    assert "1 s per batch on cpu (20 batches per epoch)" in lines[0] and "about 20 s of training steps" in lines[0]
+    assert "10 epochs at most: about 3.3 min plus validation" in lines[0] and "early stopping after 4" in lines[0]
+    est(EpochEvent(epoch=1, train_loss=0.1, val_loss=0.2, val_nse_median=0.5, seconds=30.0, device="cpu", lr=1e-3,
+                   checkpoint="", improved=True, best_epoch=1, best_val_loss=0.2))
+    assert len(lines) == 2 and "epoch 1 took 30 s with validation; the 9 epochs left take at most about 4.5 min" \
+        in lines[1]
+    assert [duration(s) for s in (40, 210, 3 * 3600)] == ["40 s", "3.5 min", "3.0 h"]
+    # an epoch shorter than the sample: said at its last batch
+    short: list[str] = []
+    est = TimeEstimate(log=short.append)
+    est(StartEvent(epoch=1, max_epochs=1, batches_per_epoch=2, device="cpu", precision="fp32", resumed=False,
+                   config={}))
+    for b in (1, 2):
+        est(BatchEvent(epoch=1, batch=b, batches=2, loss=0.1, seconds=0.25, device="cpu"))
+    assert len(short) == 1 and "250 ms per batch" in short[0] and "early stopping" not in short[0]

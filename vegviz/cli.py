@@ -481,7 +481,11 @@ def cmd_train(args) -> int:
         if not last.exists():
             raise FileNotFoundError(f"--resume: there is no checkpoint to resume at {last}. Fix: check the run's "
                                     "name or folder (`ls` the runs directory), or drop --resume to start a new run")
-    run = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    from .training.estimate import TimeEstimate
+
+    # how long these settings take here, said after the first batches (rank 0 alone under torchrun)
+    estimate = [TimeEstimate()] if from_env().main else []
+    run = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress, subscribers=estimate)
     if not from_env().main:  # torchrun: rank 0 reports
         return 0
     h, best = run.history, run.best

@@ -380,6 +380,15 @@ class App(pn.viewable.Viewer):
         return super().servable(title=title, location=location, area=area, target=target)
 
 
+#: JavaScript, true once a page of this app shows its LAI map with data (the plots are canvases, not text):
+#: what the browser soak test and benchmarks/bench_server_sessions.py wait for
+MAP_DRAWN_JS = """() => {
+  if (!window.Bokeh || !Bokeh.documents) return false;
+  for (const doc of Bokeh.documents) for (const m of doc.all_models)
+    if (m.type == 'ColumnDataSource' && m.data.image && m.data.image.length) return true;
+  return false;
+}"""
+
 #: environment variable: threads of the served app's pool (Panel's ``config.nthreads``); 0: none
 SERVER_THREADS_ENV = "VEGVIZ_SERVER_THREADS"
 #: Why a pool, and why more threads than cores: without one, Bokeh builds each session's page and
