@@ -90,6 +90,7 @@ class Skill(ResultViewer):
 
     def __init__(self, **params):
         self._veg_codes: dict[str, int] = {}
+        self._table: tuple[xr.Dataset, pd.DataFrame] | None = None
         super().__init__(**params)
 
     def _prepare(self):
@@ -170,7 +171,10 @@ class Skill(ResultViewer):
         """Medians per model (and per vegetation type): :func:`vegviz.evaluation.comparison_table`."""
         from ..evaluation import comparison_table
 
-        return comparison_table(self.scores(), self.observations["landcover"])
+        scores = self.scores()  # cached per (result, period): so is its table, read by the map's notice and the tables
+        if self._table is None or self._table[0] is not scores:
+            self._table = (scores, comparison_table(scores, self.observations["landcover"]))
+        return self._table[1].copy()
 
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
         """:meth:`table` split in two narrower tables, models as rows in both: the overall medians,
