@@ -7,8 +7,8 @@ opened alone (the single-session time), then N pages at once. For each page it r
 seconds from the request until its LAI map holds data. Target (issue 15): the last of five
 concurrent sessions gets its first plot within 2x the time of the first.
 
-The result is the first run or experiment in $VEGVIZ_RUNS_DIR. Without one, a tiny three-model
-experiment on the small virtual basin is trained into a temporary runs dir first (about 2 minutes).
+The result is the first run or experiment in $VEGVIZ_RUNS_DIR. Without one, a three-model experiment
+with the quick preset (the small virtual basin) is trained into a temporary runs dir first.
 The browser is Debian's Chromium (VEGVIZ_CHROMIUM overrides), driven by Playwright.
 
     python benchmarks/bench_server_sessions.py               # 5 sessions, with and without threads
@@ -40,17 +40,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-b
 
 
 def ensure_result() -> str:
-    """A runs directory holding a result: $VEGVIZ_RUNS_DIR when it has one, else a tiny experiment made now."""
+    """A runs directory holding a result: the runs directory when it has one, else a quick experiment made now."""
+    from vegviz import paths
     from vegviz.dashboards import sources
 
     if sources.list_results():
-        return os.environ.get("VEGVIZ_RUNS_DIR", "")
+        return str(paths.runs_root())
     runs = tempfile.mkdtemp(prefix="bench-sessions-runs-")
-    print(f"no result in the runs directory: training a tiny experiment into {runs} (about 2 minutes)", flush=True)
-    tiny = ["--epochs", "1", "--set", "hparams.filters=4", "--set", "window=60", "--set", "burn_in=20", "--set",
-            "chunk=20", "--set", "batch_size=4", "--set", "stride=60", "--no-progress", "--no-figures"]
-    subprocess.run([sys.executable, "-m", "vegviz", "experiment", "--data", "virtual_ucrb_small", "--name", "tiny",
-                    "--runs-dir", runs, *tiny], check=True, stdout=subprocess.DEVNULL)
+    print(f"no result in the runs directory: training a quick experiment into {runs} (a few minutes)", flush=True)
+    subprocess.run([sys.executable, "-m", "vegviz", "experiment", "--preset", "quick", "--name", "quick",
+                    "--runs-dir", runs, "--no-progress", "--no-figures"], check=True, stdout=subprocess.DEVNULL)
     return runs
 
 

@@ -325,3 +325,13 @@ def test_signed_values_are_values_not_options():
                                                                                   "a"]
     assert cli._join_signed_values(["train", "--domain", "x", "--no-progress"]) == \
         ["train", "--domain", "x", "--no-progress"]
+
+
+def test_the_virtual_basin_entry_of_a_domain_is_named_in_one_place():
+    """virtual_D / virtual_D_small for a name or a Domain; an unknown domain or variant is refused with the fix."""
+    assert domains.virtual_entry("ucrb") == "virtual_ucrb"
+    assert domains.virtual_entry(domains.get("gunnison"), "small") == "virtual_gunnison_small"
+    with pytest.raises(domains.DomainError, match="unknown domain 'atlantis'.*Fix"):
+        domains.virtual_entry("atlantis")
+    with pytest.raises(ValueError, match="variant 'medium'.*Fix"):
+        domains.virtual_entry("ucrb", "medium")

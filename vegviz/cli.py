@@ -45,10 +45,9 @@ def _virtual_entry(domain: str | None, variant: str = "full") -> str | None:
     """``--domain D`` as a data set: the catalog entry ``virtual_D`` (``virtual_D_small``); D must exist."""
     if domain is None:
         return None
-    from . import domains
+    from .domains import virtual_entry
 
-    domains.get(domain)  # DomainError naming the known domains and `vegviz domain add`
-    return f"virtual_{domain}" + ("_small" if variant == "small" else "")
+    return virtual_entry(domain, variant)  # DomainError naming the known domains and `vegviz domain add`
 
 
 def cmd_demo(args) -> int:
@@ -483,10 +482,11 @@ def cmd_train(args) -> int:
                                     "name or folder (`ls` the runs directory), or drop --resume to start a new run")
     from .training.estimate import TimeEstimate
 
-    # how long these settings take here, said after the first batches (rank 0 alone under torchrun)
-    estimate = [TimeEstimate()] if from_env().main else []
+    main = from_env().main  # torchrun: rank 0 alone says how long it takes and reports
+    # how long these settings take here, said after the first batches
+    estimate = [TimeEstimate()] if main else []
     run = train(cfg, run_dir, resume=args.resume, progress=not args.no_progress, subscribers=estimate)
-    if not from_env().main:  # torchrun: rank 0 reports
+    if not main:
         return 0
     h, best = run.history, run.best
     print(f"run: {run.path}")

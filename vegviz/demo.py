@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from .presets import dashboard_settings, preset_settings
+from .presets import dashboard_settings, preset_data, preset_settings
 
 __all__ = ["DEMO_ENV", "DEMO_MAX_CELLS", "DEMO_SETTINGS", "dashboard_defaults", "demo_config", "demo_data",
            "demo_mode", "fits_demo"]
@@ -41,11 +41,7 @@ def demo_mode() -> str | None:
 
 def demo_data(domain=None) -> str:
     """The demo's data set: the small virtual basin of ``domain`` (a name or Domain; default the study's)."""
-    if domain is None:
-        return DEMO_DATA
-    from .domains import get
-
-    return f"virtual_{get(domain).name}_small"
+    return DEMO_DATA if domain is None else preset_data("quick", domain)
 
 
 def fits_demo(domain) -> bool:

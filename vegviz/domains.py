@@ -23,8 +23,8 @@ import numpy as np
 from . import grid as _grid
 from .evaluation.periods import PERIODS as STUDY_PERIODS
 
-__all__ = ["Basin", "Domain", "DomainError", "get", "names", "all_domains", "add", "remove", "from_outlet",
-           "from_bbox", "from_polygon", "of_dataset", "user_file", "BUILTIN"]
+__all__ = ["Basin", "Domain", "DomainError", "get", "names", "virtual_entry", "all_domains", "add", "remove",
+           "from_outlet", "from_bbox", "from_polygon", "of_dataset", "user_file", "BUILTIN"]
 
 USER_FILE = "domains.yaml"
 #: Cells of margin around a delineated catchment or a polygon (the basin's edge cells get
@@ -211,6 +211,15 @@ def get(name, data_dir=None) -> Domain:
         raise DomainError(f"unknown domain {name!r}; known: {', '.join(doms)}. Fix: pick one of those, or add "
                           f"it with `vegviz domain add {name} --outlet LAT,LON | --bbox W,S,E,N | --polygon FILE`")
     return doms[name]
+
+
+def virtual_entry(domain, variant: str = "full") -> str:
+    """The catalog entry of ``domain``'s virtual basin: ``virtual_D`` (1981-2016) or ``virtual_D_small`` (1998-2005).
+
+    ``domain``: a Domain or the name of one (unknown names get :class:`DomainError`)."""
+    if variant not in ("full", "small"):
+        raise ValueError(f"unknown virtual basin variant {variant!r}. Fix: use 'full' or 'small'")
+    return f"virtual_{get(domain).name}" + ("_small" if variant == "small" else "")
 
 
 def add(domain: Domain, data_dir=None, *, replace_existing: bool = False) -> Path:

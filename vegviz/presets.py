@@ -40,10 +40,9 @@ def preset_settings(name: str) -> dict:
 
 def preset_data(name: str, domain=None) -> str:
     """The catalog entry preset ``name`` trains on: the full or small virtual basin of ``domain`` (default UCRB)."""
-    from .domains import get
+    from .domains import virtual_entry
 
-    dom = get(domain if domain is not None else "ucrb").name
-    return f"virtual_{dom}" + ("_small" if _VARIANT[_check(name)] == "small" else "")
+    return virtual_entry(domain if domain is not None else "ucrb", _VARIANT[_check(name)])
 
 
 def dashboard_settings(name: str, domain=None) -> dict:

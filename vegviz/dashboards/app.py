@@ -171,9 +171,10 @@ class App(pn.viewable.Viewer):
             settings = dict(self.training)
             domain = self.domain
             if "data" not in settings and domain is not None:  # train on the shown domain's small basin
+                from ..domains import virtual_entry
                 from . import sources
 
-                small = f"virtual_{domain.name}_small"
+                small = virtual_entry(domain, "small")
                 try:
                     if small in sources.data_choices():
                         settings["data"] = small
@@ -232,7 +233,7 @@ class App(pn.viewable.Viewer):
             build = partial(self._build_shown, tab)
             if initial:  # the page itself: sent at once; the tab once the browser has it, off the event loop
                 pn.state.onload(build)  # (in Panel's thread pool when the server has one: server_threads)
-            elif pn.state._thread_pool is not None:
+            elif pn.config.nthreads:  # the server's pool (configure_server, or panel serve --num-threads)
                 pn.state.execute(build, schedule="thread")
             else:
                 doc.add_timeout_callback(build, 300)  # ms: time to draw the spinner

@@ -743,8 +743,8 @@ class TrainingDashboard(pn.viewable.Viewer):
     def _form_widgets(self) -> dict[str, pn.widgets.Widget]:
         """The settings' widgets, each as wide as the form less its margins (so nothing sticks out)."""
         kinds = {
-            "preset": pn.widgets.Select, "data": pn.widgets.Select, "model": pn.widgets.Select, "device": pn.widgets.RadioButtonGroup,
-            "lr": pn.widgets.FloatInput, "run_name": pn.widgets.TextInput,
+            "preset": pn.widgets.Select, "data": pn.widgets.Select, "model": pn.widgets.Select,
+            "device": pn.widgets.RadioButtonGroup, "lr": pn.widgets.FloatInput, "run_name": pn.widgets.TextInput,
         }
         extra = {"lr": {"step": 1e-4, "format": "0.00000"}}
         out = {}

@@ -229,8 +229,8 @@ def markdown_table(df: pd.DataFrame, digits: int = 3, index: bool = True) -> str
     return "\n".join([line(header), rule, *(line(r) for r in body)])
 
 
-__all__ = ["BASELINE", "BELOW", "baseline_warning", "below_baseline", "by_vegetation", "comparison_table", "markdown_table",
-           "summarize", "vegetation_groups"]
+__all__ = ["BASELINE", "BELOW", "baseline_warning", "below_baseline", "by_vegetation", "comparison_table",
+           "markdown_table", "summarize", "vegetation_groups"]
 
 
 def unscored_cells(scores: xr.Dataset, metric: str = "nse") -> str | None:
