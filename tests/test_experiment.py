@@ -52,9 +52,10 @@ def test_experiment_writes_runs_predictions_table_and_figures(experiment, small_
     assert any(c.startswith("median NSE: Open shrublands") for c in table.columns)
     md = (experiment.path / "comparison.md").read_text()
     assert "## test period" in md and "noise_ceiling" in md
-    figures = sorted(p.name for p in (experiment.path / "figures").glob("*.html"))
-    assert figures == ["a_nse_map_convlstm.html", "a_nse_map_convlstm_physics.html", "a_nse_map_lstm.html",
-                       "b_nse_boxplots.html", "c_lai_map_convlstm.html", "d_timeseries.html"]
+    stems = ["a_nse_map_convlstm", "a_nse_map_convlstm_physics", "a_nse_map_lstm", "b_nse_boxplots",
+             "c_lai_map_convlstm", "d_timeseries"]
+    for fmt in ("html", "png", "svg"):  # to explore, and for papers
+        assert sorted(p.stem for p in (experiment.path / "figures").glob(f"*.{fmt}")) == stems, fmt
     info = yaml.safe_load((experiment.path / "experiment.yaml").read_text())
     assert info["runs"]["lstm"]["epochs"] == 1 and info["runs"]["lstm"]["device"] == "cpu"
     assert info["runs"]["convlstm"]["wall_seconds"] > 0

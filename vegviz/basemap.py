@@ -399,6 +399,40 @@ def basemap(grid, lakes: bool = True, *, geo: bool = False):
     return hv.Overlay(layers)
 
 
+# ------------------------------------------------------------------ map axes
+
+#: the names of the tick formatters :func:`map_axes` sets (vegviz.figure_files gives them matplotlib twins)
+LON_TICKS, LAT_TICKS = "vegviz_lon_ticks", "vegviz_lat_ticks"
+
+
+def degrees(value: float, axis: str) -> str:
+    """A longitude or latitude as map readers write it: -108.5 -> '108.5°W', 39 -> '39°N'."""
+    pos, neg = ("E", "W") if axis == "lon" else ("N", "S")
+    return f"{abs(value):g}°{neg if value < 0 else pos if value > 0 else ''}"
+
+
+def map_axes(lat, *, aspect: bool = True) -> dict:
+    """Bokeh options of a map in longitude/latitude: axis names, ticks in °W/°N, cells at their true shape.
+
+    ``lat``: the map's latitudes (the aspect is that of the mean latitude; ``aspect=False`` leaves it to
+    a map sized in pixels, :func:`vegviz.dashboards.maps.map_size`). New formatter
+    models on every call: a Bokeh model belongs to one document (one browser session).
+    """
+    from bokeh.models import CustomJSTickFormatter
+
+    def ticks(axis, name):
+        pos, neg = ("E", "W") if axis == "lon" else ("N", "S")
+        code = (f"const a = Math.abs(tick); const s = tick < 0 ? '{neg}' : (tick > 0 ? '{pos}' : ''); "
+                "return (+a.toFixed(4)).toString() + '\u00b0' + s;")
+        return CustomJSTickFormatter(code=code, name=name)
+
+    out = dict(xlabel="longitude", ylabel="latitude", xformatter=ticks("lon", LON_TICKS),
+               yformatter=ticks("lat", LAT_TICKS))
+    if aspect:
+        out["data_aspect"] = 1.0 / np.cos(np.deg2rad(float(np.nanmean(np.asarray(lat, dtype=float)))))
+    return out
+
+
 # ------------------------------------------------------------------ the basin outline
 
 def mask_rings(mask, lat, lon) -> list[np.ndarray]:

@@ -536,7 +536,7 @@ def _evaluate(args, path) -> int:
     if experiment and args.period == "test":
         # the experiment's own outputs: comparison.md (validation and test), comparison.csv and figures (test)
         obs = open_data(args.data) if args.data else None
-        evaluate_experiment(path, obs, figures=not args.no_figures)
+        evaluate_experiment(path, obs, figures=_figures(args))
         print(f"\nwrote {path / 'comparison.md'}")
         return 0
     if experiment:  # another period: its own files, the test outputs stay as they are
@@ -572,7 +572,7 @@ def cmd_experiment(args) -> int:
     t0 = time.perf_counter()
     try:
         exp = run_experiment(cfg, models=models, name=args.name or cfg.name, root=root, members=_members(args),
-                             progress=not args.no_progress, figures=not args.no_figures,
+                             progress=not args.no_progress, figures=_figures(args),
                              parallel=False if args.parallel is None else args.parallel)
     except RunsFailed as e:  # --parallel: the other runs finished and are kept
         print(f"error: {e}", file=sys.stderr)
@@ -856,6 +856,21 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def _figure_options(p: argparse.ArgumentParser, who: str = "") -> None:
+    from .experiment import FIGURE_FORMATS
+
+    p.add_argument("--figures", default=",".join(FIGURE_FORMATS), metavar="FORMATS",
+                   help=f"{who}the formats of the study's panels a-d in <experiment>/figures, comma-separated "
+                        f"(default: {','.join(FIGURE_FORMATS)}: HTML to explore, PNG and SVG for papers)")
+    p.add_argument("--no-figures", action="store_true", help=f"{who}skip the figures")
+
+
+def _figures(args) -> tuple[str, ...]:
+    from .experiment import figure_formats
+
+    return () if args.no_figures else figure_formats(args.figures)
+
+
 def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=("quick", "study"),
                    help="named settings: quick = minutes on a laptop CPU (the small virtual basin, 8 filters, 90-day "
@@ -978,7 +993,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--period", default="test", choices=("train", "validation", "test"),
                    help="the run's own split; an experiment's test also rewrites comparison.md/csv and figures")
     e.add_argument("--data", help="observations to score against (default: the run's data set)")
-    e.add_argument("--no-figures", action="store_true", help="experiments: skip the HTML figures")
+    _figure_options(e, "experiments: ")
     e.set_defaults(func=cmd_evaluate)
 
     x = _command(sub, "experiment", help="train and compare the three models")
@@ -987,7 +1002,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "else convlstm,convlstm_physics,lstm)")
     x.add_argument("--name", help="experiment name (folder under the runs directory); rerun it to resume")
     x.add_argument("--runs-dir", help="parent folder (default: $VEGVIZ_RUNS_DIR or the user data dir)")
-    x.add_argument("--no-figures", action="store_true", help="skip the HTML figures")
+    _figure_options(x)
     x.add_argument("--parallel", nargs="?", const=True, type=int, metavar="N",
                    help="train the runs (models x members) concurrently, each in a process of its own with its log "
                         "in <run>/train.log, at most N at a time (default N: one per GPU, each pinned to its own; "

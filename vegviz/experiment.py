@@ -23,7 +23,7 @@ Layout of an experiment folder (under :func:`vegviz.training.runs_root` by defau
       scores_<period>.nc   per-cell NSE/KGE/RMSE of models and references
       comparison.md/.csv   the comparison table (test period), with the noise ceiling
       ensemble.md/.csv     ensembles only: skill of the ensemble mean and of each member (test period)
-      figures/*.html       the study's panels a-d
+      figures/*.html|png|svg   the study's panels a-d (HTML to explore; PNG and SVG for papers)
       .vegviz.lock         locked by the process running the experiment (vegviz.training.lock); each run
                            folder has its own, locked by whichever process trains that run
 
@@ -57,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -290,7 +291,8 @@ def _provenance(config: Config, ds: xr.Dataset, variables: list[str], old: dict 
 
 
 def run_experiment(config: Config | None = None, *, models=DEFAULT_MODELS, name: str | None = None,
-                   root=None, data: xr.Dataset | None = None, progress: bool = True, figures: bool = True,
+                   root=None, data: xr.Dataset | None = None, progress: bool = True,
+                   figures: bool | str | Sequence[str] = True,
                    periods=("validation", "test"), members: int = 1, parallel: bool | int = False,
                    log=print) -> Experiment:
     """Train ``models`` with ``config`` (default: the study's), score them and write the comparison.
@@ -709,8 +711,11 @@ def score_period(predictions: xr.Dataset, observations: xr.Dataset, config: Conf
 
 
 def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods=("validation", "test"),
-                        figures: bool = True, log=print) -> pd.DataFrame:
-    """Score an experiment's combined predictions; write scores, tables and figures. Returns the test table."""
+                        figures: bool | str | Sequence[str] = True, log=print) -> pd.DataFrame:
+    """Score an experiment's combined predictions; write scores, tables and figures. Returns the test table.
+
+    ``figures``: True for every format of :data:`FIGURE_FORMATS`, False for none, or the formats to write.
+    """
     from .evaluation import baseline_warning, markdown_table
 
     exp = Experiment.open(path)
@@ -729,8 +734,8 @@ def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods
         if warning := baseline_warning(t):
             text += [f"**Warning.** {warning}", ""]
     write_atomic(exp.path / "comparison.md", "\n".join(text).encode())
-    if figures:
-        write_figures(exp, obs, scored[main][0])
+    if formats := figure_formats(figures):
+        write_figures(exp, obs, scored[main][0], formats)
     log(period_report(scored[main][0], table))
     if exp.n_members > 1:
         ens = ensemble_table(exp, obs, main)
@@ -830,10 +835,32 @@ def period_report(scores: xr.Dataset, table: pd.DataFrame) -> str:
     return text
 
 
-def write_figures(exp: Experiment, obs: xr.Dataset, scores: xr.Dataset) -> list[Path]:
-    """The study's panels a-d as standalone HTML files (inline resources: they open offline)."""
+#: the formats of an experiment's figures: interactive HTML (inline resources: it opens offline), PNG and SVG
+FIGURE_FORMATS = ("html", "png", "svg")
+
+
+def figure_formats(figures: bool | str | Sequence[str]) -> tuple[str, ...]:
+    """``figures`` as formats: True -> all of :data:`FIGURE_FORMATS`, False -> none, "png,svg" -> those."""
+    if figures is True:
+        return FIGURE_FORMATS
+    if not figures:
+        return ()
+    formats = tuple(f.strip().lower().lstrip(".") for f in (figures.split(",") if isinstance(figures, str) else figures))
+    bad = [f for f in formats if f not in FIGURE_FORMATS]
+    if bad or not formats:
+        raise ValueError(f"unknown figure format(s) {', '.join(bad) or repr(figures)}. Fix: choose from "
+                         f"{', '.join(FIGURE_FORMATS)}, comma-separated")
+    return formats
+
+
+def write_figures(exp: Experiment, obs: xr.Dataset, scores: xr.Dataset,
+                  formats: Sequence[str] = FIGURE_FORMATS) -> list[Path]:
+    """The study's panels a-d, each as a standalone HTML file (inline resources: it opens offline) and as
+    PNG and SVG files drawn by matplotlib (:mod:`vegviz.figure_files`), or the ``formats`` asked for."""
     import holoviews as hv
     from bokeh.resources import INLINE
+
+    from .figure_files import save_figure
 
     from .evaluation import lai_map_comparison, nse_boxplots, nse_map_and_density, vegetation_timeseries
     from .evaluation.summary import vegetation_groups
@@ -854,7 +881,12 @@ def write_figures(exp: Experiment, obs: xr.Dataset, scores: xr.Dataset) -> list[
         panels["d_timeseries"] = lambda: vegetation_timeseries(pred, obs, veg, models=models, period=exp.config.periods.test)
     written = []
     for stem, make in panels.items():
-        f = out / f"{stem}.html"
-        hv.save(make(), f, resources=INLINE, backend="bokeh")
-        written.append(f)
+        panel = make()
+        for fmt in figure_formats(formats):
+            f = out / f"{stem}.{fmt}"
+            if fmt == "html":
+                hv.save(panel, f, resources=INLINE, backend="bokeh")
+            else:
+                save_figure(panel, f)
+            written.append(f)
     return written

@@ -29,6 +29,7 @@ import panel as pn
 import param
 import xarray as xr
 
+from ..basemap import map_axes
 from .base import (ResultViewer, _as_date, _round_up, basemap_overlay, composite_counts, dominant_vegetation,
                    in_server, landcover_outlines, result_periods)
 
@@ -424,7 +425,7 @@ class LaiMaps(ResultViewer):
         marker = hv.Points([], kdims=["lon", "lat"]).opts(
             marker="x", size=14, color="red", line_width=3, hooks=[self._hook("marker")])
         style = dict(colorbar=True, tools=["hover", "tap"], width=width, height=height,
-                     xlabel="longitude", ylabel="latitude")
+                     **map_axes(self._lat, aspect=False))
         panels, self.tap_streams = [], []
         for which, label, cmap, clim in (("satellite", "LAI (m2 m-2)", LAI_CMAP, self._clim),
                                          ("model", "LAI (m2 m-2)", LAI_CMAP, self._clim),

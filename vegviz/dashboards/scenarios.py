@@ -35,6 +35,7 @@ import param
 import xarray as xr
 
 from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
+from ..basemap import map_axes
 from ..evaluation.panels import DIFF_CMAP, model_color
 from ..evaluation.projection import QUANTITIES, QUANTITY_ATTRS
 from . import sources
@@ -369,7 +370,7 @@ class ScenariosDashboard(pn.viewable.Viewer):
         img = hv.Image((lon, lat, np.asarray(da.transpose("lat", "lon").values, dtype=np.float32)),
                        kdims=["lon", "lat"], vdims=[label]).opts(
             cmap=cmap, clim=tuple(clim), colorbar=True, clabel=label, tools=["hover", "tap"], width=width,
-            height=height, xlabel="longitude", ylabel="latitude", title=title)
+            height=height, title=title, **map_axes(lat, aspect=False))
         tap = hv.streams.Tap(source=img, x=None, y=None)
         tap.add_subscriber(self._on_tap)
         self.tap_streams.append(tap)

@@ -19,6 +19,7 @@ import panel as pn
 import param
 import xarray as xr
 
+from ..basemap import map_axes
 from ..contract import IGBP_CLASSES, IGBP_COLORS
 from .base import ResultViewer, basemap_overlay, dominant_vegetation
 
@@ -141,8 +142,7 @@ class TimeSeries(ResultViewer):
         cmap = [IGBP_COLORS.get(k, "#ffffff") for k in range(17)]
         lc = hv.Image((self._lon, self._lat, codes), kdims=["lon", "lat"], vdims=["IGBP code"]).opts(
             cmap=cmap, clim=(-0.5, 16.5), color_levels=17, tools=["hover", "tap"], frame_width=self.map_width,
-            data_aspect=1.0 / np.cos(np.deg2rad(float(self._lat.mean()))), xlabel="longitude", ylabel="latitude",
-            title="land cover: click a cell", alpha=0.8)
+            title="land cover: click a cell", alpha=0.8, **map_axes(self._lat))
         dyn = hv.DynamicMap(self._picker_frame, streams=[hv.streams.Params(self, ["vegetation", "lat", "lon"])])
         self.tap_stream = hv.streams.Tap(source=lc, x=None, y=None)
         self.tap_stream.add_subscriber(self._on_tap)

@@ -46,6 +46,7 @@ import param
 import xarray as xr
 
 from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
+from ..basemap import map_axes
 from ..models import list_models
 from ..training import Config, ConfigError, ModelConfig, OptimizerConfig, Run, Trainer, runs_root
 from ..training.config import DEVICES
@@ -730,8 +731,7 @@ class TrainingDashboard(pn.viewable.Viewer):
 
             img = hv.Image(data, kdims=["lon", "lat"], vdims=["LAI"]).opts(
                 cmap=LAI_CMAP, clim=tuple(data.attrs["clim"]), colorbar=True, tools=["hover"],
-                title=data.attrs["title"], frame_width=330, xlabel="longitude", ylabel="latitude",
-                data_aspect=1.0 / np.cos(np.deg2rad(float(data["lat"].mean()))),
+                title=data.attrs["title"], frame_width=330, **map_axes(data["lat"].values),
             )
             with warnings.catch_warnings():  # a window beyond the legal state lines: said once in the log
                 warnings.simplefilter("ignore", UserWarning)

@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
+from ..basemap import map_axes
 from ..contract import IGBP_CLASSES
 from .periods import period_label, select_period
 from .scoring import PROCESS, is_synthetic, model_variables
@@ -79,8 +80,7 @@ def _map(da: xr.DataArray, *, title: str, cmap: str, clim, label: str, width: in
     da = da.transpose("lat", "lon")
     img = hv.Image(da.rename(label), kdims=["lon", "lat"], vdims=[label]).opts(
         cmap=cmap, clim=tuple(clim), colorbar=True, tools=["hover"], title=title, frame_width=width,
-        data_aspect=1.0 / np.cos(np.deg2rad(float(da["lat"].mean()))), xlabel="longitude", ylabel="latitude",
-        **opts,
+        **{**map_axes(da["lat"].values), **opts},
     )
     if not basemap:
         return img
