@@ -845,7 +845,8 @@ def figure_formats(figures: bool | str | Sequence[str]) -> tuple[str, ...]:
         return FIGURE_FORMATS
     if not figures:
         return ()
-    formats = tuple(f.strip().lower().lstrip(".") for f in (figures.split(",") if isinstance(figures, str) else figures))
+    names = figures.split(",") if isinstance(figures, str) else figures
+    formats = tuple(f.strip().lower().lstrip(".") for f in names)
     bad = [f for f in formats if f not in FIGURE_FORMATS]
     if bad or not formats:
         raise ValueError(f"unknown figure format(s) {', '.join(bad) or repr(figures)}. Fix: choose from "
