@@ -408,7 +408,8 @@ LON_TICKS, LAT_TICKS = "vegviz_lon_ticks", "vegviz_lat_ticks"
 def degrees(value: float, axis: str) -> str:
     """A longitude or latitude as map readers write it: -108.5 -> '108.5°W', 39 -> '39°N'."""
     pos, neg = ("E", "W") if axis == "lon" else ("N", "S")
-    return f"{abs(value):g}°{neg if value < 0 else pos if value > 0 else ''}"
+    text = f"{abs(value):.4f}".rstrip("0").rstrip(".")  # 1/8-degree cell centres need four decimals
+    return f"{text}°{neg if value < 0 else pos if value > 0 else ''}"
 
 
 def map_axes(lat, *, aspect: bool = True) -> dict:

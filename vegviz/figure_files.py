@@ -48,6 +48,17 @@ def _degree_formatter(axis: str):
     return FuncFormatter(lambda v, _pos: degrees(round(v, 4), axis))
 
 
+def _frame_size(bokeh: dict) -> tuple[float, float]:
+    return (float(bokeh.get("frame_width", bokeh.get("width")) or 600),
+            float(bokeh.get("frame_height", bokeh.get("height")) or _BOKEH_HEIGHT))
+
+
+def _date_formatter():
+    import matplotlib.dates as mdates
+
+    return mdates.ConciseDateFormatter(mdates.AutoDateLocator())
+
+
 def _value(bokeh_key: str, value):
     if bokeh_key == "line_dash" and isinstance(value, str):
         return _DASH.get(value, value)
@@ -91,6 +102,9 @@ def _translate(obj):
             mpl[key] = _degree_formatter(_TICKS[name])
     if isinstance(obj, hv.Layout) and "sublabel_format" in known:  # no A, B, C over the maps
         mpl["sublabel_format"] = ""
+    kdims = getattr(obj, "kdims", [])
+    if kdims and kdims[0].name == "time" and "xformatter" in known and "xformatter" not in mpl:
+        mpl["xformatter"] = _date_formatter()
     if isinstance(obj, hv.BoxWhisker) and isinstance(bokeh.get("box_fill_color"), hv.dim):
         mpl["hooks"] = [_colour_boxes(bokeh["box_fill_color"])]
     width, height = bokeh.get("frame_width", bokeh.get("width")), bokeh.get("frame_height", bokeh.get("height"))
@@ -148,6 +162,28 @@ def for_matplotlib(obj):
     return obj.map(_translate, lambda x: True)
 
 
+def _stacked(layout: hv.Layout, renderer):
+    """A one-column layout (a cell's LAI over its forcing) as panels of their own heights on one time axis.
+
+    HoloViews' matplotlib layouts give every row the same height; here each row keeps its
+    Bokeh height, and only the last shows the shared axis' ticks.
+    """
+    import matplotlib.pyplot as plt
+
+    panels = list(layout)
+    sizes = [_frame_size(_bokeh_options(p)) for p in panels]
+    width = max(w for w, _ in sizes) / _PX_PER_INCH
+    height = sum(h for _, h in sizes) / _PX_PER_INCH * 1.25  # room for the titles and the last axis
+    fig, axes = plt.subplots(len(panels), 1, figsize=(width, height), sharex=True,
+                             gridspec_kw={"height_ratios": [h for _, h in sizes]})
+    for panel, ax in zip(panels, axes):
+        renderer.get_plot(for_matplotlib(panel).opts(aspect="auto", backend="matplotlib"), fig=fig, axis=ax)
+    for ax in axes[:-1]:
+        ax.tick_params(labelbottom=False)
+        ax.set_xlabel("")
+    return fig
+
+
 def figure_bytes(obj, fmt: str = "png", *, dpi: int = _DPI) -> bytes:
     """``obj`` drawn by matplotlib as a PNG or SVG file's bytes."""
     fmt = fmt.lower().lstrip(".")
@@ -159,16 +195,17 @@ def figure_bytes(obj, fmt: str = "png", *, dpi: int = _DPI) -> bytes:
     import matplotlib.pyplot as plt
 
     renderer = hv.renderer("matplotlib").instance(dpi=dpi)
+    stack = isinstance(obj, hv.Layout) and getattr(obj, "_max_cols", None) == 1 and len(obj) > 1
     buf = io.BytesIO()
     # SVG text stays text (editable in a drawing program, searchable), not outlines
     with warnings.catch_warnings(), matplotlib.rc_context({"svg.fonttype": "none"}):
         # HoloViews draws curves with the format "-" and our line style: matplotlib says the style wins, as meant
         warnings.filterwarnings("ignore", "linestyle is redundantly defined", UserWarning)
-        plot = renderer.get_plot(for_matplotlib(obj))
+        fig = _stacked(obj, renderer) if stack else renderer.get_plot(for_matplotlib(obj)).state
         try:
-            plot.state.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight")
+            fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight")
         finally:
-            plt.close(plot.state)
+            plt.close(fig)
     return buf.getvalue()
 
 

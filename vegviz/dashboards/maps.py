@@ -108,6 +108,8 @@ class LaiMaps(ResultViewer):
     cell = param.Tuple(default=None, allow_None=True, length=2, doc="(lat, lon) of the clicked cell")
     series_span = param.Selector(default="year", objects=["year", "all"],
                                  doc="the clicked cell's series: the year of the date, or the whole period")
+    export_models = param.ListSelector(default=[], objects=[],
+                                       doc="models in the view's NetCDF download (none chosen: the mapped model)")
 
     map_width = 300
 
@@ -124,6 +126,7 @@ class LaiMaps(ResultViewer):
         self._busy = self._preparing = False
         self._series_year = None
         self.tap_streams: list[hv.streams.Tap] = []
+        self.range_stream: hv.streams.RangeXY | None = None  # the maps' visible window (linked: one is enough)
         self.indicator = pn.pane.Markdown("", margin=(0, 10))
         self.series = pn.Column()
         # three panes, not one hv.Layout: Bokeh collapses a grid of figures that shares a
@@ -160,9 +163,10 @@ class LaiMaps(ResultViewer):
         self._preparing = True  # the watchers wait until the result is set up
         try:
             self.param.model.objects = list(self.models)
+            self.param.export_models.objects = list(self.models)
             self.param.date.bounds = (first, last)
             self.param.update(model=self.model if self.model in self.models else self.models[0],
-                              date=day, cell=None)
+                              date=day, cell=None, export_models=[m for m in self.export_models if m in self.models])
         finally:
             self._preparing = False
         self._sim = self._sims[self.model]
@@ -436,6 +440,8 @@ class LaiMaps(ResultViewer):
             tap = hv.streams.Tap(source=img, x=None, y=None)
             tap.add_subscriber(self._on_tap)
             self.tap_streams.append(tap)
+            if which == "satellite":
+                self.range_stream = hv.streams.RangeXY(source=img)
             panels.append((img * lc * marker * base).opts(title=self._titles.get(which, which)))
         return hv.Layout(panels).cols(3).opts(shared_axes=True)
 
@@ -458,6 +464,14 @@ class LaiMaps(ResultViewer):
                                                       hooks=[self._hook("dateline")])
         return (curves * line).opts(**curves.opts.get().kwargs)  # keep the panel's size, title and legend
 
+    def forcing_element(self):
+        """The forcing at the clicked cell over the series' period (None without a cell)."""
+        if not self.ready or self.cell is None:
+            return None
+        from ..evaluation.panels import cell_forcing
+
+        return cell_forcing(self.observations, *self.cell, period=self.series_period(), width=900)
+
     def _draw_series(self):
         if not self.ready:
             self.series.objects = []
@@ -468,12 +482,66 @@ class LaiMaps(ResultViewer):
         self._series_year = self.date.year if self.date is not None else None
         self._plots.pop("dateline", None)
         try:
-            self.series.objects = [pn.pane.HoloViews(self.series_element())]
+            # the forcing under the LAI, in one layout: HoloViews links their time axes
+            self.series.objects = [pn.pane.HoloViews((self.series_element() + self.forcing_element()).cols(1))]
         except Exception as e:
             self.series.objects = [pn.pane.Alert(f"Could not draw the cell's series: {type(e).__name__}: {e}",
                                                  alert_type="warning")]
 
+    def visible_window(self) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+        """(lat range, lon range) the maps show now; None for an axis not zoomed or panned."""
+        s = self.range_stream
+        if s is None:
+            return None, None
+        return (tuple(s.y_range) if s.y_range else None), (tuple(s.x_range) if s.x_range else None)
+
+    def view_subset(self):
+        """The predictions of the view: the models to export, the series' period, the maps' visible window."""
+        from .exports import predictions_subset
+
+        lat, lon = self.visible_window()
+        return predictions_subset(self.predictions, self.observations, self.export_models or [self.model],
+                                  self.series_period(), lat=lat, lon=lon)
+
+    def cell_frame(self):
+        """The clicked cell's series as a table (what the series panels draw)."""
+        from ..evaluation.series import cell_series, series_frame
+
+        if self.cell is None:
+            raise ValueError("no cell chosen. Fix: click a cell on a map")
+        return series_frame(cell_series(self.predictions, self.observations, *self.cell, period=self.series_period()))
+
+    def date_figure(self):
+        """The study's panel (c) for the shown date and model: simulated and satellite LAI and their difference."""
+        from ..evaluation.panels import lai_map_comparison
+
+        return lai_map_comparison(self.predictions, self.observations, self.date, self.model)
+
+    def downloads(self) -> list:
+        """Buttons for the view's predictions (NetCDF), the clicked cell's series (CSV) and the maps (PNG, SVG)."""
+        from ..basemap import degrees
+        from .exports import csv_file, download, figure_downloads, file_name, netcdf_file
+
+        def span():
+            start, end = self.series_period()
+            return f"{start}..{end}"
+
+        def cell_name():
+            if self.cell is None:
+                raise ValueError("no cell chosen. Fix: click a cell on a map")
+            return file_name(self.result, "cell", degrees(self.cell[0], "lat"), degrees(self.cell[1], "lon"), span())
+
+        return [
+            download("View NetCDF", lambda: (file_name(self.result, "predictions", span()) + ".nc",
+                                             netcdf_file(self.view_subset()))),
+            download("Cell CSV", lambda: (cell_name() + ".csv", csv_file(self.cell_frame()))),
+            *figure_downloads("Maps", self.date_figure, lambda: file_name(self.result, self.model, self.date)),
+        ]
+
     def _content(self):
+        exports = pn.Row(pn.pane.Markdown("Download:", margin=(8, 5, 0, 10)), *self.downloads(),
+                         pn.widgets.MultiChoice.from_param(self.param.export_models, name="", width=260,
+                                                           placeholder="models in the NetCDF (default: the shown)"))
         widgets = pn.Row(
             self.date_slider, self.player,
             pn.Column(pn.widgets.Checkbox.from_param(self.param.composites_only, label="composite dates only"),
@@ -486,6 +554,7 @@ class LaiMaps(ResultViewer):
             pn.Row(pn.pane.Markdown("Clicked cell's series:"),
                    pn.widgets.RadioButtonGroup.from_param(self.param.series_span, label="series")),
             self.series,
+            exports,
         )
 
     def _controls(self):

@@ -250,8 +250,25 @@ class Skill(ResultViewer):
 
         return self._safe(build, "the table")
 
+    def downloads(self) -> list:
+        """Buttons for the skill table (CSV), the per-cell scores (NetCDF) and the two figures (PNG, SVG)."""
+        from .exports import csv_file, download, figure_downloads, file_name, netcdf_file
+
+        def stem(what):
+            return file_name(self.result, what, self.period, self.metric,
+                             None if self.vegetation == ALL_TYPES else self.vegetation)
+
+        return [
+            download("Table CSV", lambda: (file_name(self.result, "skill", self.period) + ".csv",
+                                           csv_file(self.table()))),
+            download("Scores NetCDF", lambda: (stem("scores") + ".nc", netcdf_file(self.shown_scores()))),
+            *figure_downloads("Map", self.map_and_density, lambda: stem(f"map-{self.model}")),
+            *figure_downloads("Boxplots", self.boxplots, lambda: stem("boxplots")),
+        ]
+
     def _content(self):
         return pn.Column(
+            pn.Row(pn.pane.Markdown("Download:", margin=(8, 5, 0, 10)), *self.downloads()),
             pn.panel(self.view_map, loading_indicator=True),
             pn.panel(self.view_boxplots, loading_indicator=True),
             pn.panel(self.view_table, loading_indicator=True),

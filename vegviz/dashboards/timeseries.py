@@ -7,7 +7,8 @@ The vegetation view is the mean over the basin cells of the chosen dominant type
 a band between the 25th and 75th percentiles across cells
 (:func:`vegviz.evaluation.panels.vegetation_timeseries`); the cell view is
 :func:`~vegviz.evaluation.panels.cell_timeseries` for the cell clicked on the small
-land-cover map (or set with ``lat``/``lon``).
+land-cover map (or set with ``lat``/``lon``), with the forcing that drove it under it on a
+linked time axis (:func:`~vegviz.evaluation.panels.cell_forcing`).
 """
 from __future__ import annotations
 
@@ -123,6 +124,15 @@ class TimeSeries(ResultViewer):
             self.predictions, self.observations, self.lat, self.lon, period=self.period_dates(),
             period_name=self.period, width=self.cell_width, height=260))
 
+    def forcing_element(self):
+        """The forcing at the chosen cell (precipitation, temperature, VPD, radiation), one panel each."""
+        from ..evaluation.panels import cell_forcing
+
+        if self.lat is None or self.lon is None:
+            raise ValueError("no cell chosen. Fix: click a cell on the map, or set lat and lon")
+        return self._cached(("forcing", round(self.lat, 6), round(self.lon, 6)), lambda: cell_forcing(
+            self.observations, self.lat, self.lon, period=self.period_dates(), width=self.cell_width))
+
     # --------------------------------------------------------------- the cell picker
     def _picker_frame(self, vegetation=None, lat=None, lon=None):
         """The chosen type's cells outlined, and a cross on the chosen cell."""
@@ -169,10 +179,46 @@ class TimeSeries(ResultViewer):
 
     @param.depends("_loaded", "lat", "lon", "period")
     def view_cell(self):
-        return self._safe(lambda: pn.pane.HoloViews(self.cell_element()), "the cell's series")
+        # the forcing under the LAI, in one layout: HoloViews links their time axes
+        return self._safe(lambda: pn.pane.HoloViews(self.cell_layout()), "the cell's series")
+
+    def cell_layout(self):
+        """The chosen cell's LAI with its forcing under it (one layout: linked time axes)."""
+        return (self.cell_element() + self.forcing_element()).cols(1)
+
+    def cell_frame(self):
+        """The chosen cell's series as a table (what :meth:`cell_layout` draws): one row per day."""
+        from ..evaluation.series import cell_series, series_frame
+
+        return series_frame(cell_series(self.predictions, self.observations, self.lat, self.lon,
+                                        period=self.period_dates()))
+
+    def downloads(self) -> list:
+        """Buttons for the cell's series (CSV), the vegetation type's predictions (NetCDF) and the figures."""
+        from .exports import csv_file, download, figure_downloads, file_name, netcdf_file, predictions_subset
+
+        def cell_name():
+            from ..basemap import degrees
+
+            return file_name(self.result, "cell", degrees(self.lat, "lat"), degrees(self.lon, "lon"), self.period)
+
+        def subset():
+            cells = self._mask & (self._lc == self._veg_codes[self.vegetation])
+            ds = predictions_subset(self.predictions, self.observations, self.models, self.period_dates(),
+                                    cells=cells)
+            return file_name(self.result, self.vegetation, self.period) + ".nc", netcdf_file(ds)
+
+        return [
+            download("Cell CSV", lambda: (cell_name() + ".csv", csv_file(self.cell_frame()))),
+            *figure_downloads("Cell", self.cell_layout, cell_name),
+            download("Type NetCDF", subset),
+            *figure_downloads("Type", self.vegetation_element,
+                              lambda: file_name(self.result, self.vegetation, self.period)),
+        ]
 
     def _content(self):
         return pn.Column(
+            pn.Row(pn.pane.Markdown("Download:", margin=(8, 5, 0, 10)), *self.downloads()),
             pn.panel(self.view_vegetation, loading_indicator=True),
             pn.Row(self.picker_pane, pn.panel(self.view_cell, loading_indicator=True)),
             sizing_mode="stretch_width",

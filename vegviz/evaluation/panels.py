@@ -4,7 +4,8 @@
 (b) :func:`nse_boxplots` - skill per dominant vegetation type and model;
 (c) :func:`lai_map_comparison` - simulated vs satellite LAI on one composite date, and their difference;
 (d) :func:`vegetation_timeseries` - models vs satellite LAI for one vegetation type
-    (default open shrublands, as in the study); :func:`cell_timeseries` for one cell.
+    (default open shrublands, as in the study); :func:`cell_timeseries` for one cell, and
+    :func:`cell_forcing`, the forcing that drove it, to stack under it.
 
 Maps are in longitude/latitude with the offline :func:`vegviz.basemap.basemap`
 overlaid (``basemap=False`` leaves it out). Titles say "[synthetic]" when the data
@@ -22,10 +23,11 @@ import pandas as pd
 import xarray as xr
 
 from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
-from ..basemap import map_axes
+from ..basemap import degrees, map_axes
 from ..contract import IGBP_CLASSES
 from .periods import period_label, select_period
 from .scoring import PROCESS, is_synthetic, model_variables
+from .series import CELL_FORCINGS, SATELLITE, cell_series
 from .summary import _landcover, _models, vegetation_groups
 
 #: fixed colours, so a model looks the same in every panel (Dark2 palette)
@@ -413,33 +415,24 @@ def cell_timeseries(predictions: xr.Dataset, observations: xr.Dataset, lat: floa
     """Daily LAI of the models at the cell containing (lat, lon), with the satellite composites.
 
     ``period_name`` names a (start, end) ``period`` in the title; the legend sits right of the plot.
+    The data are :func:`vegviz.evaluation.series.cell_series`'s.
     """
-    res_lat = float(np.diff(observations["lat"].values[:2])[0]) if observations.sizes["lat"] > 1 else 0.125
-    res_lon = float(np.diff(observations["lon"].values[:2])[0]) if observations.sizes["lon"] > 1 else 0.125
-    pick = observations[["lai"]].sel(lat=lat, lon=lon, method="nearest")
-    clat, clon = float(pick["lat"]), float(pick["lon"])
-    if abs(clat - lat) > res_lat / 2 + 1e-9 or abs(clon - lon) > res_lon / 2 + 1e-9:
-        raise ValueError(f"point ({lat}, {lon}) lies outside the grid (lat {float(observations.lat[0])}.."
-                         f"{float(observations.lat[-1])}, lon {float(observations.lon[0])}.."
-                         f"{float(observations.lon[-1])})")
-    at = {"lat": clat, "lon": clon}
-    inside = int(observations["mask"].sel(at)) == 1
-    lc = int(observations["landcover"].sel(at)) if "landcover" in observations else None
-    series = _series(predictions, observations, period, models, references)
-    names = [s[0] for s in series]
+    s = cell_series(predictions, observations, lat, lon, period, models=models, references=references, forcings=())
+    names = [v for v in s.data_vars if s[v].attrs["kind"] in ("model", "reference")]
     elements = []
-    for name, kind, da in series:
-        s = da.sel(at).compute().to_dataframe(name="LAI").reset_index()[["time", "LAI"]]
-        elements.append(hv.Curve(s, "time", "LAI", label=name).opts(
+    for name in names:
+        kind = s[name].attrs["kind"]
+        frame = s[name].to_dataframe(name="LAI").reset_index()[["time", "LAI"]]
+        elements.append(hv.Curve(frame, "time", "LAI", label=name).opts(
             color=model_color(name, names), line_width=2 if kind == "model" else 1.5,
             line_dash="solid" if kind == "model" else "dashed"))
-    sat = select_period(observations["lai"], period, "the observations").sel(at).compute().dropna("time")
-    elements.append(hv.Scatter(sat.to_dataframe(name="LAI").reset_index()[["time", "LAI"]], "time", "LAI",
-                               label="satellite composites").opts(color=MODEL_COLORS["satellite"], size=5))
-    where = f"cell {clat:.4f} N, {clon:.4f} E"
-    if lc is not None:
-        where += f", {IGBP_CLASSES.get(lc, lc)}"
-    if not inside:
+    sat = s[SATELLITE].dropna("time").to_dataframe(name="LAI").reset_index()[["time", "LAI"]]
+    elements.append(hv.Scatter(sat, "time", "LAI", label="satellite composites").opts(
+        color=MODEL_COLORS["satellite"], size=5))
+    where = f"cell {degrees(s.attrs['lat'], 'lat')}, {degrees(s.attrs['lon'], 'lon')}"
+    if "landcover" in s.attrs:
+        where += f", {s.attrs['landcover']}"
+    if not s.attrs["inside_mask"]:
         where += ", outside the mask"
     return hv.Overlay(elements).opts(
         title=f"{where}: LAI, {_period_title(period, period_name)}{_tag(observations, predictions)}",
@@ -448,7 +441,57 @@ def cell_timeseries(predictions: xr.Dataset, observations: xr.Dataset, lat: floa
     )
 
 
+#: how each forcing is drawn under a cell's LAI: (panel, axis name, legend label, colour). tmin shares the
+#: temperature panel. Short axis names: a 100-pixel panel has room for about 14 characters
+# (a legend label equal to the panel name breaks HoloViews' matplotlib step curves)
+_FORCING_STYLE = {"precip": ("precipitation", "P", "daily total", "#1f78b4"),
+                  "tair": ("temperature", "T", "mean", "#e31a1c"),
+                  "tmin": ("temperature", "T", "minimum", "#fb9a99"),
+                  "vpd": ("dryness", "VPD", "vapour pressure deficit", "#b15928"),
+                  "qair": ("dryness", "q", "specific humidity", "#b15928"),
+                  "swdown": ("radiation", "SWdown", "shortwave radiation", "#ff7f00")}
+
+
+def cell_forcing(observations: xr.Dataset, lat: float, lon: float, period="test", *,
+                 forcings: Sequence[str] = CELL_FORCINGS, width: int = 820, height: int = 100):
+    """The forcing at the cell containing (lat, lon), one small panel each, to stack under its LAI.
+
+    Precipitation (P) as daily steps; mean and minimum air temperature (T) together; vapour
+    pressure deficit (VPD; specific humidity q where the data have no vpd); shortwave radiation
+    (SWdown). Each axis names the variable and its units (:data:`vegviz.contract.VARIABLES`);
+    hovering shows the day's value. A Layout with
+    one column whose time axis is ``time``, like :func:`cell_timeseries`': HoloViews links
+    their x ranges, so zooming one zooms them all.
+    """
+    s = cell_series(xr.Dataset(), observations, lat, lon, period, models=[], references=(), forcings=forcings)
+    panels: dict[str, list] = {}
+    units: dict[str, str] = {}
+    for f in (v for v in s.data_vars if s[v].attrs["kind"] == "forcing"):
+        panel, axis, label, color = _FORCING_STYLE.get(f, (f, f, f, "#333333"))
+        units.setdefault(panel, f"{axis} ({s[f].attrs['units']})")
+        y = hv.Dimension(panel, label=units[panel])
+        frame = s[f].to_dataframe(name=panel).reset_index()[["time", panel]]
+        if f == "precip":
+            # daily totals as steps (a Curve, not Spikes: it keeps the dates in every backend)
+            el = hv.Curve(frame, "time", y, label=label).opts(color=color, line_width=1, tools=["hover"],
+                                                             interpolation="steps-mid")
+        else:
+            el = hv.Curve(frame, "time", y, label=label).opts(color=color, line_width=1.2, tools=["hover"],
+                                                             line_dash="dashed" if f == "tmin" else "solid")
+        panels.setdefault(panel, []).append(el)
+    if not panels:
+        raise ValueError(f"the observations hold none of the forcings {list(forcings)}")
+    out = []
+    for k, (panel, els) in enumerate(panels.items()):
+        last = k == len(panels) - 1
+        overlay = hv.Overlay(els).opts(frame_width=width, frame_height=height, ylabel=units[panel],
+                                       xlabel="date" if last else "", xaxis="bottom" if last else None,
+                                       show_legend=len(els) > 1, legend_position=LEGEND_POSITION, title="")
+        out.append(overlay)
+    return hv.Layout(out).cols(1)
+
+
 __all__ = [
-    "MODEL_COLORS", "cell_timeseries", "lai_map_comparison", "nearest_composite_date", "nse_boxplots",
+    "MODEL_COLORS", "cell_forcing", "cell_timeseries", "lai_map_comparison", "nearest_composite_date", "nse_boxplots",
     "nse_density", "nse_map", "nse_map_and_density", "vegetation_code", "vegetation_timeseries",
 ]
