@@ -46,9 +46,10 @@ browser_only = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 
 # What the browser shows, read from the Bokeh documents (the plots are canvases, not text)
 BOKEH_STATE = """() => {
-  const out = {titles: [], images: [], factors: [], loss: 0, nse: 0};
+  const out = {titles: [], images: [], factors: [], axes: [], loss: 0, nse: 0};
   for (const doc of Bokeh.documents) for (const m of doc.all_models) {
     if (m.type == 'Title' && m.text) out.titles.push(m.text);
+    if (m.type.endsWith('Axis') && m.axis_label) out.axes.push(m.axis_label);
     if (m.type == 'FactorRange') out.factors.push(JSON.stringify(m.factors));
     if (m.type == 'ColumnDataSource' && m.data.image) {
       let s = 0; for (const v of m.data.image[0]) if (isFinite(v)) s += v; out.images.push(s);
@@ -328,6 +329,33 @@ def test_choosing_a_vegetation_type_updates_boxplot_and_time_series(app, shots):
     page.screenshot(path=str(shots / "browser_timeseries.png"), full_page=True)  # the study's panel d
     app.field("vegetation").select_option(pick)
     app.wait_state(lambda s: any(t.startswith(f"{pick} (") for t in s["titles"]), f"the {pick} series")
+    app.no_errors()
+
+
+@browser_only
+def test_a_cells_forcing_and_the_downloads(app, shots):
+    import pandas as pd
+
+    page = app.page
+    app.tab("Time series")
+    forcing = ("P (mm day-1)", "T (degC)", "VPD (kPa)", "SWdown (W m-2)")
+    app.wait_state(lambda s: all(a in s["axes"] for a in forcing), "the forcing under the cell's LAI")
+
+    def download(label: str):
+        with page.expect_download(timeout=120_000) as info:
+            app.visible("button").filter(has_text=re.compile(rf"^{re.escape(label)}$")).first.click()
+        return info.value.suggested_filename, Path(info.value.path())
+
+    name, path = download("Cell CSV")
+    assert name.startswith("tiny_cell_") and name.endswith("_test.csv"), name
+    df = pd.read_csv(path, index_col="date", parse_dates=True)
+    assert {"convlstm (m2 m-2)", "precip (mm day-1)", "satellite (m2 m-2)"} <= set(df.columns) and len(df) >= 300
+    name, path = download("Cell PNG")
+    assert name.endswith(".png") and path.read_bytes()[:4] == b"\x89PNG"
+    app.tab("Skill")
+    name, path = download("Table CSV")
+    table = pd.read_csv(path, index_col=0)
+    assert name == "tiny_skill_test.csv" and {"convlstm", "lstm", "climatology"} <= set(table.index)
     app.no_errors()
 
 
