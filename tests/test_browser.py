@@ -46,10 +46,11 @@ browser_only = pytest.mark.skipif(not Path(CHROMIUM).exists(),
 
 # What the browser shows, read from the Bokeh documents (the plots are canvases, not text)
 BOKEH_STATE = """() => {
-  const out = {titles: [], images: [], factors: [], axes: [], loss: 0, nse: 0};
+  const out = {titles: [], images: [], factors: [], axes: [], ticks: {}, loss: 0, nse: 0};
   for (const doc of Bokeh.documents) for (const m of doc.all_models) {
     if (m.type == 'Title' && m.text) out.titles.push(m.text);
     if (m.type.endsWith('Axis') && m.axis_label) out.axes.push(m.axis_label);
+    if (m.type == 'CustomJSTickFormatter' && m.name) out.ticks[m.name] = m.doFormat([-108.5625, 0, 39.25], {loc: 0});
     if (m.type == 'FactorRange') out.factors.push(JSON.stringify(m.factors));
     if (m.type == 'ColumnDataSource' && m.data.image) {
       let s = 0; for (const v of m.data.image[0]) if (isFinite(v)) s += v; out.images.push(s);
@@ -225,8 +226,12 @@ def test_app_renders_plots_offline(app, app_server, shots):
     page.get_by_text(re.compile(r"^Upper Colorado River Basin · Data set virtual_ucrb_small \(1998–2005\) · "
                                 r"SYNTHETIC data · result tiny$")).first.wait_for(timeout=10_000)
     assert page.title() == "vegviz · daily LAI · Upper Colorado River Basin"
-    titles = app.state()["titles"]
+    state = app.state()
+    titles = state["titles"]
     assert any(t.startswith("satellite LAI ") for t in titles), titles
+    # the maps' ticks read as a map reader writes them
+    assert state["ticks"] == {"vegviz_lon_ticks": ["108.5625°W", "0°", "39.25°E"],
+                              "vegviz_lat_ticks": ["108.5625°S", "0°", "39.25°N"]}, state["ticks"]
     # everything the page loaded came from this server: no CDN, no web fonts
     outside = [u for u in app.requests if not u.startswith((app_server, "data:", "blob:"))]
     assert not outside, f"requests outside the server: {outside}"

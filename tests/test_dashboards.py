@@ -277,6 +277,14 @@ def test_skill_table_periods_metrics_and_vegetation(runs_dir):
     s.model = "process"  # a reference on the map, the trained models in the density
     layout = s.map_and_density()
     assert len(layout) == 2
+    from bokeh.models import ColorBar
+
+    # RMSE is in LAI units, said on the colour bar and the axes; NSE is dimensionless
+    root = drawn(s)
+    (bar,) = root.select({"type": ColorBar})
+    assert bar.title.startswith("RMSE (m2 m-2)")
+    axes = {a.axis_label for f in root.select({"type": Plot}) for a in [*f.xaxis, *f.yaxis]}
+    assert "RMSE (m2 m-2)" in axes and any(str(a).startswith("RMSE (m2 m-2") for a in axes if a), axes
     assert not visible_alerts(s)
 
     # NSE below 0 is inside the drawn density axis and map colours (they were fixed at 0..1);
@@ -285,7 +293,6 @@ def test_skill_table_periods_metrics_and_vegetation(runs_dir):
     nse = s.scores()["nse"].sel(model=MODELS).values
     nse = nse[np.isfinite(nse)]
     assert (nse < 0).mean() > 0.1  # one epoch: many cells are worse than their mean
-    from bokeh.models import ColorBar
     from bokeh.plotting import figure
 
     root = drawn(s)
@@ -331,7 +338,15 @@ def test_timeseries_vegetation_and_clicked_cell(runs_dir):
     t.tap_stream.event(x=lon, y=lat)
     assert (t.lat, t.lon) == (lat, lon)
     cell = t.cell_element()
-    assert f"{lat:.4f} N" in cell.opts.get().kwargs["title"]
+    assert f"{lat:.4f}°N, {-lon:.4f}°W" in cell.opts.get().kwargs["title"]
+    # the picker's hover names the land-cover class (not its IGBP code) and the cell in °W/°N
+    from bokeh.models import CustomJSHover, HoverTool
+
+    (picker,) = [f for f in drawn(t).select({"type": Plot}) if f.title is not None and "click a cell" in f.title.text]
+    (hover,) = [h for h in picker.tools if isinstance(h, HoverTool) and ("land cover", "@image{custom}") in
+                (h.tooltips or [])]
+    assert ("longitude", "$x{custom}") in hover.tooltips
+    assert isinstance(hover.formatters["@image"], CustomJSHover) and "Open shrublands" in hover.formatters["@image"].code
     curve = next(c for c in cell.traverse(lambda x: x, [hv.Curve]) if c.label == "lstm")
     np.testing.assert_allclose(curve.dimension_values("LAI"),
                                pred["lstm"].sel(lat=lat, lon=lon, time=slice(start, end)).values, rtol=1e-6)

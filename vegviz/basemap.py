@@ -412,23 +412,36 @@ def degrees(value: float, axis: str) -> str:
     return f"{text}°{neg if value < 0 else pos if value > 0 else ''}"
 
 
-def map_axes(lat, *, aspect: bool = True) -> dict:
+def map_axes(lat, *, aspect: bool = True, value: str | None = None, names: dict | None = None) -> dict:
     """Bokeh options of a map in longitude/latitude: axis names, ticks in °W/°N, cells at their true shape.
 
+    ``value``: the label of an Image's values; the hover then shows the cell's longitude and
+    latitude in °W/°N and its value (``names``: a code -> name table, e.g. land-cover classes).
     ``lat``: the map's latitudes (the aspect is that of the mean latitude; ``aspect=False`` leaves it to
     a map sized in pixels, :func:`vegviz.dashboards.maps.map_size`). New formatter
     models on every call: a Bokeh model belongs to one document (one browser session).
     """
-    from bokeh.models import CustomJSTickFormatter
+    import json
 
-    def ticks(axis, name):
+    from bokeh.models import CustomJSHover, CustomJSTickFormatter
+
+    def js(axis, var):
         pos, neg = ("E", "W") if axis == "lon" else ("N", "S")
-        code = (f"const a = Math.abs(tick); const s = tick < 0 ? '{neg}' : (tick > 0 ? '{pos}' : ''); "
+        return (f"const a = Math.abs({var}); const s = {var} < 0 ? '{neg}' : ({var} > 0 ? '{pos}' : ''); "
                 "return (+a.toFixed(4)).toString() + '\u00b0' + s;")
-        return CustomJSTickFormatter(code=code, name=name)
 
-    out = dict(xlabel="longitude", ylabel="latitude", xformatter=ticks("lon", LON_TICKS),
-               yformatter=ticks("lat", LAT_TICKS))
+    out = dict(xlabel="longitude", ylabel="latitude",
+               xformatter=CustomJSTickFormatter(code=js("lon", "tick"), name=LON_TICKS),
+               yformatter=CustomJSTickFormatter(code=js("lat", "tick"), name=LAT_TICKS))
+    if value is not None:
+        shown = "@image{0.000}"
+        formatters = {"$x": CustomJSHover(code=js("lon", "value")), "$y": CustomJSHover(code=js("lat", "value"))}
+        if names is not None:
+            table = json.dumps({str(k): v for k, v in names.items()})
+            formatters["@image"] = CustomJSHover(code=f"return {table}[String(Math.round(value))] || '';")
+            shown = "@image{custom}"
+        out.update(hover_tooltips=[("longitude", "$x{custom}"), ("latitude", "$y{custom}"), (value, shown)],
+                   hover_formatters=formatters)
     if aspect:
         out["data_aspect"] = 1.0 / np.cos(np.deg2rad(float(np.nanmean(np.asarray(lat, dtype=float)))))
     return out

@@ -428,15 +428,15 @@ class LaiMaps(ResultViewer):
                                                          visible=self.show_landcover, clone=True)
         marker = hv.Points([], kdims=["lon", "lat"]).opts(
             marker="x", size=14, color="red", line_width=3, hooks=[self._hook("marker")])
-        style = dict(colorbar=True, tools=["hover", "tap"], width=width, height=height,
-                     **map_axes(self._lat, aspect=False))
+        style = dict(colorbar=True, tools=["hover", "tap"], width=width, height=height)
         panels, self.tap_streams = [], []
         for which, label, cmap, clim in (("satellite", "LAI (m2 m-2)", LAI_CMAP, self._clim),
                                          ("model", "LAI (m2 m-2)", LAI_CMAP, self._clim),
                                          ("difference", "difference (m2 m-2)", DIFF_CMAP, self._dlim)):
             arr = self._arrays.get(which, np.full((self._lat.size, self._lon.size), np.nan, "float32"))
             img = hv.Image((self._lon, self._lat, arr), kdims=["lon", "lat"], vdims=[label]).opts(
-                cmap=cmap, clim=tuple(clim), hooks=[self._hook(which)], **style)
+                cmap=cmap, clim=tuple(clim), hooks=[self._hook(which)], **style,
+                **map_axes(self._lat, aspect=False, value=label))
             tap = hv.streams.Tap(source=img, x=None, y=None)
             tap.add_subscriber(self._on_tap)
             self.tap_streams.append(tap)

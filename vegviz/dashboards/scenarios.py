@@ -370,7 +370,7 @@ class ScenariosDashboard(pn.viewable.Viewer):
         img = hv.Image((lon, lat, np.asarray(da.transpose("lat", "lon").values, dtype=np.float32)),
                        kdims=["lon", "lat"], vdims=[label]).opts(
             cmap=cmap, clim=tuple(clim), colorbar=True, clabel=label, tools=["hover", "tap"], width=width,
-            height=height, title=title, **map_axes(lat, aspect=False))
+            height=height, title=title, **map_axes(lat, aspect=False, value=label))
         tap = hv.streams.Tap(source=img, x=None, y=None)
         tap.add_subscriber(self._on_tap)
         self.tap_streams.append(tap)

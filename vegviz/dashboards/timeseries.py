@@ -150,9 +150,10 @@ class TimeSeries(ResultViewer):
         """A small land-cover map; clicking a cell (``tap_stream``) chooses it."""
         codes = np.where(self._mask, self._lc, np.nan).astype(float)
         cmap = [IGBP_COLORS.get(k, "#ffffff") for k in range(17)]
-        lc = hv.Image((self._lon, self._lat, codes), kdims=["lon", "lat"], vdims=["IGBP code"]).opts(
+        lc = hv.Image((self._lon, self._lat, codes), kdims=["lon", "lat"], vdims=["land cover"]).opts(
             cmap=cmap, clim=(-0.5, 16.5), color_levels=17, tools=["hover", "tap"], frame_width=self.map_width,
-            title="land cover: click a cell", alpha=0.8, **map_axes(self._lat))
+            title="land cover: click a cell", alpha=0.8,
+            **map_axes(self._lat, value="land cover", names=IGBP_CLASSES))
         dyn = hv.DynamicMap(self._picker_frame, streams=[hv.streams.Params(self, ["vegetation", "lat", "lon"])])
         self.tap_stream = hv.streams.Tap(source=lc, x=None, y=None)
         self.tap_stream.add_subscriber(self._on_tap)
@@ -225,10 +226,8 @@ class TimeSeries(ResultViewer):
         )
 
     def _controls(self):
-        legend = ", ".join(f"{k} {v}" for k, v in IGBP_CLASSES.items())
         return [
             *super()._controls(),
             pn.widgets.Select.from_param(self.param.vegetation, label="vegetation", width=240),
             pn.widgets.RadioButtonGroup.from_param(self.param.period, label="period"),
-            pn.widgets.TooltipIcon(value=f"Land-cover codes (IGBP): {legend}"),
         ]

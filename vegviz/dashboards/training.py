@@ -731,7 +731,7 @@ class TrainingDashboard(pn.viewable.Viewer):
 
             img = hv.Image(data, kdims=["lon", "lat"], vdims=["LAI"]).opts(
                 cmap=LAI_CMAP, clim=tuple(data.attrs["clim"]), colorbar=True, tools=["hover"],
-                title=data.attrs["title"], frame_width=330, **map_axes(data["lat"].values),
+                title=data.attrs["title"], frame_width=330, **map_axes(data["lat"].values, value="LAI (m2 m-2)"),
             )
             with warnings.catch_warnings():  # a window beyond the legal state lines: said once in the log
                 warnings.simplefilter("ignore", UserWarning)

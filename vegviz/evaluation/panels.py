@@ -28,6 +28,7 @@ from ..contract import IGBP_CLASSES
 from .periods import period_label, select_period
 from .scoring import PROCESS, is_synthetic, model_variables
 from .series import CELL_FORCINGS, SATELLITE, cell_series
+from .skill import metric_label
 from .summary import _landcover, _models, vegetation_groups
 
 #: fixed colours, so a model looks the same in every panel (Dark2 palette)
@@ -82,7 +83,7 @@ def _map(da: xr.DataArray, *, title: str, cmap: str, clim, label: str, width: in
     da = da.transpose("lat", "lon")
     img = hv.Image(da.rename(label), kdims=["lon", "lat"], vdims=[label]).opts(
         cmap=cmap, clim=tuple(clim), colorbar=True, tools=["hover"], title=title, frame_width=width,
-        **{**map_axes(da["lat"].values), **opts},
+        **{**map_axes(da["lat"].values, value=label), **opts},
     )
     if not basemap:
         return img
@@ -157,7 +158,7 @@ def nse_map(scores: xr.Dataset, model: str, *, metric: str = "nse", clim=None, c
     note = _outside_note(np.asarray(da.values, dtype=float).ravel(), lo, hi)
     # without a colour of their own, cells below the range would look like cells at its lower end
     return _map(da, title=title, cmap=cmap, clim=(lo, hi), label=metric.upper(), width=width, basemap=basemap,
-                clipping_colors={"min": BELOW_COLOR}, clabel=metric.upper() + note)
+                clipping_colors={"min": BELOW_COLOR}, clabel=metric_label(metric) + note)
 
 
 def nse_density(scores: xr.Dataset, models: Sequence[str] | None = None, *, metric: str = "nse",
@@ -182,7 +183,8 @@ def nse_density(scores: xr.Dataset, models: Sequence[str] | None = None, *, metr
         left = f"< {lo:g}" if float(lo).is_integer() else "left of the axis"
         label = m + (f" ({below} of {v.size} cells {left} not shown)" if below else "") + (
             f" ({above} of {v.size} cells right of the axis)" if above else "")
-        curves.append(hv.Distribution(v[v >= lo], kdims=[metric.upper()], label=label).opts(
+        x = hv.Dimension(metric.upper(), label=metric_label(metric))
+        curves.append(hv.Distribution(v[v >= lo], kdims=[x], label=label).opts(
             color=model_color(m, models), fill_alpha=0.25, line_width=2))
     return hv.Overlay(curves).opts(
         # headroom above the curves for the legend, which would otherwise hide their peaks
@@ -247,7 +249,10 @@ def nse_boxplots(scores: xr.Dataset, landcover, models: Sequence[str] | None = N
     values = df[metric.upper()].to_numpy()
     off = int((values < ylim[0]).sum()) + int((values > ylim[1]).sum()) if ylim is not None else 0
     # NSE has no lower bound: the axis stops at ylim, and the label says what it leaves out
-    ylabel = metric.upper() + (f" ({off} cell values off the axis)" if off else "")
+    ylabel = metric_label(metric)
+    if off:  # "NSE (12 cell values off the axis)", "RMSE (m2 m-2; 12 cell values off the axis)"
+        ylabel = ylabel[:-1] + f"; {off} cell values off the axis)" if ylabel.endswith(")") else \
+            ylabel + f" ({off} cell values off the axis)"
     return hv.BoxWhisker(df, kdims=["vegetation", "model"], vdims=[metric.upper()]).opts(
         box_fill_color=hv.dim("model").categorize(colors), ylim=ylim, frame_width=width, ylabel=ylabel,
         xrotation=30, tools=["hover"],

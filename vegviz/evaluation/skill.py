@@ -44,6 +44,12 @@ METRIC_ATTRS = {
 METRICS = tuple(METRIC_ATTRS)
 
 
+def metric_label(metric: str, units: str = "m2 m-2") -> str:
+    """A metric's axis or colour-bar label: "NSE" (dimensionless), "RMSE (m2 m-2)" (in the units of LAI)."""
+    u = METRIC_ATTRS.get(metric, {}).get("units", units)
+    return metric.upper() if u == "1" else f"{metric.upper()} ({u})"
+
+
 @dataclass(frozen=True)
 class PairStats:
     """Moments of the pairwise-complete (sim, obs) series, reduced over ``dim``.
