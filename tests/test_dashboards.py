@@ -134,14 +134,17 @@ def test_lai_maps_click_shows_the_cells_series(runs_dir):
     assert m.cell == (lat, lon)
     marker = next(iter(m._plots["marker"])).handles["source"].data
     assert list(marker["lat"]) == [lat] and list(marker["lon"]) == [lon]
-    series = m.series.objects[0].object
+    lai, *forcing = (p.object for p in m.series.objects[0])  # the LAI, and the forcing under it
+    series = lai
+    assert len(forcing) == 4 and {next(iter(f)).vdims[0].name for f in forcing} == {"precipitation", "temperature", "dryness",
+                                                                         "radiation"}
     year = m.date.year
     for model in MODELS:
         curve = next(c for c in series.traverse(lambda x: x, [hv.Curve]) if c.label == model)
         expected = m.predictions[model].sel(lat=lat, lon=lon).sel(time=str(year)).values
         np.testing.assert_allclose(curve.dimension_values("LAI"), expected, rtol=1e-6)
     m.date = dt.date(year - 1, 7, 1)  # the series follows the year
-    curve = next(c for c in m.series.objects[0].object.traverse(lambda x: x, [hv.Curve]) if c.label == "lstm")
+    curve = next(c for c in m.series.objects[0][0].object.traverse(lambda x: x, [hv.Curve]) if c.label == "lstm")
     assert pd.Timestamp(curve.dimension_values("time")[0]).year == year - 1
     m.tap_streams[0].event(x=-130.0, y=10.0)  # outside the grid: nothing changes
     assert m.cell == (lat, lon)

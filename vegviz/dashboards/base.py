@@ -23,7 +23,7 @@ from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per sess
 from ..contract import IGBP_CLASSES, IGBP_COLORS
 from . import sources
 
-__all__ = ["ResultViewer", "basemap_overlay", "composite_counts", "dominant_vegetation", "in_server",
+__all__ = ["ResultViewer", "basemap_overlay", "stacked_panes", "composite_counts", "dominant_vegetation", "in_server",
            "landcover_outlines", "result_periods"]
 
 HOW_TO_MAKE_ONE = ("Make one with `vegviz experiment --data virtual_ucrb_small --epochs 5` in a terminal (any "
@@ -210,6 +210,19 @@ def _round_up(x: float, step: float) -> float:
 
 def _as_date(value) -> dt.date:
     return pd.Timestamp(value).date()
+
+
+def stacked_panes(*elements) -> pn.Column:
+    """HoloViews elements (or layouts, flattened) as a column of panes, one per plot, their time axes linked.
+
+    Not one hv.Layout: Bokeh collapses a grid of figures that shares a nested page with other
+    plots. Panel links the panes' axes of the same dimension instead (zoom one, all follow).
+    """
+    panes = []
+    for el in elements:
+        for item in (el if isinstance(el, hv.Layout) else [el]):
+            panes.append(pn.pane.HoloViews(item, linked_axes=True, margin=(0, 5)))
+    return pn.Column(*panes)
 
 
 # ----------------------------------------------------------------------------- the base component

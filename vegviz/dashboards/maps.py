@@ -31,7 +31,7 @@ import xarray as xr
 
 from ..basemap import map_axes
 from .base import (ResultViewer, _as_date, _round_up, basemap_overlay, composite_counts, dominant_vegetation,
-                   in_server, landcover_outlines, result_periods)
+                   in_server, landcover_outlines, result_periods, stacked_panes)
 
 __all__ = ["LaiMaps", "ResultViewer", "basemap_overlay", "composite_counts", "dominant_vegetation",
            "landcover_outlines", "result_periods"]
@@ -482,8 +482,8 @@ class LaiMaps(ResultViewer):
         self._series_year = self.date.year if self.date is not None else None
         self._plots.pop("dateline", None)
         try:
-            # the forcing under the LAI, in one layout: HoloViews links their time axes
-            self.series.objects = [pn.pane.HoloViews((self.series_element() + self.forcing_element()).cols(1))]
+            # the forcing under the LAI, their time axes linked
+            self.series.objects = [stacked_panes(self.series_element(), self.forcing_element())]
         except Exception as e:
             self.series.objects = [pn.pane.Alert(f"Could not draw the cell's series: {type(e).__name__}: {e}",
                                                  alert_type="warning")]

@@ -22,7 +22,7 @@ import xarray as xr
 
 from ..basemap import map_axes
 from ..contract import IGBP_CLASSES, IGBP_COLORS
-from .base import ResultViewer, basemap_overlay, dominant_vegetation
+from .base import ResultViewer, basemap_overlay, dominant_vegetation, stacked_panes
 
 __all__ = ["TimeSeries"]
 
@@ -180,8 +180,8 @@ class TimeSeries(ResultViewer):
 
     @param.depends("_loaded", "lat", "lon", "period")
     def view_cell(self):
-        # the forcing under the LAI, in one layout: HoloViews links their time axes
-        return self._safe(lambda: pn.pane.HoloViews(self.cell_layout()), "the cell's series")
+        # the forcing under the LAI, their time axes linked
+        return self._safe(lambda: stacked_panes(self.cell_element(), self.forcing_element()), "the cell's series")
 
     def cell_layout(self):
         """The chosen cell's LAI with its forcing under it (one layout: linked time axes)."""
