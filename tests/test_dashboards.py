@@ -136,8 +136,8 @@ def test_lai_maps_click_shows_the_cells_series(runs_dir):
     assert list(marker["lat"]) == [lat] and list(marker["lon"]) == [lon]
     lai, *forcing = (p.object for p in m.series.objects[0])  # the LAI, and the forcing under it
     series = lai
-    assert len(forcing) == 4 and {next(iter(f)).vdims[0].name for f in forcing} == {"precipitation", "temperature", "dryness",
-                                                                         "radiation"}
+    panels = {next(iter(f)).vdims[0].name for f in forcing}
+    assert len(forcing) == 4 and panels == {"precipitation", "temperature", "dryness", "radiation"}
     year = m.date.year
     for model in MODELS:
         curve = next(c for c in series.traverse(lambda x: x, [hv.Curve]) if c.label == model)
@@ -349,7 +349,8 @@ def test_timeseries_vegetation_and_clicked_cell(runs_dir):
     (hover,) = [h for h in picker.tools if isinstance(h, HoverTool) and ("land cover", "@image{custom}") in
                 (h.tooltips or [])]
     assert ("longitude", "$x{custom}") in hover.tooltips
-    assert isinstance(hover.formatters["@image"], CustomJSHover) and "Open shrublands" in hover.formatters["@image"].code
+    names = hover.formatters["@image"]
+    assert isinstance(names, CustomJSHover) and "Open shrublands" in names.code
     curve = next(c for c in cell.traverse(lambda x: x, [hv.Curve]) if c.label == "lstm")
     np.testing.assert_allclose(curve.dimension_values("LAI"),
                                pred["lstm"].sel(lat=lat, lon=lon, time=slice(start, end)).values, rtol=1e-6)
