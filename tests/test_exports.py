@@ -140,7 +140,7 @@ def test_figures_download_as_png_and_svg(runs_dir):
     b = buttons(t)
     name, data = press(b["Cell PNG"])
     assert name.endswith(".png") and data[:8] == b"\x89PNG\r\n\x1a\n"
-    name, data = press(b["Type SVG"])
+    name, data = press(b["Region SVG"])
     assert name == "tiny_Open-shrublands_test.svg" and b"Open shrublands" in data and b"<svg" in data
     m = LaiMaps()
     name, data = press(buttons(m)["Maps SVG"])

@@ -78,12 +78,10 @@ def predictions_subset(predictions: xr.Dataset, observations: xr.Dataset, models
         box["lon"] = slice(*sorted(lon))
     ds = ds.sel(box)
     if cells is not None:
-        keep = cells if isinstance(cells, xr.DataArray) else xr.DataArray(
-            np.asarray(cells, bool), dims=("lat", "lon"), coords={"lat": observations["lat"], "lon": observations["lon"]})
-        keep = keep.sel(lat=ds["lat"], lon=ds["lon"])
-        for v in ds.data_vars:
-            if {"lat", "lon"} <= set(ds[v].dims) and ds[v].dtype.kind == "f":
-                ds[v] = ds[v].where(keep)
+        from ..evaluation.regions import region_mask, restrict
+
+        keep = cells if isinstance(cells, xr.DataArray) else region_mask(observations, cells)
+        ds = restrict(ds, keep.sel(lat=ds["lat"], lon=ds["lon"]))
     if ds.sizes["lat"] == 0 or ds.sizes["lon"] == 0 or ds.sizes.get("time", 0) == 0:
         raise ValueError(f"the chosen region and period hold no data (lat {lat}, lon {lon}, period {period}). "
                          "Fix: zoom out, or choose another period")

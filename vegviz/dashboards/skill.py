@@ -135,16 +135,11 @@ class Skill(ResultViewer):
 
     def shown_scores(self) -> xr.Dataset:
         """The scores restricted to the chosen vegetation type (all cells for 'all types')."""
+        from ..evaluation.regions import restrict
+
         scores = self.scores()
         sel = self.vegetation_mask()
-        if sel is None:
-            return scores
-        keep = xr.DataArray(sel, dims=("lat", "lon"), coords={"lat": scores["lat"], "lon": scores["lon"]})
-        out = scores.copy()
-        for v in scores.data_vars:
-            if {"lat", "lon"} <= set(scores[v].dims) and scores[v].dtype.kind == "f":
-                out[v] = scores[v].where(keep)
-        return out
+        return scores if sel is None else restrict(scores, sel)
 
     def map_and_density(self):
         """Panel (a): the chosen model's skill map next to the density of the trained models (and it)."""

@@ -27,6 +27,9 @@ from .base import ResultViewer, basemap_overlay, dominant_vegetation, stacked_pa
 __all__ = ["TimeSeries"]
 
 STUDY_VEGETATION = "Open shrublands"  # the study's panel (d)
+VEGETATION, ELEVATION, DRAWN = "vegetation type", "elevation band", "drawn on the map"
+DRAW_HINT = ("Draw a region on the land-cover map: a box with the box-select tool, or a polygon with the "
+             "polygon tool (click its corners, double-click the last).")
 
 
 class TimeSeries(ResultViewer):
@@ -36,6 +39,12 @@ class TimeSeries(ResultViewer):
                                 doc="dominant vegetation type (at least 5 basin cells)")
     period = param.Selector(default="test", objects=["test", "validation", "train"],
                             doc="the result's own period (from its config)")
+    region = param.Selector(default=VEGETATION, objects=[VEGETATION, ELEVATION, DRAWN],
+                            doc="the region whose mean series and skill are shown: the chosen vegetation type's cells, "
+                                "an elevation band, or a box or polygon drawn on the land-cover map")
+    elevation = param.Range(default=(0.0, 5000.0), doc="the elevation band (m) of the region")
+    drawn = param.Dict(default=None, allow_None=True, precedence=-1,
+                       doc="the shape drawn on the map: {'box': (west, south, east, north)} or {'polygon': [(lon, lat), ...]}")
     lat = param.Number(default=None, allow_None=True, doc="latitude of the cell shown (cell centre or inside it)")
     lon = param.Number(default=None, allow_None=True, doc="longitude of the cell shown")
 
@@ -48,6 +57,8 @@ class TimeSeries(ResultViewer):
         self._veg_codes: dict[str, int] = {}
         self._elements: OrderedDict[tuple, object] = OrderedDict()
         self.tap_stream: hv.streams.Tap | None = None
+        self.box_stream: hv.streams.BoundsXY | None = None
+        self.poly_stream: hv.streams.PolyDraw | None = None
         self.picker_pane = pn.pane.HoloViews(None)
         super().__init__(**params)
 
@@ -63,7 +74,13 @@ class TimeSeries(ResultViewer):
         self.param.vegetation.objects = names
         veg = self.vegetation if self.vegetation in names else (
             STUDY_VEGETATION if STUDY_VEGETATION in names else self._largest_type())
-        updates = {"vegetation": veg}
+        z = np.asarray(obs["elevation"].transpose("lat", "lon").values, dtype=float)[self._mask]
+        zmin, zmax = float(np.floor(np.nanmin(z) / 100) * 100), float(np.ceil(np.nanmax(z) / 100) * 100)
+        self.param.elevation.bounds = (zmin, zmax)
+        lo, hi = self.elevation
+        band = (max(lo, zmin), min(hi, zmax)) if lo < zmax and hi > zmin and (lo, hi) != (0.0, 5000.0) else \
+            (float(np.round(np.nanpercentile(z, 75), -1)), zmax)  # default: the highest quarter of the basin
+        updates = {"vegetation": veg, "elevation": band, "drawn": None}
         if not self._inside(self.lat, self.lon):
             updates["lat"], updates["lon"] = self._central_cell(self._veg_codes[veg])
         self.param.update(**updates)
@@ -114,6 +131,67 @@ class TimeSeries(ResultViewer):
             self.predictions, self.observations, code, period=self.period_dates(), period_name=self.period,
             width=900, height=300))
 
+    def region_cells(self) -> np.ndarray:
+        """(lat, lon) selection of the chosen region's basin cells."""
+        from ..evaluation.regions import region_cells
+
+        if self.region == VEGETATION:
+            if self.vegetation not in self._veg_codes:
+                raise ValueError(f"unknown vegetation type {self.vegetation!r}; choose one of {list(self._veg_codes)}")
+            return region_cells(self.observations, vegetation=self._veg_codes[self.vegetation])
+        if self.region == ELEVATION:
+            return region_cells(self.observations, elevation=self.elevation)
+        if not self.drawn:
+            raise ValueError(f"no region drawn yet. {DRAW_HINT}")
+        return region_cells(self.observations, **self.drawn)
+
+    def region_name(self) -> str:
+        from ..evaluation.regions import describe_region
+
+        if self.region == VEGETATION:
+            return str(self.vegetation)
+        if self.region == ELEVATION:
+            return describe_region(elevation=self.elevation)
+        return describe_region(**(self.drawn or {}))
+
+    def _region_key(self) -> tuple:
+        if self.region == VEGETATION:
+            return ("vegetation", self.vegetation)
+        if self.region == ELEVATION:
+            return ("elevation", tuple(self.elevation))
+        return ("drawn", repr(self.drawn))
+
+    def region_element(self):
+        """The chosen region's mean series: panel (d) for a vegetation type, else the band or drawn region's."""
+        from ..evaluation.panels import region_timeseries
+
+        if self.region == VEGETATION:
+            return self.vegetation_element()
+        cells = self.region_cells()
+        return self._cached(("region", *self._region_key()), lambda: region_timeseries(
+            self.predictions, self.observations, cells, self.region_name(), period=self.period_dates(),
+            period_name=self.period, width=900, height=300))
+
+    def region_scores(self):
+        """Per-cell scores of the models and references over the period, inside the region only."""
+        from ..evaluation.regions import restrict
+        from .skill import cached_scores
+
+        path = self._results.get(self.result, {}).get("path")
+        scores = cached_scores(self.result, self.predictions, self.observations, self.period, self.period_dates(),
+                               path, train_period=self.periods.get("train", "train"))
+        return restrict(scores, self.region_cells())
+
+    def region_skill_element(self):
+        """The distribution of the region's per-cell NSE, one density per trained model."""
+        from ..evaluation.panels import nse_density
+
+        def build():
+            el = nse_density(self.region_scores(), self.models, width=520)
+            return el.opts(title=f"NSE over the cells of {self.region_name()}, {self.period}")
+
+        return self._cached(("skill", *self._region_key()), build)
+
     def cell_element(self):
         """The models and satellite LAI at the chosen cell (``lat``, ``lon``)."""
         from ..evaluation.panels import cell_timeseries
@@ -134,14 +212,17 @@ class TimeSeries(ResultViewer):
             self.observations, self.lat, self.lon, period=self.period_dates(), width=self.cell_width))
 
     # --------------------------------------------------------------- the cell picker
-    def _picker_frame(self, vegetation=None, lat=None, lon=None):
-        """The chosen type's cells outlined, and a cross on the chosen cell."""
+    def _picker_frame(self, lat=None, lon=None, **_region):
+        """The region's cells outlined, and a cross on the chosen cell."""
         from ..basemap import basin_outline
 
-        code = self._veg_codes.get(vegetation)
-        sel = self._mask & (self._lc == code) if code is not None else np.zeros_like(self._mask)
+        try:
+            sel = self.region_cells()
+            name = self.region_name()
+        except ValueError:  # nothing drawn yet
+            sel, name = np.zeros_like(self._mask), "no region"
         static = xr.Dataset({"sel": (("lat", "lon"), sel.astype("int8"))}, coords={"lat": self._lat, "lon": self._lon})
-        outline = basin_outline(static, "sel", color="red", line_width=2).relabel(str(vegetation))
+        outline = basin_outline(static, "sel", color="red", line_width=2).relabel(name)
         pts = [] if lat is None or lon is None else [(lon, lat)]
         cross = hv.Points(pts, kdims=["lon", "lat"]).opts(marker="x", size=14, color="black", line_width=3)
         return outline * cross
@@ -151,13 +232,29 @@ class TimeSeries(ResultViewer):
         codes = np.where(self._mask, self._lc, np.nan).astype(float)
         cmap = [IGBP_COLORS.get(k, "#ffffff") for k in range(17)]
         lc = hv.Image((self._lon, self._lat, codes), kdims=["lon", "lat"], vdims=["land cover"]).opts(
-            cmap=cmap, clim=(-0.5, 16.5), color_levels=17, tools=["hover", "tap"], frame_width=self.map_width,
-            title="land cover: click a cell", alpha=0.8,
+            cmap=cmap, clim=(-0.5, 16.5), color_levels=17, tools=["hover", "tap", "box_select"],
+            frame_width=self.map_width, title="land cover: click a cell, draw a region", alpha=0.8,
             **map_axes(self._lat, value="land cover", names=IGBP_CLASSES))
-        dyn = hv.DynamicMap(self._picker_frame, streams=[hv.streams.Params(self, ["vegetation", "lat", "lon"])])
+        watched = ["region", "vegetation", "elevation", "drawn", "lat", "lon"]
+        dyn = hv.DynamicMap(self._picker_frame, streams=[hv.streams.Params(self, watched)])
         self.tap_stream = hv.streams.Tap(source=lc, x=None, y=None)
         self.tap_stream.add_subscriber(self._on_tap)
-        return lc * basemap_overlay(self.observations) * dyn
+        self.box_stream = hv.streams.BoundsXY(source=lc, bounds=None)
+        self.box_stream.add_subscriber(self._on_box)
+        shape = hv.Polygons([], kdims=["lon", "lat"]).opts(fill_alpha=0.1, color="#1f78b4", line_width=2)
+        self.poly_stream = hv.streams.PolyDraw(source=shape, num_objects=1, drag=False, show_vertices=True)
+        self.poly_stream.add_subscriber(self._on_polygon)
+        return lc * basemap_overlay(self.observations) * shape * dyn
+
+    def _on_box(self, bounds=None, **_):
+        if bounds is not None and self.ready and None not in bounds and bounds[0] != bounds[2]:
+            self.param.update(drawn={"box": tuple(float(b) for b in bounds)}, region=DRAWN)
+
+    def _on_polygon(self, data=None, **_):
+        xs, ys = (data or {}).get("xs") or [], (data or {}).get("ys") or []
+        if self.ready and xs and len(xs[-1]) >= 3:
+            self.param.update(drawn={"polygon": [(float(x), float(y)) for x, y in zip(xs[-1], ys[-1])]},
+                              region=DRAWN)
 
     def _on_tap(self, x=None, y=None, **_):
         if x is not None and y is not None and self.ready and self._inside(y, x):
@@ -174,9 +271,18 @@ class TimeSeries(ResultViewer):
             return pn.pane.Alert(f"Could not draw {what}: {type(e).__name__}: {e}", alert_type="warning",
                                  sizing_mode="stretch_width")
 
-    @param.depends("_loaded", "vegetation", "period")
+    @param.depends("_loaded", "region", "vegetation", "elevation", "drawn", "period")
     def view_vegetation(self):
-        return self._safe(lambda: pn.pane.HoloViews(self.vegetation_element()), "the vegetation series")
+        if self.region == DRAWN and not self.drawn and self.ready:
+            return pn.pane.Alert(DRAW_HINT, alert_type="info", margin=(5, 10))
+        return self._safe(lambda: pn.pane.HoloViews(self.region_element()), "the region's series")
+
+    @param.depends("_loaded", "region", "vegetation", "elevation", "drawn", "period")
+    def view_region_skill(self):
+        if self.region == DRAWN and not self.drawn:
+            return pn.pane.Markdown("")
+        return self._safe(lambda: pn.pane.HoloViews(self.region_skill_element(), linked_axes=False),
+                          "the region's skill")
 
     @param.depends("_loaded", "lat", "lon", "period")
     def view_cell(self):
@@ -195,7 +301,7 @@ class TimeSeries(ResultViewer):
                                         period=self.period_dates()))
 
     def downloads(self) -> list:
-        """Buttons for the cell's series (CSV), the vegetation type's predictions (NetCDF) and the figures."""
+        """Buttons for the cell's series (CSV), the region's predictions (NetCDF) and the figures (PNG, SVG)."""
         from .exports import csv_file, download, figure_downloads, file_name, netcdf_file, predictions_subset
 
         def cell_name():
@@ -203,24 +309,27 @@ class TimeSeries(ResultViewer):
 
             return file_name(self.result, "cell", degrees(self.lat, "lat"), degrees(self.lon, "lon"), self.period)
 
+        def region_name():
+            return file_name(self.result, self.region_name(), self.period)
+
         def subset():
-            cells = self._mask & (self._lc == self._veg_codes[self.vegetation])
             ds = predictions_subset(self.predictions, self.observations, self.models, self.period_dates(),
-                                    cells=cells)
-            return file_name(self.result, self.vegetation, self.period) + ".nc", netcdf_file(ds)
+                                    cells=self.region_cells())
+            ds.attrs["region"] = f"{self.region_name()}; {ds.attrs['region']}"
+            return region_name() + ".nc", netcdf_file(ds)
 
         return [
             download("Cell CSV", lambda: (cell_name() + ".csv", csv_file(self.cell_frame()))),
             *figure_downloads("Cell", self.cell_layout, cell_name),
-            download("Type NetCDF", subset),
-            *figure_downloads("Type", self.vegetation_element,
-                              lambda: file_name(self.result, self.vegetation, self.period)),
+            download("Region NetCDF", subset),
+            *figure_downloads("Region", self.region_element, region_name),
         ]
 
     def _content(self):
         return pn.Column(
             pn.Row(pn.pane.Markdown("Download:", margin=(8, 5, 0, 10)), *self.downloads()),
             pn.panel(self.view_vegetation, loading_indicator=True),
+            pn.panel(self.view_region_skill, loading_indicator=True),
             pn.Row(self.picker_pane, pn.panel(self.view_cell, loading_indicator=True)),
             sizing_mode="stretch_width",
         )
@@ -228,6 +337,9 @@ class TimeSeries(ResultViewer):
     def _controls(self):
         return [
             *super()._controls(),
+            pn.widgets.Select.from_param(self.param.region, label="region", width=170),
             pn.widgets.Select.from_param(self.param.vegetation, label="vegetation", width=240),
+            pn.widgets.EditableRangeSlider.from_param(self.param.elevation, name="elevation band (m)", width=220,
+                                                      step=50),
             pn.widgets.RadioButtonGroup.from_param(self.param.period, label="period"),
         ]

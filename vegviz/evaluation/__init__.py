@@ -11,6 +11,7 @@ The panels import HoloViews on first use only, so metrics and tables stay light.
 from .aridity import aridity_class, aridity_index, by_aridity
 from .baselines import climatology_baseline, noise_ceiling, noleap_dayofyear
 from .periods import PERIODS, period_label, resolve_period, select_period
+from .regions import describe_region, region_cells, region_mask, restrict
 from .series import cell_series, series_frame
 from .scoring import CLIMATOLOGY, NOISE_CEILING, PROCESS, REFERENCES, is_synthetic, model_variables, score
 from .skill import METRICS, MIN_OBS, REASONS, explain, kge, metrics, nse, rmse
@@ -20,7 +21,7 @@ from .summary import (baseline_warning, below_baseline, by_vegetation, compariso
 
 _PANELS = (
     "cell_forcing", "cell_timeseries", "lai_map_comparison", "nearest_composite_date", "nse_boxplots", "nse_density",
-    "nse_map", "nse_map_and_density", "vegetation_timeseries",
+    "nse_map", "nse_map_and_density", "region_timeseries", "vegetation_timeseries",
 )
 
 
@@ -34,7 +35,8 @@ def __getattr__(name):
 
 __all__ = [
     "CLIMATOLOGY", "METRICS", "MIN_OBS", "NOISE_CEILING", "PERIODS", "PROCESS", "REASONS", "REFERENCES",
-    "aridity_class", "aridity_index", "cell_series", "series_frame", "baseline_warning", "below_baseline", "by_aridity", "by_vegetation",
+    "aridity_class", "aridity_index", "cell_series", "describe_region", "region_cells", "region_mask", "restrict",
+    "series_frame", "baseline_warning", "below_baseline", "by_aridity", "by_vegetation",
     "climatology_baseline", "comparison_table",
     "explain", "fluctuation", "is_synthetic", "kge", "stability_table",
     "markdown_table", "metrics", "model_variables", "noise_ceiling", "noleap_dayofyear", "nse",

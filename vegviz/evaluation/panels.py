@@ -366,6 +366,27 @@ def vegetation_timeseries(predictions: xr.Dataset, observations: xr.Dataset,
                           width: int = 820, height: int = 320):
     """Panel (d): mean LAI over the mask cells of one vegetation type, models vs satellite.
 
+    :func:`region_timeseries` over the type's cells (see there).
+    """
+    code = vegetation_code(vegetation_type)
+    lc = _landcover(observations["landcover"], observations)
+    mask = np.asarray(observations["mask"].transpose("lat", "lon").values) == 1
+    sel = mask & (lc == code)
+    if not sel.any():
+        present = sorted({IGBP_CLASSES.get(int(c), str(c)) for c in np.unique(lc[mask])})
+        raise ValueError(f"no mask cell is {IGBP_CLASSES[code]!r}; the mask holds {present}")
+    return region_timeseries(predictions, observations, sel, IGBP_CLASSES[code], period, models=models,
+                             spread=spread, references=references, period_name=period_name, width=width,
+                             height=height)
+
+
+def region_timeseries(predictions: xr.Dataset, observations: xr.Dataset, cells, name: str, period="test", *,
+                      models: Sequence[str] | None = None, spread=(25, 75),
+                      references: Sequence[str] = (PROCESS,), period_name: str | None = None,
+                      width: int = 820, height: int = 320):
+    """Mean LAI over a region's cells (a (lat, lon) selection, :mod:`vegviz.evaluation.regions`), models
+    vs satellite.
+
     Each model (and, from ``references``, the process model ``"process"`` and the
     noiseless ``"truth"`` where present) is a daily curve of the mean over the
     cells, with a band between the ``spread`` percentiles across cells. The
@@ -375,37 +396,33 @@ def vegetation_timeseries(predictions: xr.Dataset, observations: xr.Dataset,
     """
     if not (len(spread) == 2 and 0 <= spread[0] < spread[1] <= 100):
         raise ValueError(f"spread must be two percentiles 0 <= low < high <= 100, got {spread!r}")
-    code = vegetation_code(vegetation_type)
-    lc = _landcover(observations["landcover"], observations)
-    mask = np.asarray(observations["mask"].transpose("lat", "lon").values) == 1
-    sel = mask & (lc == code)
+    sel = np.asarray(cells, bool)
     if not sel.any():
-        present = sorted({IGBP_CLASSES.get(int(c), str(c)) for c in np.unique(lc[mask])})
-        raise ValueError(f"no mask cell is {IGBP_CLASSES[code]!r}; the mask holds {present}")
+        raise ValueError(f"the region {name!r} holds no basin cell. Fix: choose a larger region")
     idx = np.flatnonzero(sel.ravel())
     q = [p / 100 for p in spread]
     elements = []
     series = _series(predictions, observations, period, models, references)
     names = [s[0] for s in series]
-    for name, kind, da in series:
-        cells = _cells(da, idx)
+    for label, kind, da in series:
+        picked = _cells(da, idx)
         stats = xr.Dataset({
-            "mean": cells.mean("cell"),
-            "lo": cells.quantile(q[0], "cell").drop_vars("quantile"),
-            "hi": cells.quantile(q[1], "cell").drop_vars("quantile"),
+            "mean": picked.mean("cell"),
+            "lo": picked.quantile(q[0], "cell").drop_vars("quantile"),
+            "hi": picked.quantile(q[1], "cell").drop_vars("quantile"),
         }).compute().to_dataframe().reset_index()
-        color = model_color(name, names)
+        color = model_color(label, names)
         dash = "solid" if kind == "model" else "dashed"
         band = [hv.Dimension("lo", label=f"LAI p{spread[0]}"), hv.Dimension("hi", label=f"LAI p{spread[1]}")]
-        elements.append(hv.Area(stats, "time", band, label=f"{name} {spread[0]}-{spread[1]}%").opts(
+        elements.append(hv.Area(stats, "time", band, label=f"{label} {spread[0]}-{spread[1]}%").opts(
             color=color, alpha=0.15, line_alpha=0))
-        elements.append(hv.Curve(stats.rename(columns={"mean": "LAI"}), "time", "LAI", label=name).opts(
+        elements.append(hv.Curve(stats.rename(columns={"mean": "LAI"}), "time", "LAI", label=label).opts(
             color=color, line_width=2 if kind == "model" else 1.5, line_dash=dash))
     sat = _cells(select_period(observations["lai"], period, "the observations"), idx)
     sat_mean = sat.mean("cell").compute().dropna("time").to_dataframe(name="LAI").reset_index()
     elements.append(hv.Scatter(sat_mean, "time", "LAI", label="satellite composites").opts(
         color=MODEL_COLORS["satellite"], size=5))
-    title = (f"{IGBP_CLASSES[code]} ({int(sel.sum())} cells): mean LAI, "
+    title = (f"{name} ({int(sel.sum())} cells): mean LAI, "
              f"{_period_title(period, period_name)}{_tag(observations, predictions)}")
     return hv.Overlay(elements).opts(
         title=title, frame_width=width, frame_height=height, ylabel="LAI (m2 m-2)", xlabel="date",
@@ -498,5 +515,5 @@ def cell_forcing(observations: xr.Dataset, lat: float, lon: float, period="test"
 
 __all__ = [
     "MODEL_COLORS", "cell_forcing", "cell_timeseries", "lai_map_comparison", "nearest_composite_date", "nse_boxplots",
-    "nse_density", "nse_map", "nse_map_and_density", "vegetation_code", "vegetation_timeseries",
+    "nse_density", "nse_map", "nse_map_and_density", "region_timeseries", "vegetation_code", "vegetation_timeseries",
 ]

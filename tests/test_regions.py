@@ -1,0 +1,109 @@
+"""Regions of a basin (a box, a polygon, an elevation band, a vegetation type) and the Time series tab's region
+view: its mean series, its skill distribution and its download, on the shared tiny experiment."""
+from __future__ import annotations
+
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import pytest
+import xarray as xr
+
+from vegviz.dashboards import TimeSeries
+from vegviz.dashboards.timeseries import DRAW_HINT, DRAWN, ELEVATION
+from vegviz.evaluation import describe_region, region_cells, restrict
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tiny_experiment):
+    return tiny_experiment.path.parent
+
+
+@pytest.fixture(scope="module")
+def obs(tiny_experiment):
+    from vegviz.dashboards import sources
+
+    return sources.observations_for(tiny_experiment.predictions).load()
+
+
+def test_region_cells_combine_criteria_inside_the_basin(obs):
+    inside = obs["mask"].values == 1
+    lat, lon = obs["lat"].values, obs["lon"].values
+    half = 0.0625
+    box = (lon[10] - half / 2, lat[5] - half / 2, lon[30] + half / 2, lat[20] + half / 2)
+    by_box = region_cells(obs, box=box)
+    expected = np.zeros_like(inside)
+    expected[5:21, 10:31] = True
+    np.testing.assert_array_equal(by_box, expected & inside)
+    # the same rectangle as a polygon, and a triangle that holds about half of it
+    w, s, e, n = box
+    np.testing.assert_array_equal(region_cells(obs, polygon=[(w, s), (e, s), (e, n), (w, n)]), by_box)
+    tri = region_cells(obs, polygon=[(w, s), (e, s), (w, n)])
+    assert (tri <= by_box).all() and 0.3 < tri.sum() / by_box.sum() < 0.7
+    z = obs["elevation"].values
+    band = region_cells(obs, elevation=(3000, 2500))  # either order
+    np.testing.assert_array_equal(band, inside & (z >= 2500) & (z <= 3000))
+    both = region_cells(obs, box=box, elevation=(2500, 3000), vegetation=7)
+    np.testing.assert_array_equal(both, by_box & band & (obs["landcover"].values == 7))
+    with pytest.raises(ValueError, match="three or more"):
+        region_cells(obs, polygon=[(w, s), (e, n)])
+    assert describe_region(box=(-110, 38, -108.5, 40)) == "box 110°W-108.5°W, 38°N-40°N"
+    assert describe_region(elevation=(3000, 2500)) == "elevation 2500-3000 m"
+
+
+def test_an_elevation_band_shows_its_mean_series_and_skill(runs_dir):
+    t = TimeSeries()
+    pn.panel(t).get_root()
+    zmin, zmax = t.param.elevation.bounds
+    assert zmin < t.elevation[0] < t.elevation[1] == zmax  # by default the highest quarter of the basin
+    t.param.update(region=ELEVATION, elevation=(2000.0, 2600.0))
+    obs, pred = t.observations, t.predictions
+    sel = (obs["mask"] == 1) & (obs["elevation"] >= 2000) & (obs["elevation"] <= 2600)
+    el = t.region_element()
+    assert el.opts.get().kwargs["title"].startswith(f"elevation 2000-2600 m ({int(sel.sum())} cells): mean LAI")
+    start, end = t.period_dates()
+    mean = next(c for c in el.traverse(lambda x: x, [hv.Curve]) if c.label == "lstm").dimension_values("LAI")
+    direct = pred["lstm"].sel(time=slice(start, end)).where(sel).mean(("lat", "lon")).values
+    np.testing.assert_allclose(mean, direct, rtol=1e-5)
+    # the skill distribution covers the band's scored cells only
+    scores = t.region_scores()
+    nse = scores["nse"].sel(model="lstm").values
+    assert np.isfinite(nse).sum() <= int(sel.sum()) and not np.isfinite(nse[~sel.values]).any()
+    dens = t.region_skill_element()
+    assert "elevation 2000-2600 m" in dens.opts.get().kwargs["title"]
+    assert {d.label.split(" (")[0] for d in dens} == set(t.models)
+    # the band's predictions download holds the band's cells only
+    b = {x.label: x for x in t.downloads()}["Region NetCDF"]
+    data = b.callback().getvalue()
+    assert b.filename == f"tiny_elevation-2000-2600-m_{t.period}.nc"
+    path = runs_dir / "band.nc"
+    path.write_bytes(data)
+    with xr.open_dataset(path) as ds:
+        finite = np.isfinite(ds["lstm"].isel(time=0).values)
+        np.testing.assert_array_equal(finite, sel.values & np.isfinite(pred["lstm"].sel(time=ds.time[0]).values))
+        assert ds.attrs["region"].startswith("elevation 2000-2600 m")
+    path.unlink()
+
+
+def test_a_box_or_polygon_drawn_on_the_map_becomes_the_region(runs_dir):
+    t = TimeSeries()
+    pn.panel(t).get_root()
+    t.region = DRAWN
+    assert DRAW_HINT in t.view_vegetation().object  # says how to draw one
+    lat, lon = t._lat, t._lon
+    t.box_stream.event(bounds=(float(lon[10]), float(lat[5]), float(lon[30]), float(lat[20])))
+    assert t.region == DRAWN and t.drawn == {"box": (float(lon[10]), float(lat[5]), float(lon[30]), float(lat[20]))}
+    n_box = int(t.region_cells().sum())
+    assert n_box > 20 and f"({n_box} cells): mean LAI" in t.region_element().opts.get().kwargs["title"]
+    t.poly_stream.event(data={"xs": [[float(lon[10]), float(lon[30]), float(lon[10])]],
+                              "ys": [[float(lat[5]), float(lat[5]), float(lat[20])]]})
+    assert list(t.drawn) == ["polygon"] and 0 < t.region_cells().sum() < n_box
+    assert t.region_name() == "drawn polygon (3 vertices)"
+    # the picker outlines the region
+    outline = t._picker_frame(lat=t.lat, lon=t.lon)
+    assert outline.get(0).label == "drawn polygon (3 vertices)"
+    # a box outside the basin: the view says so, and the page stays usable
+    t.box_stream.event(bounds=(-130.0, 10.0, -129.0, 11.0))
+    assert "holds no basin cell" in t.view_vegetation().object
+    scores = restrict(t.region_scores(), t.region_cells())
+    assert not np.isfinite(scores["nse"].values).any()
