@@ -44,7 +44,8 @@ class TimeSeries(ResultViewer):
                                 "an elevation band, or a box or polygon drawn on the land-cover map")
     elevation = param.Range(default=(0.0, 5000.0), doc="the elevation band (m) of the region")
     drawn = param.Dict(default=None, allow_None=True, precedence=-1,
-                       doc="the shape drawn on the map: {'box': (west, south, east, north)} or {'polygon': [(lon, lat), ...]}")
+                       doc="the shape drawn on the map: {'box': (west, south, east, north)} or "
+                           "{'polygon': [(lon, lat), ...]}")
     lat = param.Number(default=None, allow_None=True, doc="latitude of the cell shown (cell centre or inside it)")
     lon = param.Number(default=None, allow_None=True, doc="longitude of the cell shown")
 
