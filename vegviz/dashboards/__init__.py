@@ -1,4 +1,4 @@
-"""Panel dashboards: training, daily LAI maps, skill, time series, scenarios, and the app that joins them.
+"""Panel dashboards: training, daily LAI maps, skill, time series, comparisons, scenarios, and the app joining them.
 
 Each dashboard is a ``pn.viewable.Viewer`` with declared parameters: show it inline in a
 notebook (``LaiMaps()``), serve it (``LaiMaps().servable()``), or run the combined app with
@@ -11,7 +11,7 @@ import importlib
 
 _LAZY = {
     "LaiMaps": "maps", "Skill": "skill", "TimeSeries": "timeseries", "TrainingDashboard": "training",
-    "ScenariosDashboard": "scenarios", "App": "app",
+    "Compare": "compare", "ScenariosDashboard": "scenarios", "App": "app",
 }
 
 __all__ = list(_LAZY)

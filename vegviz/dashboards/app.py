@@ -1,4 +1,4 @@
-"""The combined app: Training, LAI maps, Skill, Time series and Scenarios in one page with a short header.
+"""The combined app: Training, LAI maps, Skill, Time series, Compare and Scenarios in one page with a short header.
 
     App()                 # inline in a notebook (tabs under a header line)
     App().servable()      # under ``panel serve``: the same in an offline page template
@@ -35,7 +35,7 @@ __all__ = ["ALLOW_REMOTE_ENV", "App", "SERVER_THREADS_ENV", "TABS", "configure_s
            "server_threads", "warm_up"]
 
 ALLOW_REMOTE_ENV = "VEGVIZ_ALLOW_REMOTE"
-TABS = ("Training", "LAI maps", "Skill", "Time series", "Scenarios")
+TABS = ("Training", "LAI maps", "Skill", "Time series", "Compare", "Scenarios")
 #: header colour of the page template (the study's vegetation green)
 ACCENT = "#2f6b3a"
 
@@ -101,11 +101,11 @@ def local_only(factory: Callable, *args, **kwargs):
 # ----------------------------------------------------------------------------- the app
 
 class App(pn.viewable.Viewer):
-    """Training, LAI maps, Skill, Time series and Scenarios as tabs, under a header naming the data set shown.
+    """Training, LAI maps, Skill, Time series, Compare and Scenarios as tabs, under a header naming the data shown.
 
     A tab's component is built when the tab is first shown (or its attribute first read:
     ``training_dashboard``, ``maps``, ``skill``, ``timeseries``, ``scenarios``), so the first page
-    costs one dashboard, not five. The Scenarios tab starts on the shown result as its source.
+    costs one dashboard, not six. The Scenarios tab starts on the shown result as its source.
     ``training`` passes settings to the :class:`TrainingDashboard` (e.g. ``{"max_epochs": 3, "extra": {"num_threads": 1}}``); without a
     ``data`` setting it trains on the small virtual basin of the shown result's domain.
     In a refused session (``refused`` holds the reason) nothing is built.
@@ -183,6 +183,10 @@ class App(pn.viewable.Viewer):
             comp = TrainingDashboard(**settings)
             comp.on_finished(self._on_trained)
             return comp
+        if tab == "Compare":
+            from .compare import Compare
+
+            return Compare(**({"a": self.result} if self.result is not None else {}))
         if tab == "Scenarios":
             from .scenarios import ScenariosDashboard
 
@@ -213,13 +217,17 @@ class App(pn.viewable.Viewer):
         return self.component("Time series")
 
     @property
+    def compare(self):
+        return self.component("Compare")
+
+    @property
     def scenarios(self):
         return self.component("Scenarios")
 
     @property
     def viewers(self) -> list:
         """The result browsers built so far (of LAI maps, Skill, Time series)."""
-        return [c for t, c in self._components.items() if t not in ("Training", "Scenarios")]
+        return [c for t, c in self._components.items() if t not in ("Training", "Compare", "Scenarios")]
 
     def _show_tab(self, defer: bool = False, initial: bool = False):
         i = TABS.index(self.tab or TABS[0])
@@ -271,12 +279,12 @@ class App(pn.viewable.Viewer):
         from . import sources
 
         try:
-            names = list(sources.list_results())
+            results = sources.list_results()
         except Exception as e:  # the tabs say what is wrong; the header must not break the page
             log.warning("could not list the results: %s", e)
-            names = []
-        self.param.result.objects = names
-        return names
+            results = {}
+        self.param.result.objects = sources.result_options(results)
+        return list(results)
 
     def _on_trained(self, run=None):
         """A training run finished: list it in every result browser (the shown result stays)."""
@@ -288,7 +296,7 @@ class App(pn.viewable.Viewer):
         self._domain_cache.clear()
         names = self._list()
         errors = []
-        for viewer in self.viewers + [c for t, c in self._components.items() if t == "Scenarios"]:
+        for viewer in self.viewers + [c for t, c in self._components.items() if t in ("Compare", "Scenarios")]:
             try:
                 viewer.refresh()
             except Exception as e:  # one broken tab must not keep the others from listing the run

@@ -26,6 +26,8 @@ from . import sources
 __all__ = ["ResultViewer", "basemap_overlay", "stacked_panes", "composite_counts", "dominant_vegetation", "in_server",
            "landcover_outlines", "result_periods"]
 
+#: the result selector's width: its labels name the result, its model(s), data set and date (sources.result_label)
+RESULT_WIDTH = 330
 HOW_TO_MAKE_ONE = ("Make one with `vegviz experiment --data virtual_ucrb_small --epochs 5` in a terminal (any "
                    "model-ready data set works, e.g. `virtual_<domain>_small` for another domain; the README's Quick "
                    "start has smaller settings that train all three models in under two minutes), or train one in "
@@ -276,7 +278,7 @@ class ResultViewer(pn.viewable.Viewer):
             results, self._list_error = {}, f"Could not list the results: {type(e).__name__}: {e}"
         self._results = results
         names = list(results)
-        self.param.result.objects = names
+        self.param.result.objects = sources.result_options(results)  # the selector shows readable labels
         if self.result in names or (self.result is None and not names):
             if reload:
                 self._open()
@@ -396,7 +398,7 @@ class ResultViewer(pn.viewable.Viewer):
 
     def _controls(self) -> list:
         """Widgets shown above the body (subclasses extend)."""
-        return [pn.widgets.Select.from_param(self.param.result, label="result", width=220)]
+        return [pn.widgets.Select.from_param(self.param.result, label="result", width=RESULT_WIDTH)]
 
     def __panel__(self):
         if not hasattr(self, "_layout"):

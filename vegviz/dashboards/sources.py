@@ -17,8 +17,8 @@ import xarray as xr
 
 from .. import paths  # the only vegviz import here: finding the two folders must not import torch
 
-__all__ = ["PathOutsideRoots", "allowed_roots", "data_choices", "data_domain", "domain_of", "list_projections",
-           "list_results", "list_scenarios", "observations_for", "open_observations", "open_projection",
+__all__ = ["PathOutsideRoots", "allowed_roots", "data_choices", "data_domain", "domain_of", "list_histories",
+           "list_projections", "list_results", "list_scenarios", "result_label", "result_options", "observations_for", "open_observations", "open_projection",
            "open_result", "result_models", "safe_path"]
 
 
@@ -63,6 +63,42 @@ def list_results(kind: str | None = None) -> dict[str, dict]:
             out[name] = md
     # experiments first (they hold all three models), newest last within each kind
     return dict(sorted(out.items(), key=lambda kv: (kv[1].get("kind") != "experiment", kv[0])))
+
+
+def result_label(name: str, md: dict) -> str:
+    """What a result selector shows: "tiny · 3 models · virtual_ucrb_small · 2026-12-07 23:12".
+
+    Name, model (or how many), data set and when its predictions were written: enough to tell
+    runs apart without reading a timestamp cut off by the widget.
+    """
+    from datetime import datetime
+
+    models = md.get("models") or []
+    what = models[0] if len(models) == 1 else f"{len(models)} models"
+    when = ""
+    path = md.get("path")
+    if path:
+        f = Path(path) / "predictions.nc"
+        if f.exists():
+            when = datetime.fromtimestamp(f.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    return " · ".join(p for p in (name, what, str(md.get("data") or ""), when) if p)
+
+
+def result_options(results: dict[str, dict]) -> dict[str, str]:
+    """A selector's options for ``results`` (:func:`list_results`): readable label -> result name."""
+    return {result_label(name, md): name for name, md in results.items()}
+
+
+def list_histories() -> dict[str, Path]:
+    """Runs with a training history (``history.csv``), finished or not, by name -> run folder.
+
+    Runs of experiments are named ``<experiment>/<model>``, as in :func:`list_results`.
+    """
+    root = paths.runs_root()
+    out = {}
+    for f in sorted(root.glob("*/history.csv")) + sorted(root.glob("*/*/history.csv")):
+        out[f.parent.relative_to(root).as_posix()] = f.parent
+    return out
 
 
 def open_result(name: str) -> xr.Dataset:

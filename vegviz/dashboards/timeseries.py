@@ -335,12 +335,23 @@ class TimeSeries(ResultViewer):
             sizing_mode="stretch_width",
         )
 
+    def _region_widgets(self) -> list:
+        """The vegetation type and the elevation band, each shown only while its region is chosen."""
+        veg = pn.widgets.Select.from_param(self.param.vegetation, label="vegetation", width=200)
+        band = pn.widgets.EditableRangeSlider.from_param(self.param.elevation, name="elevation band (m)", width=220,
+                                                         step=50)
+
+        def show(*_):
+            veg.visible, band.visible = self.region == VEGETATION, self.region == ELEVATION
+
+        show()
+        self.param.watch(show, "region")
+        return [veg, band]
+
     def _controls(self):
         return [
             *super()._controls(),
-            pn.widgets.Select.from_param(self.param.region, label="region", width=170),
-            pn.widgets.Select.from_param(self.param.vegetation, label="vegetation", width=240),
-            pn.widgets.EditableRangeSlider.from_param(self.param.elevation, name="elevation band (m)", width=220,
-                                                      step=50),
+            pn.widgets.Select.from_param(self.param.region, label="region", width=150),
+            *self._region_widgets(),
             pn.widgets.RadioButtonGroup.from_param(self.param.period, label="period"),
         ]
