@@ -73,7 +73,7 @@ def test_lai_maps_moving_the_date_changes_the_drawn_maps(runs_dir):
     root = drawn(m)
     figures = [f for f in root.select({"type": Plot}) if f.title is not None and str(m.date) in (f.title.text or "")]
     assert len(figures) == 3 and len({f.x_range.id for f in figures}) == 1  # linked pan and zoom
-    assert m.result == "tiny" and m.param.result.objects[0] == "tiny"
+    assert m.result == "tiny" and list(m.param.result.objects)[0] == "tiny"
     assert {"tiny/convlstm", "tiny/lstm"} <= set(m.param.result.objects)
     assert m.param.model.objects == MODELS and m.model == "convlstm"
     obs, pred = m.observations, m.predictions
