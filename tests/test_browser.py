@@ -365,6 +365,19 @@ def test_a_cells_forcing_and_the_downloads(app, shots):
 
 
 @browser_only
+def test_the_compare_tab_draws_two_results_their_difference_and_training_curves(app, shots):
+    app.tab("Compare")
+    state = app.wait_state(lambda s: any(t.startswith("B - A (") for t in s["titles"]), "the difference map",
+                           timeout=SLOW / 1000)
+    assert any(t.startswith("A tiny: convlstm (") for t in state["titles"]), state["titles"]
+    app.wait_state(lambda s: any(t.startswith("validation loss (normalised LAI) per epoch") for t in s["titles"]),
+                   "the training curves")
+    app.page.mouse.move(0, 0)
+    app.page.screenshot(path=str(shots / "browser_compare.png"), full_page=True)
+    app.no_errors()
+
+
+@browser_only
 def test_a_result_of_another_domain_shows_that_domain(app, gunnison_experiment, tiny_experiment):
     """A result on the ``gunnison`` domain, listed after Refresh and chosen: the page names the Gunnison."""
     import shutil

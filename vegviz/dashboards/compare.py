@@ -213,7 +213,9 @@ class Compare(pn.viewable.Viewer):
             width, height = map_size(lat, lon, self.map_width)
             if key == "diff":
                 v = np.abs(da.values[np.isfinite(da.values)])
-                r = float(np.percentile(v, 98)) if v.size else 1.0
+                # a few cells with NSE far below 0 would wash the map out: at most the maps' own span
+                r = min(float(np.percentile(v, 95)), clim[1] - clim[0]) if v.size else 1.0
+                r = r if r > 0 else 1.0
                 lim, cm, vlabel = (-r, r), (DIFF_CMAP if self.metric not in _BETTER_LOW else DIFF_CMAP + "_r"), \
                     f"difference of {label}"
                 better = f" ({f['better']:.0%} of cells better in B)" if np.isfinite(f["better"]) else ""
