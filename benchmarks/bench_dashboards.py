@@ -12,6 +12,12 @@
     ``panel serve dashboards/``. Target < 5 s.
 (c) Slider moves while a model trains in the background (TrainingDashboard on the small
     basin, events drained between moves as the server's periodic callback does). Target < 1 s.
+(d) Switches: the server-side time from a changed control (metric, period, vegetation, model
+    of the Skill tab; vegetation, period, clicked cell, region of the Time series tab; model B
+    of the Compare tab) to the drawn Bokeh models of every view it redraws; the first and
+    the repeated switch. And the data tour's forcing change (notebook 01: two daily maps of
+    the virtual basin, ``--tour-variant``). Targets: a switch <= 1 s, the tour <= 2 s.
+    Reference: drawing one 365-point curve, the least any redraw costs.
 
 The full-basin result is the first run or experiment in the runs directory trained on
 ``virtual_ucrb``; without one, predictions are made from any run's checkpoint (minutes), or
@@ -20,6 +26,7 @@ as a last resort the process-model LAI stands in for a model (said in the output
     python benchmarks/bench_dashboards.py                    # all three, ~50 moves each
     python benchmarks/bench_dashboards.py --moves 20 --no-browser
     python benchmarks/bench_dashboards.py --only a --result study-virtual-ucrb/convlstm
+    python benchmarks/bench_dashboards.py --only d --switch-result tiny --tour-variant small
 """
 from __future__ import annotations
 
@@ -310,14 +317,109 @@ def bench_during_training(result: str, n: int) -> None:
         shutil.rmtree(runs, ignore_errors=True)
 
 
+def _switch(obj, **change) -> float:
+    """Seconds from setting ``change`` on a drawn component to its redrawn Bokeh models (Panel updates them
+    as the parameters change, as a server does before it sends the patch)."""
+    t0 = time.perf_counter()
+    obj.param.update(**change)
+    return time.perf_counter() - t0
+
+
+def bench_switches(result: str | None, variant: str) -> None:
+    import holoviews as hv
+    import pandas as pd
+    import panel as pn
+    from bokeh.document import Document
+
+    from vegviz.dashboards import Compare, Skill, TimeSeries, sources
+
+    results = sources.list_results()
+    result = result or next(iter(results), None)
+    if result is None:
+        print("(d) no result in the runs directory: train one (README quick start), or pass --switch-result")
+        return
+    frame = pd.DataFrame({"time": pd.date_range("2005-01-01", periods=365), "LAI": np.linspace(0, 1, 365)})
+    ref = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        pn.panel(hv.Curve(frame, "time", "LAI")).get_root(Document())
+        ref.append(time.perf_counter() - t0)
+    reference = float(np.median(ref))
+    obs = sources.observations_for(sources.open_result(result))
+    print(f"(d) switches on result {result!r} ({obs.sizes['lat']} x {obs.sizes['lon']} cells, "
+          f"{obs.sizes['time']} days); reference: one 365-point curve drawn in {reference * 1000:.0f} ms")
+    rows = []
+
+    def measure(tab, obj, label, changes):
+        for k, change in enumerate(changes):
+            sec = _switch(obj, **change)
+            rows.append((tab, label, "first" if k == 0 else "again", sec))
+
+    s = Skill(result=result)
+    pn.panel(s).get_root(Document())
+    if getattr(s, "_prefetch", None) is not None:
+        s._prefetch.join()  # the background scoring a user's first seconds on the tab give it
+    types = [t for t in s.param.vegetation.objects if t != "all types"]
+    measure("Skill", s, "metric", [{"metric": "kge"}, {"metric": "rmse"}, {"metric": "nse"}])
+    measure("Skill", s, "period", [{"period": "validation"}, {"period": "test"}])
+    measure("Skill", s, "vegetation", [{"vegetation": types[0]}, {"vegetation": "all types"}])
+    models = s.param.model.objects
+    measure("Skill", s, "model", [{"model": models[-1]}, {"model": models[0]}])
+    t = TimeSeries(result=result)
+    pn.panel(t).get_root(Document())
+    others = [v for v in t.param.vegetation.objects if v != t.vegetation]
+    measure("Time series", t, "vegetation", [{"vegetation": others[0]}, {"vegetation": t.vegetation}])
+    measure("Time series", t, "period", [{"period": "validation"}, {"period": "test"}])
+    lat, lon = t._lat, t._lon
+    ii, jj = np.nonzero(t._mask)
+    cells = [{"lat": float(lat[ii[k]]), "lon": float(lon[jj[k]])} for k in (len(ii) // 3, len(ii) // 2)]
+    measure("Time series", t, "clicked cell", cells)
+    measure("Time series", t, "region", [{"region": "elevation band"}, {"region": "vegetation type"}])
+    c = Compare(a=result)
+    pn.panel(c).get_root(Document())
+    cm = c.param.model_b.objects
+    if len(cm) > 1:
+        measure("Compare", c, "model B", [{"model_b": cm[-1]}, {"model_b": cm[0]}])
+    for tab, label, which, sec in rows:
+        print(f"    {tab:12s} {label:13s} {which:6s} {sec * 1000:7.0f} ms   ratio to the reference "
+              f"{sec / reference:5.1f}   {'PASS' if sec <= 1 else 'FAIL'} (<= 1 s)")
+    bench_tour(variant, reference)
+
+
+def bench_tour(variant: str, reference: float) -> None:
+    import panel as pn
+    from bokeh.document import Document
+
+    from vegviz.catalog import open_catalog
+    from vegviz.explore import composite_dates, daily_map
+
+    entry = "virtual_ucrb" if variant == "full" else "virtual_ucrb_small"
+    ds = open_catalog()[entry].to_dask()
+    dates = composite_dates(ds)
+    day = dates[dates.month == 7][-1]
+    near = dates[dates.get_indexer([day], method="nearest")[0]]
+    times = []
+    for v in ("tair", "precip", "swdown", "vpd", "tmin"):
+        t0 = time.perf_counter()
+        el = (daily_map(ds, v, day) + daily_map(ds, "lai", near)).cols(2)  # what the tour's pn.bind redraws
+        pn.panel(el).get_root(Document())
+        times.append(time.perf_counter() - t0)
+    print(f"    tour forcing change ({entry}, {ds.sizes['lat']} x {ds.sizes['lon']} cells): first "
+          f"{times[0] * 1000:.0f} ms, then {stats(times[1:])}; ratio {np.median(times[1:]) / reference:.1f}; "
+          f"{'PASS' if max(times) <= 2 else 'FAIL'} (<= 2 s)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--moves", type=int, default=50, help="slider moves per measurement (default 50)")
     ap.add_argument("--result", help="full-basin run or experiment to map (default: the first on virtual_ucrb)")
-    ap.add_argument("--only", choices=("a", "b", "c"), action="append", help="run only these parts")
+    ap.add_argument("--only", choices=("a", "b", "c", "d"), action="append", help="run only these parts")
+    ap.add_argument("--switch-result", help="(d) the result to switch on (default: the first in the runs directory)")
+    ap.add_argument("--tour-variant", choices=("small", "full"), default="full",
+                    help="(d) the virtual basin of the tour's maps (default full: 1981-2016, built once)")
     ap.add_argument("--no-browser", action="store_true", help="(b) without the Chromium measurement")
     args = ap.parse_args()
-    parts = set(args.only or "abc")
+    parts = set(args.only or "abcd")
     print(f"vegviz dashboards benchmark · {machine()}")
     result = how = None
     if parts & {"a", "c"}:
@@ -328,6 +430,8 @@ def main() -> int:
         bench_first_render(browser=not args.no_browser)
     if "c" in parts:
         bench_during_training(result, max(5, args.moves // 2))
+    if "d" in parts:
+        bench_switches(args.switch_result, args.tour_variant)
     return 0
 
 

@@ -21,7 +21,7 @@ import param
 import xarray as xr
 
 from . import sources
-from .base import RESULT_WIDTH, stacked_panes
+from .base import RESULT_WIDTH, basemap_overlay, stacked_panes
 
 __all__ = ["CURVES", "Compare", "smooth"]
 
@@ -153,6 +153,15 @@ class Compare(pn.viewable.Viewer):
 
     def skill_fields(self) -> dict:
         """The two maps of the chosen metric, their difference (None on different grids) and the medians."""
+        key = (self.a, self.b, self.model_a, self.model_b, self.metric, self.period)
+        cached = getattr(self, "_fields", None)
+        if cached is not None and cached[0] == key:  # the maps and the table of one choice share them
+            return cached[1]
+        fields = self._skill_fields()
+        self._fields = (key, fields)
+        return fields
+
+    def _skill_fields(self) -> dict:
         dates = self.period_dates()
         sa, obs_a = self._scores("a", dates)
         sb, obs_b = self._scores("b", dates)
@@ -188,7 +197,7 @@ class Compare(pn.viewable.Viewer):
         """The maps of A and B on one colour range, and of B - A (when both are on one grid)."""
         import holoviews as hv
 
-        from ..basemap import basemap, map_axes
+        from ..basemap import map_axes
         from ..evaluation.panels import DIFF_CMAP, METRIC_STYLE
         from ..evaluation.skill import metric_label
         from .maps import map_size
@@ -227,7 +236,7 @@ class Compare(pn.viewable.Viewer):
                            vdims=[vlabel]).opts(cmap=cm, clim=lim, colorbar=True, tools=["hover"], width=width,
                                                 height=height, title=title, clipping_colors={"min": "#000000"},
                                                 **map_axes(lat, aspect=False, value=vlabel))
-            out.append(img * basemap(f["obs"]))
+            out.append(img * basemap_overlay(f["obs"]))  # built once per data set, one row per layer
         return out
 
     # --------------------------------------------------------------- curves

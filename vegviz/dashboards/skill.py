@@ -8,7 +8,9 @@ dominant vegetation type for the trained models; the medians of
 :func:`vegviz.evaluation.comparison_table` (models and references, the climatology
 included) as two tables that fit the page: overall, and NSE per vegetation type. The period is the result's own
 validation or test period (from its config). Scores are computed once per
-(result, period) and cached for the process: scoring the full basin takes seconds.
+(result, period) and cached for the process: scoring the full basin takes seconds, so an
+experiment's saved ``scores_<period>.nc`` are read instead when current, and both periods
+are scored in a background thread as soon as a result is opened.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import param
 import xarray as xr
 from bokeh.models.widgets.tables import NumberFormatter
 
+from . import sources
 from .base import ResultViewer, _round_up, dominant_vegetation
 
 __all__ = ["ALL_TYPES", "Skill", "cached_scores"]
@@ -33,6 +36,7 @@ BASELINE_ALERT = "below-climatology"
 _SCORES: OrderedDict[tuple, xr.Dataset] = OrderedDict()
 _SCORES_LOCK = threading.Lock()
 _SCORES_KEEP = 8
+_COMPUTING: dict[tuple, threading.Lock] = {}
 #: the references scored next to the models (as in the experiment's comparison.md)
 REFERENCES = ("process", "climatology", "noise_ceiling")
 #: comparison_table's per-type columns start so; the Skill page shows them in a table of their own
@@ -64,13 +68,61 @@ def cached_scores(result: str, predictions: xr.Dataset, observations: xr.Dataset
         if key in _SCORES:
             _SCORES.move_to_end(key)
             return _SCORES[key]
-    scores = score(predictions, observations, period=tuple(period), references=REFERENCES, train_period=train)
-    scores.attrs["period"] = period_name  # score() calls a (start, end) pair "custom"
-    with _SCORES_LOCK:
-        _SCORES[key] = scores
-        while len(_SCORES) > _SCORES_KEEP:
-            _SCORES.popitem(last=False)
+        busy = _COMPUTING.setdefault(key, threading.Lock())
+    with busy:  # one computation per key: a prefetch and a page asking at once share it
+        with _SCORES_LOCK:
+            if key in _SCORES:
+                return _SCORES[key]
+        scores = _saved_scores(path, period_name, period, predictions)
+        if scores is None:
+            scores = score(predictions, observations, period=tuple(period), references=REFERENCES,
+                           train_period=train)
+        scores.attrs["period"] = period_name  # score() calls a (start, end) pair "custom"
+        with _SCORES_LOCK:
+            _SCORES[key] = scores
+            _COMPUTING.pop(key, None)
+            while len(_SCORES) > _SCORES_KEEP:
+                _SCORES.popitem(last=False)
     return scores
+
+
+def _saved_scores(path, period_name: str, period, predictions: xr.Dataset) -> xr.Dataset | None:
+    """The scores an experiment (or ``vegviz evaluate``) wrote for this period, when they are still current.
+
+    ``<result>/scores_<period>.nc`` counts when it is newer than the predictions, covers the same
+    dates and holds every model: reading it takes milliseconds, scoring the basin seconds.
+    """
+    if not path or not isinstance(period, (tuple, list)) or len(period) != 2 or not isinstance(period[0], str):
+        return None
+    f, pred = Path(path) / f"scores_{period_name}.nc", Path(path) / "predictions.nc"
+    try:
+        if not f.exists() or f.stat().st_mtime_ns < pred.stat().st_mtime_ns:
+            return None
+        with xr.open_dataset(f, engine="netcdf4") as ds:
+            same = (str(ds.attrs.get("period_start")), str(ds.attrs.get("period_end"))) == tuple(period)
+            models = set(ds["model"].values.tolist())
+            if not same or not set(sources.result_models(predictions)) <= models:
+                return None
+            return ds.load()
+    except (OSError, ValueError, KeyError):  # unreadable or of another layout: score again
+        return None
+
+
+def prefetch_scores(result: str, predictions: xr.Dataset, observations: xr.Dataset, periods: dict,
+                    path: str | None) -> threading.Thread:
+    """Score the result's validation and test periods in a background thread (switching period is then instant)."""
+    def work():
+        for name in ("test", "validation"):
+            if name in periods:
+                try:
+                    cached_scores(result, predictions, observations, name, periods[name], path,
+                                  train_period=periods.get("train", "train"))
+                except Exception:  # the page scores again, and shows what went wrong
+                    pass
+
+    thread = threading.Thread(target=work, name=f"vegviz-scores-{result}", daemon=True)
+    thread.start()
+    return thread
 
 
 class Skill(ResultViewer):
@@ -107,6 +159,8 @@ class Skill(ResultViewer):
         if self.vegetation not in self.param.vegetation.objects:
             updates["vegetation"] = ALL_TYPES
         self.param.update(**updates)
+        path = self._results.get(self.result, {}).get("path")
+        self._prefetch = prefetch_scores(self.result, self.predictions, obs, self.periods, path)
 
     # --------------------------------------------------------------- data
     def period_dates(self) -> tuple[str, str] | list[int]:
