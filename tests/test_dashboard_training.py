@@ -247,6 +247,15 @@ def test_the_form_fits_its_column_and_labels_the_device_choice(tmp_path, monkeyp
     assert device.value == "cpu" and list(device.options) == ["auto", "cpu", "cuda"]
     above = form.objects[form.objects.index(device) - 1]
     assert isinstance(above, pn.pane.Markdown) and above.object == "Device"
+    # every setting explains itself in a tooltip (the "?" beside its label), the ML terms in words
+    assert all(w.description for w in widgets if w is not device), [w.name for w in widgets if not w.description]
+    by_name = {name: w for name, w in dash.form.items()}
+    assert "backpropagation through time" in by_name["chunk"].description
+    assert "overlapping" in by_name["stride"].description and "not scored" in by_name["burn_in"].description
+    from vegviz.dashboards.training import LOSS_HELP
+
+    tips = [t.value for t in pn.panel(dash).select(pn.widgets.TooltipIcon)]
+    assert LOSS_HELP in tips and "normalised" in LOSS_HELP
 
 
 def test_data_choices_are_every_model_ready_entry_and_the_maps_show_the_chosen_domain(tmp_path, monkeypatch):

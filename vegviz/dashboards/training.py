@@ -64,6 +64,13 @@ __all__ = ["TrainingDashboard", "RunNameError"]
 
 LAI_CMAP = "YlGn"
 #: width of the settings form (px); its widgets fit inside with their margins
+#: what the plots' terms mean, for the tooltip beside them
+LOSS_HELP = ("Loss: the mean squared error of the model's LAI against the satellite's on observed days, with LAI "
+             "normalised (its training-years mean subtracted, divided by its standard deviation): about 1 for a "
+             "model that always predicts the mean, 0 for a perfect one. Training (batch): each optimisation step; "
+             "(epoch): their mean over an epoch; validation: the validation years, scored after each epoch. "
+             "NSE (Nash-Sutcliffe efficiency) per cell: 1 is perfect, 0 is no better than the cell's own mean; "
+             "the plot shows its median over the basin's cells.")
 FORM_WIDTH = 300
 #: days of the validation period searched for the preview's composite date (the first year)
 PREVIEW_SEARCH_DAYS = 365
@@ -146,15 +153,32 @@ class TrainingDashboard(pn.viewable.Viewer):
     data = param.Selector(default="virtual_ucrb_small", objects=["virtual_ucrb_small"], check_on_set=False,
                           doc="model-ready catalog entry (every one is listed: each domain's virtual basins, "
                               "prepared data), or a Zarr/NetCDF path inside the data directory")
-    model = param.Selector(default="convlstm", objects=list_models())
-    filters = param.Integer(default=_HP.filters, bounds=(1, 512), doc="hidden channels (ConvLSTM filters, LSTM units)")
-    max_epochs = param.Integer(default=10, bounds=(1, 100_000), label="Epochs (max)")
-    lr = param.Number(default=_OPT.lr, bounds=(0, 1), label="Learning rate")
-    batch_size = param.Integer(default=_CFG["batch_size"].default, bounds=(1, 1024), label="Batch size")
-    window = param.Integer(default=_CFG["window"].default, bounds=(1, None), label="Window (days scored)")
-    burn_in = param.Integer(default=_CFG["burn_in"].default, bounds=(0, None), label="Burn-in (days)")
-    stride = param.Integer(default=_CFG["stride"].default, bounds=(0, None), label="Stride (days, 0 = window)")
-    chunk = param.Integer(default=_CFG["chunk"].default, bounds=(1, None), label="BPTT chunk (days)")
+    model = param.Selector(default="convlstm", objects=list_models(),
+                           doc="convlstm: learns space and time from the climate maps; convlstm_physics: the same, "
+                               "also fed the process model's LAI; lstm: each cell on its own (no neighbours)")
+    filters = param.Integer(default=_HP.filters, bounds=(1, 512),
+                            doc="hidden channels (ConvLSTM filters, LSTM units): the model's memory per cell; more "
+                                "fit more detail and cost time roughly in proportion")
+    max_epochs = param.Integer(default=10, bounds=(1, 100_000), label="Epochs (max)",
+                               doc="an epoch is one pass over every training window; training stops after this many "
+                                   "(the best epoch on the validation years is kept)")
+    lr = param.Number(default=_OPT.lr, bounds=(0, 1), label="Learning rate",
+                      doc="the size of each optimisation step (Adam): too large and the loss jumps about, too "
+                          "small and it falls slowly")
+    batch_size = param.Integer(default=_CFG["batch_size"].default, bounds=(1, 1024), label="Batch size",
+                               doc="windows per optimisation step: larger is smoother and uses more memory")
+    window = param.Integer(default=_CFG["window"].default, bounds=(1, None), label="Window (days scored)",
+                           doc="each training sample is this many days of maps whose LAI is compared with the "
+                               "satellite's (after the burn-in)")
+    burn_in = param.Integer(default=_CFG["burn_in"].default, bounds=(0, None), label="Burn-in (days)",
+                            doc="days run before each window and not scored: the model's memory (soil water, "
+                                "leaves) fills up from the climate before it is judged")
+    stride = param.Integer(default=_CFG["stride"].default, bounds=(0, None), label="Stride (days, 0 = window)",
+                           doc="days between the starts of two training windows: smaller than the window gives "
+                               "overlapping, more numerous samples (slower epochs); 0 = no overlap")
+    chunk = param.Integer(default=_CFG["chunk"].default, bounds=(1, None), label="BPTT chunk (days)",
+                          doc="backpropagation through time in pieces of this many days: the memory a step needs "
+                              "grows with it; the model's state still runs through the whole window")
     device = param.Selector(default="auto", objects=list(DEVICES), label="Device",
                             doc="auto: the GPU when torch sees one, else the CPU")
     # half the cores by default: torch would take them all, and the page (and a second
@@ -768,7 +792,7 @@ class TrainingDashboard(pn.viewable.Viewer):
         loss = (self._line_plot(self._batch_buffer, "loss", "training (batch)", "loss", "#bbbbbb", False)
                 * self._line_plot(self._epoch_buffer, "train_loss", "training (epoch)", "loss", "#1b9e77", True)
                 * self._line_plot(self._epoch_buffer, "val_loss", "validation", "loss", "#d95f02", True)).opts(
-            title="Loss (normalised LAI)", frame_width=420, frame_height=220, legend_position="top_right",
+            title="Loss (normalised LAI)", frame_width=420, frame_height=220, legend_position="top_left",
             framewise=True, show_grid=True)
         nse = self._line_plot(self._epoch_buffer, "val_nse", "validation", "median NSE", "#7570b3", True).opts(
             title="Validation NSE (median over cells)", frame_width=300, frame_height=220, framewise=True,
@@ -807,7 +831,8 @@ class TrainingDashboard(pn.viewable.Viewer):
         monitor = pn.Column(
             self.alert, self._domain_text, self._status_text,
             pn.Row(self._progress, self._progress_text), self._device_text,
-            pn.Row(pn.pane.HoloViews(loss), pn.pane.HoloViews(nse)),
+            pn.Row(pn.pane.HoloViews(loss), pn.pane.HoloViews(nse),
+                   pn.widgets.TooltipIcon(value=LOSS_HELP, margin=(20, 0))),
             self._preview_text,
             pn.Row(pn.pane.HoloViews(self.predicted_map), pn.pane.HoloViews(self.satellite_map)),
             sizing_mode="stretch_width",
