@@ -11,12 +11,14 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import panel as pn
 import pytest
 from bokeh.models import ColorBar, GlyphRenderer, Image, TapTool, Title
 
 from vegviz.dashboards import ScenariosDashboard
 from vegviz.dashboards.scenarios import NEW, scenario_name
+from vegviz.evaluation import below_baseline
 from vegviz.evaluation.panels import DIFF_CMAP
 from vegviz.scenarios import list_scenarios, scenario_path
 from vegviz.scenarios.projection import list_projections, projections_root
@@ -87,7 +89,7 @@ def test_change_maps_are_centred_at_zero_with_units_and_the_truth(ran):
     assert "single member" in pn.panel(dash.view_spread()).object
 
 
-def test_vegetation_types_and_truth_skill_are_shown(ran):
+def test_vegetation_types_and_truth_skill_are_shown(ran, tiny_experiment):
     dash, _ = ran
     row = dash.view_vegetation()
     assert isinstance(row, pn.Row), row
@@ -97,6 +99,11 @@ def test_vegetation_types_and_truth_skill_are_shown(ran):
     assert models == set(MODELS)
     text = row[1].object
     assert "Known-truth skill" in text and all(f"| {m}" in text for m in MODELS if m != "truth")
+    # the source run's model scored below the climatology in its experiment's test period: said first
+    below = below_baseline(pd.read_csv(tiny_experiment.path / "comparison.csv", index_col=0))
+    assert ("**Warning.** In the test period of experiment tiny: Below the climatology baseline" in text) == \
+        ("convlstm" in below)
+    assert "convlstm_physics" not in text.split("Known-truth")[0]  # only the projected model is named
 
 
 def test_another_quantity_redraws_in_its_units(ran):

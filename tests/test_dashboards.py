@@ -250,6 +250,10 @@ def test_skill_table_periods_metrics_and_vegetation(runs_dir):
     assert isinstance(alert, pn.Column) and alert[0].name == BASELINE_ALERT
     assert "Below the climatology baseline" in alert[0].object
     assert all(f"{m} (" in alert[0].object for m in MODELS)
+    # and on the map's title and in the density's legend (so in every exported figure too)
+    the_map, density = list(s.map_and_density())
+    assert "· BELOW CLIMATOLOGY" in the_map.get(0).opts.get().kwargs["title"]
+    assert [d.label.split(" (below")[0] for d in density if "(below climatology)" in d.label] == MODELS
     # shown as two narrower tables (it was one, wider than the page): overall, and NSE per type
     overall, by_type = s.tables()
     per_type = [c for c in expected.columns if c.startswith("median NSE: ")]

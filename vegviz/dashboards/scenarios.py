@@ -415,18 +415,44 @@ class ScenariosDashboard(pn.viewable.Viewer):
                            ylim=(-lim, lim), width=620)
         return box.opts(ylabel=label, title=f"{label} per dominant vegetation type (cells)")
 
+    def source_warning(self) -> str:
+        """A warning naming the projection's models that scored below the climatology baseline on their own
+        test period (the comparison.csv of the source experiment, or of the experiment a source run belongs
+        to); empty when none did or there is no such table."""
+        from ..evaluation import baseline_warning
+
+        if not self.proj.attrs.get("source_path"):  # a projection made before vegviz recorded its source's folder
+            return ""
+        folder = Path(self.proj.attrs["source_path"])
+        path = next((f for f in (folder / "comparison.csv", folder.parent / "comparison.csv") if f.exists()), None)
+        if path is None:
+            return ""
+        try:
+            table = pd.read_csv(path, index_col=0)
+        except (OSError, ValueError):
+            return ""
+        models = [m.strip() for m in str(self.proj.attrs.get("models", "")).split(",") if m.strip()]
+        kinds = table["kind"] if "kind" in table else pd.Series("model", index=table.index)
+        table = table[[m in models or kinds.get(m) == "reference" for m in table.index]]
+        text = baseline_warning(table)
+        return (f"**Warning.** In the test period of experiment {path.parent.name}: {text} A projected change "
+                "from such a model rests on a model without skill over the seasonal cycle.") if text else ""
+
     def skill_text(self) -> str:
-        """The known-truth skill of every model's change (virtual basins), as Markdown."""
+        """The known-truth skill of every model's change (virtual basins), as Markdown, after a warning about
+        models below the climatology baseline in their own test period."""
+        warning = self.source_warning()
+        warning = warning + "\n\n" if warning else ""
         if not self.synthetic:
-            return ("*Known-truth skill needs the true change, which only a virtual basin has: this projection is "
-                    "on real data.*")
+            return warning + ("*Known-truth skill needs the true change, which only a virtual basin has: this "
+                              "projection is on real data.*")
         path = Path(self.proj.attrs.get("path", "")) / "skill.csv"
         if not path.exists():
-            return f"*No skill table next to this projection ({path}).*"
+            return warning + f"*No skill table next to this projection ({path}).*"
         from ..evaluation.projection import skill_markdown
 
         table = pd.read_csv(path)
-        return (f"**Known-truth skill of Δ {self.quantity}** (model vs truth over the basin cells):\n\n"
+        return (warning + f"**Known-truth skill of Δ {self.quantity}** (model vs truth over the basin cells):\n\n"
                 + skill_markdown(table, self.quantity))
 
     def _on_tap(self, x=None, y=None, **_):

@@ -133,6 +133,20 @@ def _outside_note(v: np.ndarray, lo: float, hi: float) -> str:
     return f" ({', '.join(parts)})" if parts else ""
 
 
+def below_climatology(scores: xr.Dataset, model: str) -> bool:
+    """Whether ``model``'s median NSE over the scored cells is below the climatology baseline's (as
+    :func:`vegviz.evaluation.comparison_table` flags it); False for references and without a climatology."""
+    from .summary import BASELINE
+
+    names = scores["model"].values.tolist() if "model" in scores.dims else []
+    if "nse" not in scores or BASELINE not in names or model == BASELINE or model not in names:
+        return False
+    if "model_kind" in scores.coords and dict(zip(names, scores["model_kind"].values.tolist())).get(model) != "model":
+        return False
+    m, b = (float(scores["nse"].sel(model=x).median()) for x in (model, BASELINE))
+    return bool(np.isfinite(m) and np.isfinite(b) and m < b)
+
+
 def _check_model(scores: xr.Dataset, model: str, metric: str) -> xr.DataArray:
     if metric not in scores:
         raise ValueError(f"scores have no {metric!r}. Fix: score(..., metrics=[{metric!r}, ...])")
@@ -154,7 +168,8 @@ def nse_map(scores: xr.Dataset, model: str, *, metric: str = "nse", clim=None, c
     lo, hi = _metric_clim(scores, metric, clim, [model])
     cmap = cmap or METRIC_STYLE.get(metric, (None, "viridis"))[1]
     med = float(da.median())
-    title = f"{model}: {metric.upper()} {_period_text(scores)} (median {med:.3f}){_tag(scores)}"
+    below = " · BELOW CLIMATOLOGY" if below_climatology(scores, model) else ""
+    title = f"{model}: {metric.upper()} {_period_text(scores)} (median {med:.3f}){below}{_tag(scores)}"
     note = _outside_note(np.asarray(da.values, dtype=float).ravel(), lo, hi)
     # without a colour of their own, cells below the range would look like cells at its lower end
     return _map(da, title=title, cmap=cmap, clim=(lo, hi), label=metric.upper(), width=width, basemap=basemap,
@@ -181,7 +196,8 @@ def nse_density(scores: xr.Dataset, models: Sequence[str] | None = None, *, metr
         below, above = int((v < lo).sum()), int((v > hi).sum())
         # no '.' in a label: HoloViews splits option paths at dots (KeyError when Panel draws it)
         left = f"< {lo:g}" if float(lo).is_integer() else "left of the axis"
-        label = m + (f" ({below} of {v.size} cells {left} not shown)" if below else "") + (
+        label = m + (" (below climatology)" if below_climatology(scores, m) else "") + (
+            f" ({below} of {v.size} cells {left} not shown)" if below else "") + (
             f" ({above} of {v.size} cells right of the axis)" if above else "")
         x = hv.Dimension(metric.upper(), label=metric_label(metric))
         curves.append(hv.Distribution(v[v >= lo], kdims=[x], label=label).opts(
@@ -514,6 +530,6 @@ def cell_forcing(observations: xr.Dataset, lat: float, lon: float, period="test"
 
 
 __all__ = [
-    "MODEL_COLORS", "cell_forcing", "cell_timeseries", "lai_map_comparison", "nearest_composite_date", "nse_boxplots",
+    "MODEL_COLORS", "below_climatology", "cell_forcing", "cell_timeseries", "lai_map_comparison", "nearest_composite_date", "nse_boxplots",
     "nse_density", "nse_map", "nse_map_and_density", "region_timeseries", "vegetation_code", "vegetation_timeseries",
 ]

@@ -461,6 +461,11 @@ def _aridity(full: xr.Dataset, base: xr.Dataset, runs: dict) -> xr.DataArray:
         return aridity_index(base, period=(base["time"].values[0], base["time"].values[-1]))
 
 
+def _source_folder(kind: str, runs: dict) -> Path:
+    first = next(iter(runs.values()))[0].path
+    return Path(first).parent if kind == "experiment" else Path(first)
+
+
 def _attrs(name, kind, runs, scen_name, scen, synthetic) -> dict:
     from ..training.checkpoint import vegviz_version
 
@@ -470,6 +475,8 @@ def _attrs(name, kind, runs, scen_name, scen, synthetic) -> dict:
         "projection": projection_name(name, scen_name),
         "experiment" if kind == "experiment" else "run": name,
         "models": ", ".join(runs),
+        # the folder of the run or experiment (an experiment's is its first run's parent): for its comparison.csv
+        "source_path": str(_source_folder(kind, runs)),
         "scenario": scen_name,
         **{f"scenario_{k}" if not k.startswith(("scenario", "baseline")) else k: str(v)
            for k, v in scen.attrs.items() if k in ("scenario_method", "scenario_change", "baseline", "baseline_start",
