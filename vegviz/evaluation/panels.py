@@ -530,6 +530,7 @@ def cell_forcing(observations: xr.Dataset, lat: float, lon: float, period="test"
 
 
 __all__ = [
-    "MODEL_COLORS", "below_climatology", "cell_forcing", "cell_timeseries", "lai_map_comparison", "nearest_composite_date", "nse_boxplots",
-    "nse_density", "nse_map", "nse_map_and_density", "region_timeseries", "vegetation_code", "vegetation_timeseries",
+    "MODEL_COLORS", "below_climatology", "cell_forcing", "cell_timeseries", "lai_map_comparison",
+    "nearest_composite_date", "nse_boxplots", "nse_density", "nse_map", "nse_map_and_density", "region_timeseries",
+    "vegetation_code", "vegetation_timeseries",
 ]
