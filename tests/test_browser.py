@@ -77,6 +77,27 @@ TABLE_WIDTHS = """() => {
 }"""
 
 
+# The page's layout as a user sees it: the right edge of the rightmost drawn canvas (Bokeh plots and their
+# toolbars) and of the document, and how many Bokeh tooltips are shown (inside the widgets' shadow roots)
+LAYOUT = """() => {
+  let right = 0, tips = 0, first = null;
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('*')) {
+      const r = el.getBoundingClientRect();
+      if (r.width > 0 && r.height > 0) {
+        if (el.tagName == 'CANVAS') { right = Math.max(right, r.right); if (!first) first = [r.left, r.top]; }
+        if (el.classList && [...el.classList].some(c => c.toLowerCase().includes('tooltip')) &&
+            getComputedStyle(el).visibility != 'hidden' && getComputedStyle(el).display != 'none'
+            && el.textContent.trim()) tips += 1;
+      }
+      if (el.shadowRoot) walk(el.shadowRoot);
+    }
+  };
+  walk(document);
+  return {right, tips, first, page: document.documentElement.scrollWidth, width: window.innerWidth};
+}"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -375,6 +396,44 @@ def test_the_compare_tab_draws_two_results_their_difference_and_training_curves(
     app.page.mouse.move(0, 0)
     app.page.screenshot(path=str(shots / "browser_compare.png"), full_page=True)
     app.no_errors()
+
+
+@browser_only
+@pytest.mark.parametrize("size", [(1280, 800), (1440, 900)], ids=["1280x800", "1440x900"])
+def test_every_tab_fits_the_window_and_a_click_moves_nothing(playwright, app_server, shots, size):
+    width, height = size
+    b = Browser(playwright, width=width, height=height, shots=shots)
+    try:
+        b.page.goto(f"{app_server}/dashboards", timeout=SLOW)
+        b.page.wait_for_selector("canvas", timeout=SLOW)
+        b.wait_state(lambda s: any(t.startswith("satellite LAI ") for t in s["titles"]), "the LAI maps")
+        for tab, ready in (("LAI maps", "satellite LAI "), ("Skill", "NSE density"), ("Time series", "land cover: click"),
+                           ("Compare", "B - A")):
+            if tab != "LAI maps":
+                b.tab(tab)
+            b.wait_state(lambda s: any(t.startswith(ready) for t in s["titles"]), f"the {tab} tab",
+                         timeout=SLOW / 1000)
+            b.page.wait_for_timeout(1500)  # the last plots of the tab settle
+            b.page.mouse.move(0, 0)
+            layout = b.page.evaluate(LAYOUT)
+            name = tab.lower().replace(" ", "_")
+            b.page.screenshot(path=str(shots / f"layout_{width}x{height}_{name}.png"))
+            # no plot or toolbar cut off at the right, no sideways scrolling of the page
+            assert layout["right"] <= width + 1 and layout["page"] <= width + 1, (tab, layout)
+            assert layout["tips"] == 0, (tab, layout)
+            if tab == "LAI maps":  # a click on a map draws the cell's series and moves nothing sideways
+                left, top = layout["first"]
+                canvas = b.page.locator("canvas").first.bounding_box()
+                b.page.mouse.click(canvas["x"] + canvas["width"] * 0.45, canvas["y"] + canvas["height"] * 0.5)
+                b.wait_state(lambda s: any(t.startswith("cell ") for t in s["titles"]), "the clicked cell's series")
+                b.page.wait_for_timeout(1000)
+                b.page.mouse.move(0, 0)
+                after = b.page.evaluate(LAYOUT)
+                assert abs(after["first"][0] - left) <= 1 and after["tips"] == 0, (layout, after)
+                assert after["right"] <= width + 1 and after["page"] <= width + 1, after
+        b.no_errors()
+    finally:
+        b.browser.close()
 
 
 @browser_only

@@ -413,7 +413,8 @@ def degrees(value: float, axis: str) -> str:
 
 
 def map_axes(lat, *, aspect: bool = True, value: str | None = None, names: dict | None = None) -> dict:
-    """Bokeh options of a map in longitude/latitude: axis names, ticks in °W/°N, cells at their true shape.
+    """Bokeh options of a map in longitude/latitude: axis names, ticks in °W/°N, cells at their true shape,
+    the wheel left to the page.
 
     ``value``: the label of an Image's values; the hover then shows the cell's longitude and
     latitude in °W/°N and its value (``names``: a code -> name table, e.g. land-cover classes).
@@ -430,7 +431,8 @@ def map_axes(lat, *, aspect: bool = True, value: str | None = None, names: dict 
         return (f"const a = Math.abs({var}); const s = {var} < 0 ? '{neg}' : ({var} > 0 ? '{pos}' : ''); "
                 "return (+a.toFixed(4)).toString() + '\u00b0' + s;")
 
-    out = dict(xlabel="longitude", ylabel="latitude",
+    # pan on drag; the wheel scrolls the page, not the maps (the wheel-zoom tool is one click away)
+    out = dict(xlabel="longitude", ylabel="latitude", active_tools=["pan"],
                xformatter=CustomJSTickFormatter(code=js("lon", "tick"), name=LON_TICKS),
                yformatter=CustomJSTickFormatter(code=js("lat", "tick"), name=LAT_TICKS))
     if value is not None:

@@ -66,7 +66,7 @@ class Compare(pn.viewable.Viewer):
                              doc="exponential smoothing of the curves (0: none; TensorBoard's weight)")
     log_scale = param.Boolean(default=False, doc="a logarithmic y axis")
 
-    map_width = 300
+    map_width = 240  # three maps with colour bars in a 1280-pixel window (as the LAI maps)
 
     def __init__(self, **params):
         self._results: dict[str, dict] = {}
@@ -200,7 +200,7 @@ class Compare(pn.viewable.Viewer):
         from ..basemap import map_axes
         from ..evaluation.panels import DIFF_CMAP, METRIC_STYLE
         from ..evaluation.skill import metric_label
-        from .maps import map_size
+        from .maps import TOOLBAR_HEIGHT, map_size
 
         f = self.skill_fields()
         values = np.concatenate([np.ravel(f["a"].values), np.ravel(f["b"].values)])
@@ -234,7 +234,8 @@ class Compare(pn.viewable.Viewer):
                 title = f"{title} ({float(da.median()):.3f})"
             img = hv.Image((lon, lat, np.asarray(da.transpose("lat", "lon").values, dtype=float)), kdims=["lon", "lat"],
                            vdims=[vlabel]).opts(cmap=cm, clim=lim, colorbar=True, tools=["hover"], width=width,
-                                                height=height, title=title, clipping_colors={"min": "#000000"},
+                                                height=height + TOOLBAR_HEIGHT, toolbar="above", title=title,
+                                                clipping_colors={"min": "#000000"},
                                                 **map_axes(lat, aspect=False, value=vlabel))
             out.append(img * basemap_overlay(f["obs"]))  # built once per data set, one row per layer
         return out
@@ -272,7 +273,7 @@ class Compare(pn.viewable.Viewer):
             raise ValueError(f"none of the chosen runs has a {self.quantity!r} history yet")
         smoothing = f", smoothed ({self.smoothing:g})" if self.smoothing else ""
         return hv.Overlay(elements).opts(
-            title=f"{CURVES[self.quantity]} per epoch{smoothing}", logy=self.log_scale, frame_width=700,
+            title=f"{CURVES[self.quantity]} per epoch{smoothing}", logy=self.log_scale, frame_width=540,
             frame_height=300, legend_position="right", xlabel="epoch", ylabel=CURVES[self.quantity])
 
     # --------------------------------------------------------------- views

@@ -38,6 +38,10 @@ __all__ = ["LaiMaps", "ResultViewer", "basemap_overlay", "composite_counts", "do
 
 LAI_CMAP = "YlGn"
 DIFF_CMAP = "BrBG"
+#: the height a toolbar above a plot takes
+TOOLBAR_HEIGHT = 30
+
+
 def map_size(lat, lon, frame_width: int, *, colorbar: bool = True) -> tuple[int, int]:
     """(width, height) in pixels of a lon/lat map whose frame is ``frame_width`` wide, cells shown
     at their true shape (a degree of longitude is cos(latitude) of a degree of latitude)."""
@@ -111,7 +115,8 @@ class LaiMaps(ResultViewer):
     export_models = param.ListSelector(default=[], objects=[],
                                        doc="models in the view's NetCDF download (none chosen: the mapped model)")
 
-    map_width = 300
+    #: three maps, each with its colour bar, side by side in a 1280-pixel window (toolbars above them)
+    map_width = 240
 
     def __init__(self, **params):
         self._plots: dict[str, weakref.WeakSet] = {}
@@ -428,7 +433,8 @@ class LaiMaps(ResultViewer):
                                                          visible=self.show_landcover, clone=True)
         marker = hv.Points([], kdims=["lon", "lat"]).opts(
             marker="x", size=14, color="red", line_width=3, hooks=[self._hook("marker")])
-        style = dict(colorbar=True, tools=["hover", "tap"], width=width, height=height)
+        style = dict(colorbar=True, tools=["hover", "tap"], width=width, height=height + TOOLBAR_HEIGHT,
+                     toolbar="above")
         panels, self.tap_streams = [], []
         for which, label, cmap, clim in (("satellite", "LAI (m2 m-2)", LAI_CMAP, self._clim),
                                          ("model", "LAI (m2 m-2)", LAI_CMAP, self._clim),

@@ -50,8 +50,8 @@ class TimeSeries(ResultViewer):
     lon = param.Number(default=None, allow_None=True, doc="longitude of the cell shown")
 
     map_width = 260
-    #: the cell's plot sits right of the map; with its legend outside it the row stays within ~1450 px
-    cell_width = 760
+    #: the cell's plots sit right of the map; with the legend outside them the row fits a 1280-pixel window
+    cell_width = 590
     _CACHE_KEEP = 16
 
     def __init__(self, **params):

@@ -168,8 +168,8 @@ def nse_map(scores: xr.Dataset, model: str, *, metric: str = "nse", clim=None, c
     lo, hi = _metric_clim(scores, metric, clim, [model])
     cmap = cmap or METRIC_STYLE.get(metric, (None, "viridis"))[1]
     med = float(da.median())
-    below = " · BELOW CLIMATOLOGY" if below_climatology(scores, model) else ""
-    title = f"{model}: {metric.upper()} {_period_text(scores)} (median {med:.3f}){below}{_tag(scores)}"
+    below = ", below climatology" if below_climatology(scores, model) else ""
+    title = f"{model}: {metric.upper()} {_period_text(scores)} (median {med:.3f}{below}){_tag(scores)}"
     note = _outside_note(np.asarray(da.values, dtype=float).ravel(), lo, hi)
     # without a colour of their own, cells below the range would look like cells at its lower end
     return _map(da, title=title, cmap=cmap, clim=(lo, hi), label=metric.upper(), width=width, basemap=basemap,
@@ -196,8 +196,7 @@ def nse_density(scores: xr.Dataset, models: Sequence[str] | None = None, *, metr
         below, above = int((v < lo).sum()), int((v > hi).sum())
         # no '.' in a label: HoloViews splits option paths at dots (KeyError when Panel draws it)
         left = f"< {lo:g}" if float(lo).is_integer() else "left of the axis"
-        label = m + (" (below climatology)" if below_climatology(scores, m) else "") + (
-            f" ({below} of {v.size} cells {left} not shown)" if below else "") + (
+        label = m + (f" ({below} of {v.size} cells {left} not shown)" if below else "") + (
             f" ({above} of {v.size} cells right of the axis)" if above else "")
         x = hv.Dimension(metric.upper(), label=metric_label(metric))
         curves.append(hv.Distribution(v[v >= lo], kdims=[x], label=label).opts(
