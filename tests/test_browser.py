@@ -34,7 +34,7 @@ DASHBOARDS = ROOT / "dashboards"
 CHROMIUM = os.environ.get("VEGVIZ_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-NOTEBOOKS = ["training", "maps", "skill", "timeseries"]
+NOTEBOOKS = ["training", "maps", "skill", "timeseries", "compare"]
 SLOW = 180_000  # ms: a loaded 2-core CI machine draws the first maps slowly
 
 # what a Bokeh server logs for each issue its validator finds in a session's document

@@ -47,7 +47,7 @@ PLOT_CELLS = {
     "notebooks/04_real_data.ipynb": ["composite.hvplot.quadmesh", 'cells["lai"].hvplot.scatter'],
     "notebooks/05_projection.ipynb": ["pn.FlexBox(*dashboard.maps())"],
     **{f"dashboards/{n}.ipynb": ["dashboard.servable("] for n in ("maps", "skill", "timeseries", "training",
-                                                                   "scenarios")},
+                                                                   "scenarios", "compare")},
 }
 #: notebooks that show a trained result: they get the shared ``tiny_experiment`` (else 03 and 05 would train one)
 NEEDS_RESULTS = ("notebooks/03_evaluate.ipynb", "notebooks/05_projection.ipynb", "dashboards/")
