@@ -1,20 +1,22 @@
-"""Screenshot the four dashboards of the served app on one trained result (the README's pictures).
+"""Screenshot five tabs of the served app on one trained result (the README's pictures).
 
     .venv/bin/python scripts/dashboard_screenshots.py --result study-virtual-ucrb
 
-writes docs/images/dashboard_{maps,skill,timeseries,training}.png (``--out`` elsewhere):
+writes docs/images/dashboard_{maps,skill,timeseries,compare,training}.png (``--out`` elsewhere):
 
 * LAI maps: a summer day of the test period with a satellite composite (``--date``, default
   the composite nearest to 15 July of the test period's first year), land-cover outlines on;
 * Skill: NSE maps, densities and boxplots by vegetation type, test period;
 * Time series: the most common vegetation type of the basin (``--vegetation``), test period;
+* Compare: the result's first two models side by side with their difference, test period, and
+  the training curves of its runs;
 * Training: a short run on ``--train-data`` (default virtual_ucrb_small; filters 4, window
   60, burn-in 20, chunk 20, batch 4, 2 epochs, 1 CPU thread; about 30 s), shot when it has
   finished (its loss curves, NSE curve and preview map drawn); a run still going after
   ``--train-timeout`` is shot as it is, then stopped.
 
-Each shot is a full page of a ``--width`` x ``--height`` window (default 1500 x 1000: the
-three LAI maps need 1500 px) after its plots were drawn and no spinner is shown.
+Each shot is a full page of a ``--width`` x ``--height`` window (default 1440 x 900) after its
+plots were drawn and no spinner is shown.
 
 ``panel serve dashboards/`` runs on 127.0.0.1 (a free port) over ``--runs-dir`` and
 ``--data-dir`` (default $VEGVIZ_RUNS_DIR / $VEGVIZ_DATA_DIR, else the user's folders) and is
@@ -154,14 +156,16 @@ class Page:
         return self.page.locator("button:visible").filter(has_text=re.compile(rf"^{re.escape(text)}$")).first
 
     def choose(self, label: str, value: str) -> None:
-        """Choose ``value`` in the select ``label`` unless it is chosen already."""
+        """Choose ``value`` in the select ``label`` unless it is chosen already; a result selector's options
+        read "name · model · data set · date", and ``value`` is the name."""
         select = self.field(label)
         select.wait_for(timeout=300_000)
-        if select.input_value() != value:
-            options = select.evaluate("e => [...e.options].map(o => o.value)")
-            if value not in options:
-                raise SystemExit(f"{label!r} offers no {value!r}; it offers {options}")
-            select.select_option(value)
+        options = select.evaluate("e => [...e.options].map(o => o.value)")
+        match = next((o for o in options if o == value or o.startswith(f"{value} · ")), None)
+        if match is None:
+            raise SystemExit(f"{label!r} offers no {value!r}; it offers {options}")
+        if select.input_value() != match:
+            select.select_option(match)
 
     def settle(self, check, what: str, timeout: float = 300) -> dict:
         """Wait until ``check(state)`` holds and no loading spinner is shown, then for the canvases to paint."""
@@ -255,6 +259,15 @@ def shoot_timeseries(b: Page, vegetation: str) -> None:
     b.shot("dashboard_timeseries")
 
 
+def shoot_compare(b: Page) -> None:
+    """Two models of the result side by side with their difference, and the training curves of its runs."""
+    b.tab("Compare")
+    b.settle(lambda s: any(t.startswith("B - A") for t in s["titles"])
+             and any(" per epoch" in t for t in s["titles"]), "the difference map and the training curves",
+             timeout=600)
+    b.shot("dashboard_compare")
+
+
 def shoot_training(b: Page, data: str, timeout: float) -> str:
     """Start a tiny run, shoot once its loss curves and its preview map are drawn; stop it if still running."""
     b.tab("Training")
@@ -298,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                          "period's first year)")
     ap.add_argument("--vegetation", help="vegetation type of the time series (default: the most common)")
     ap.add_argument("--train-data", default="virtual_ucrb_small", help="data set of the training run")
-    ap.add_argument("--width", type=int, default=1500)
-    ap.add_argument("--height", type=int, default=1000)
+    ap.add_argument("--width", type=int, default=1440)
+    ap.add_argument("--height", type=int, default=900)
     ap.add_argument("--train-timeout", type=float, default=600, help="seconds to wait for the training run")
     args = ap.parse_args(argv)
     if not Path(CHROMIUM).exists():
@@ -340,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"maps: {shoot_maps(b, args.date)}", flush=True)
                 shoot_skill(b)
                 shoot_timeseries(b, vegetation)
+                shoot_compare(b)
                 print(f"training: {shoot_training(b, args.train_data, args.train_timeout)}", flush=True)
             finally:
                 browser.close()

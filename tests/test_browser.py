@@ -290,9 +290,10 @@ def test_training_run_adds_loss_points_and_is_listed_by_skill(app, shots):
     page = app.page
 
     def results():
+        """The result names the selector lists (its options read "name · model · data set · date")."""
         select = app.field("result")
         select.wait_for(timeout=SLOW)
-        return select.evaluate("e => [...e.options].map(o => o.value)")
+        return [o.split(" · ")[0] for o in select.evaluate("e => [...e.options].map(o => o.value)")]
 
     # the Skill tab is drawn before the run: it must list the run when it ends, without a reload
     app.tab("Skill")
@@ -447,11 +448,16 @@ def test_a_result_of_another_domain_shows_that_domain(app, gunnison_experiment, 
         app.tab("LAI maps")
         app.visible("button").filter(has_text=re.compile("^Refresh$")).first.click()
         select = app.field("result")
+
+        def option():  # the selector reads "name · model(s) · data set · date"
+            return next((o for o in select.evaluate("e => [...e.options].map(o => o.value)")
+                         if o.startswith(f"{copy.name} · ")), None)
+
         t0 = time.time()
-        while copy.name not in select.evaluate("e => [...e.options].map(o => o.value)") and time.time() - t0 < 60:
+        while option() is None and time.time() - t0 < 60:
             app.page.wait_for_timeout(250)
         before = app.state()["images"]
-        select.select_option(copy.name)
+        select.select_option(option())
         app.wait_text(r"^Gunnison River Basin above Grand Junction, Colorado · Data set \S+ \(1998–2005\) · "
                       r"SYNTHETIC data · result tiny_gunnison$", timeout=SLOW / 1000)
         app.wait_state(lambda s: s["images"] != before, "the Gunnison's maps")
