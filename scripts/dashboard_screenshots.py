@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                 b.page.goto(f"{url}/dashboards", timeout=300_000)
                 b.page.wait_for_selector("canvas", timeout=300_000)
                 b.choose("result", result)
-                header = b.page.locator("#header").get_by_text(re.compile(r"^Data set ")).first.inner_text().strip()
+                header = b.page.locator("#header").get_by_text(re.compile(r"Data set ")).first.inner_text().strip()
                 print(f"header: {header}", flush=True)
                 if "SYNTHETIC" not in header and "real observations" not in header:
                     b.problems.append(f"the header does not say whether the data are synthetic: {header!r}")
