@@ -367,6 +367,7 @@ def bench_switches(result: str | None, variant: str) -> None:
     measure("Skill", s, "model", [{"model": models[-1]}, {"model": models[0]}])
     t = TimeSeries(result=result)
     pn.panel(t).get_root(Document())
+    t._prefetch_thread.join()  # the other periods' plots, built while a user looks at the first
     others = [v for v in t.param.vegetation.objects if v != t.vegetation]
     measure("Time series", t, "vegetation", [{"vegetation": others[0]}, {"vegetation": t.vegetation}])
     measure("Time series", t, "period", [{"period": "validation"}, {"period": "test"}])

@@ -12,6 +12,7 @@ linked time axis (:func:`~vegviz.evaluation.panels.cell_forcing`).
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from functools import partial
 
@@ -53,7 +54,7 @@ class TimeSeries(ResultViewer):
     map_width = 260
     #: the cell's plots sit right of the map; with the legend outside them the row fits a 1280-pixel window
     cell_width = 590
-    _CACHE_KEEP = 16
+    _CACHE_KEEP = 32  # the prefetched periods and types, and what the page built
 
     def __init__(self, **params):
         self._veg_codes: dict[str, int] = {}
@@ -62,6 +63,7 @@ class TimeSeries(ResultViewer):
         self.box_stream: hv.streams.BoundsXY | None = None
         self.poly_stream: hv.streams.PolyDraw | None = None
         self.picker_pane = pn.pane.HoloViews(None)
+        self._elements_lock = threading.Lock()
         self._cell_alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         self._last_cell: dict[int, object] = {}
         super().__init__(**params)
@@ -88,8 +90,10 @@ class TimeSeries(ResultViewer):
         if not self._inside(self.lat, self.lon):
             updates["lat"], updates["lon"] = self._central_cell(self._veg_codes[veg])
         self.param.update(**updates)
-        self._elements.clear()
+        with self._elements_lock:
+            self._elements.clear()
         self.picker_pane.object = self.picker()
+        self._prefetch_thread = self._prefetch()
 
     def _largest_type(self) -> str:
         return max(self._veg_codes, key=lambda n: int((self._mask & (self._lc == self._veg_codes[n])).sum()))
@@ -108,32 +112,62 @@ class TimeSeries(ResultViewer):
         return float(self._lat[ii[k]]), float(self._lon[jj[k]])
 
     # --------------------------------------------------------------- data
-    def period_dates(self) -> tuple[str, str] | list[int]:
-        if self.period not in self.periods:
-            raise ValueError(f"the result has no {self.period!r} period; it has {sorted(self.periods)}")
-        return self.periods[self.period]
+    def period_dates(self, period: str | None = None) -> tuple[str, str] | list[int]:
+        """The dates of ``period`` (default the chosen one) in the result's config."""
+        period = period or self.period
+        if period not in self.periods:
+            raise ValueError(f"the result has no {period!r} period; it has {sorted(self.periods)}")
+        return self.periods[period]
 
-    def _cached(self, key, build):
-        key = (self.result, self.period, *key)
-        if key in self._elements:
-            self._elements.move_to_end(key)
-            return self._elements[key]
+    def _cached(self, key, build, period: str | None = None):
+        key = (self.result, period or self.period, *key)
+        with self._elements_lock:  # the prefetch thread fills the same cache
+            if key in self._elements:
+                self._elements.move_to_end(key)
+                return self._elements[key]
         el = build()
-        self._elements[key] = el
-        while len(self._elements) > self._CACHE_KEEP:
-            self._elements.popitem(last=False)
+        with self._elements_lock:
+            self._elements[key] = el
+            while len(self._elements) > self._CACHE_KEEP:
+                self._elements.popitem(last=False)
         return el
 
-    def vegetation_element(self):
-        """Panel (d): the models and satellite LAI averaged over the chosen vegetation type's cells."""
+    def _prefetch(self) -> threading.Thread:
+        """Build the region's and the cell's plots of the other periods, and the other vegetation types' series,
+        in a background thread, so that a first switch draws from the cache (on the full basin a type's series
+        takes most of a second to compute)."""
+        def work():
+            for vegetation in self._veg_codes:
+                if vegetation != self.vegetation:
+                    try:
+                        self.vegetation_element(vegetation=vegetation)
+                    except Exception:
+                        pass
+            for period in ("validation", "test", "train"):
+                if period == self.period or period not in self.periods:
+                    continue
+                for build in (self.vegetation_element, self.cell_element, self.forcing_element):
+                    try:
+                        build(period=period)
+                    except Exception:  # the page builds it again, and shows what went wrong
+                        pass
+
+        thread = threading.Thread(target=work, name=f"vegviz-timeseries-{self.result}", daemon=True)
+        thread.start()
+        return thread
+
+    def vegetation_element(self, period: str | None = None, vegetation: str | None = None):
+        """Panel (d): the models and satellite LAI averaged over a vegetation type's cells (default the chosen
+        type, over the chosen period)."""
         from ..evaluation.panels import vegetation_timeseries
 
-        if self.vegetation not in self._veg_codes:
-            raise ValueError(f"unknown vegetation type {self.vegetation!r}; choose one of {list(self._veg_codes)}")
-        code = self._veg_codes[self.vegetation]
+        vegetation = vegetation or self.vegetation
+        if vegetation not in self._veg_codes:
+            raise ValueError(f"unknown vegetation type {vegetation!r}; choose one of {list(self._veg_codes)}")
+        code = self._veg_codes[vegetation]
         return self._cached(("vegetation", code), lambda: vegetation_timeseries(
-            self.predictions, self.observations, code, period=self.period_dates(), period_name=self.period,
-            width=900, height=300))
+            self.predictions, self.observations, code, period=self.period_dates(period),
+            period_name=period or self.period, width=900, height=300), period)
 
     def region_cells(self) -> np.ndarray:
         """(lat, lon) selection of the chosen region's basin cells."""
@@ -196,24 +230,24 @@ class TimeSeries(ResultViewer):
 
         return self._cached(("skill", *self._region_key()), build)
 
-    def cell_element(self):
+    def cell_element(self, period: str | None = None):
         """The models and satellite LAI at the chosen cell (``lat``, ``lon``)."""
         from ..evaluation.panels import cell_timeseries
 
         if self.lat is None or self.lon is None:
             raise ValueError("no cell chosen. Fix: click a cell on the map, or set lat and lon")
         return self._cached(("cell", round(self.lat, 6), round(self.lon, 6)), lambda: cell_timeseries(
-            self.predictions, self.observations, self.lat, self.lon, period=self.period_dates(),
-            period_name=self.period, width=self.cell_width, height=260))
+            self.predictions, self.observations, self.lat, self.lon, period=self.period_dates(period),
+            period_name=period or self.period, width=self.cell_width, height=260), period)
 
-    def forcing_element(self):
+    def forcing_element(self, period: str | None = None):
         """The forcing at the chosen cell (precipitation, temperature, VPD, radiation), one panel each."""
         from ..evaluation.panels import cell_forcing
 
         if self.lat is None or self.lon is None:
             raise ValueError("no cell chosen. Fix: click a cell on the map, or set lat and lon")
         return self._cached(("forcing", round(self.lat, 6), round(self.lon, 6)), lambda: cell_forcing(
-            self.observations, self.lat, self.lon, period=self.period_dates(), width=self.cell_width))
+            self.observations, self.lat, self.lon, period=self.period_dates(period), width=self.cell_width), period)
 
     # --------------------------------------------------------------- the cell picker
     def _picker_frame(self, lat=None, lon=None, **_region):
