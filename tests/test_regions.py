@@ -107,3 +107,31 @@ def test_a_box_or_polygon_drawn_on_the_map_becomes_the_region(runs_dir):
     assert "holds no basin cell" in t.view_vegetation().object
     scores = restrict(t.region_scores(), t.region_cells())
     assert not np.isfinite(scores["nse"].values).any()
+
+
+def test_the_sub_basin_above_the_chosen_cell(runs_dir):
+    from vegviz.data.basin import delineate
+    from vegviz.dashboards.timeseries import SUBBASIN
+
+    t = TimeSeries()
+    pn.panel(t).get_root()
+    gj = (39.0625, -108.5625)  # Grand Junction: the Colorado River below its Gunnison confluence
+    t.param.update(region=SUBBASIN, lat=gj[0], lon=gj[1])
+    assert t.outlet == gj
+    ref = delineate(t.observations["elevation"].load(), outlet=gj)
+    expected = (ref["catchment"].values == 1) & (t.observations["mask"].values == 1)
+    np.testing.assert_array_equal(t.region_cells(), expected)
+    n = int(expected.sum())
+    assert 100 < n < int((t.observations["mask"].values == 1).sum())  # part of the basin, not all of it
+    name = t.region_name()
+    assert name.startswith("sub-basin above 39.") and "°W" in name
+    assert t.region_element().opts.get().kwargs["title"].startswith(f"{name} ({n} cells): mean LAI")
+    # a cell upstream drains a part of that sub-basin
+    up = (float(t._lat[np.nonzero(expected)[0].max()]), float(t._lon[np.nonzero(expected)[1][
+        np.nonzero(expected)[0].argmax()]]))
+    t.param.update(lat=up[0], lon=up[1])
+    assert t.outlet == up and (t.region_cells() <= expected).all() and t.region_cells().sum() < n
+    # in another region mode a click leaves the outlet alone
+    t.region = ELEVATION
+    t.param.update(lat=gj[0], lon=gj[1])
+    assert t.outlet == up

@@ -29,7 +29,8 @@ from .base import ResultViewer, basemap_overlay, dominant_vegetation, stacked_pa
 __all__ = ["TimeSeries"]
 
 STUDY_VEGETATION = "Open shrublands"  # the study's panel (d)
-VEGETATION, ELEVATION, DRAWN = "vegetation type", "elevation band", "drawn on the map"
+VEGETATION, ELEVATION, DRAWN, SUBBASIN = ("vegetation type", "elevation band", "drawn on the map",
+                                          "sub-basin above the cell")
 DRAW_HINT = ("Draw a region on the land-cover map: a box with the box-select tool, or a polygon with the "
              "polygon tool (click its corners, double-click the last).")
 
@@ -41,9 +42,12 @@ class TimeSeries(ResultViewer):
                                 doc="dominant vegetation type (at least 5 basin cells)")
     period = param.Selector(default="test", objects=["test", "validation", "train"],
                             doc="the result's own period (from its config)")
-    region = param.Selector(default=VEGETATION, objects=[VEGETATION, ELEVATION, DRAWN],
+    region = param.Selector(default=VEGETATION, objects=[VEGETATION, ELEVATION, DRAWN, SUBBASIN],
                             doc="the region whose mean series and skill are shown: the chosen vegetation type's cells, "
-                                "an elevation band, or a box or polygon drawn on the land-cover map")
+                                "an elevation band, a box or polygon drawn on the land-cover map, or the sub-basin "
+                                "that drains through the chosen cell (D8 routing on the data's elevation)")
+    outlet = param.Tuple(default=None, allow_None=True, length=2, precedence=-1,
+                         doc="(lat, lon) of the sub-basin's outlet: the chosen cell while that region is shown")
     elevation = param.Range(default=(0.0, 5000.0), doc="the elevation band (m) of the region")
     drawn = param.Dict(default=None, allow_None=True, precedence=-1,
                        doc="the shape drawn on the map: {'box': (west, south, east, north)} or "
@@ -67,6 +71,8 @@ class TimeSeries(ResultViewer):
         self._cell_alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         self._last_cell: dict[int, object] = {}
         super().__init__(**params)
+        self.param.watch(self._on_outlet, ["lat", "lon", "region"])
+        self._on_outlet()
 
     def _prepare(self):
         obs = self.observations
@@ -179,15 +185,38 @@ class TimeSeries(ResultViewer):
             return region_cells(self.observations, vegetation=self._veg_codes[self.vegetation])
         if self.region == ELEVATION:
             return region_cells(self.observations, elevation=self.elevation)
+        if self.region == SUBBASIN:
+            return self._subbasin()[0]
         if not self.drawn:
             raise ValueError(f"no region drawn yet. {DRAW_HINT}")
         return region_cells(self.observations, **self.drawn)
 
+    def _subbasin(self) -> tuple[np.ndarray, tuple[float, float]]:
+        """(basin cells draining through the outlet, the snapped outlet (lat, lon)), cached per outlet."""
+        from ..data.basin import delineate
+
+        if self.outlet is None:
+            raise ValueError("no cell chosen. Fix: click a cell on the map: its sub-basin is the region")
+        key = (self.result, *self.outlet)
+        if getattr(self, "_subbasin_cache", (None,))[0] != key:
+            ds = delineate(self.observations["elevation"].load(), outlet=tuple(self.outlet))
+            cells = (ds["catchment"].transpose("lat", "lon").values == 1) & self._mask
+            self._subbasin_cache = (key, (cells, (ds.attrs["outlet_lat"], ds.attrs["outlet_lon"])))
+        return self._subbasin_cache[1]
+
+    def _on_outlet(self, *_):
+        if self.region == SUBBASIN and self.lat is not None and self.lon is not None:
+            self.outlet = (float(self.lat), float(self.lon))
+
     def region_name(self) -> str:
+        from ..basemap import degrees
         from ..evaluation.regions import describe_region
 
         if self.region == VEGETATION:
             return str(self.vegetation)
+        if self.region == SUBBASIN:
+            lat, lon = self._subbasin()[1]
+            return f"sub-basin above {degrees(lat, 'lat')}, {degrees(lon, 'lon')}"
         if self.region == ELEVATION:
             return describe_region(elevation=self.elevation)
         return describe_region(**(self.drawn or {}))
@@ -197,6 +226,8 @@ class TimeSeries(ResultViewer):
             return ("vegetation", self.vegetation)
         if self.region == ELEVATION:
             return ("elevation", tuple(self.elevation))
+        if self.region == SUBBASIN:
+            return ("subbasin", self.outlet)
         return ("drawn", repr(self.drawn))
 
     def region_element(self):
@@ -273,7 +304,7 @@ class TimeSeries(ResultViewer):
             cmap=cmap, clim=(-0.5, 16.5), color_levels=17, tools=["hover", "tap", "box_select"],
             frame_width=self.map_width, title="land cover: click a cell, draw a region", alpha=0.8,
             **map_axes(self._lat, value="land cover", names=IGBP_CLASSES))
-        watched = ["region", "vegetation", "elevation", "drawn", "lat", "lon"]
+        watched = ["region", "vegetation", "elevation", "drawn", "outlet", "lat", "lon"]
         dyn = hv.DynamicMap(self._picker_frame, streams=[hv.streams.Params(self, watched)])
         self.tap_stream = hv.streams.Tap(source=lc, x=None, y=None)
         self.tap_stream.add_subscriber(self._on_tap)
@@ -309,13 +340,13 @@ class TimeSeries(ResultViewer):
             return pn.pane.Alert(f"Could not draw {what}: {type(e).__name__}: {e}", alert_type="warning",
                                  sizing_mode="stretch_width")
 
-    @param.depends("_loaded", "region", "vegetation", "elevation", "drawn", "period")
+    @param.depends("_loaded", "region", "vegetation", "elevation", "drawn", "outlet", "period")
     def view_vegetation(self):
         if self.region == DRAWN and not self.drawn and self.ready:
             return pn.pane.Alert(DRAW_HINT, alert_type="info", margin=(5, 10))
         return self._safe(lambda: pn.pane.HoloViews(self.region_element()), "the region's series")
 
-    @param.depends("_loaded", "region", "vegetation", "elevation", "drawn", "period")
+    @param.depends("_loaded", "region", "vegetation", "elevation", "drawn", "outlet", "period")
     def view_region_skill(self):
         if self.region == DRAWN and not self.drawn:
             return pn.pane.Markdown("")
