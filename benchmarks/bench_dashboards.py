@@ -357,8 +357,6 @@ def bench_switches(result: str | None, variant: str) -> None:
 
     s = Skill(result=result)
     pn.panel(s).get_root(Document())
-    if getattr(s, "_prefetch", None) is not None:
-        s._prefetch.join()  # the background scoring a user's first seconds on the tab give it
     types = [t for t in s.param.vegetation.objects if t != "all types"]
     measure("Skill", s, "metric", [{"metric": "kge"}, {"metric": "rmse"}, {"metric": "nse"}])
     measure("Skill", s, "period", [{"period": "validation"}, {"period": "test"}])
@@ -367,7 +365,6 @@ def bench_switches(result: str | None, variant: str) -> None:
     measure("Skill", s, "model", [{"model": models[-1]}, {"model": models[0]}])
     t = TimeSeries(result=result)
     pn.panel(t).get_root(Document())
-    t._prefetch_thread.join()  # the other periods' plots, built while a user looks at the first
     others = [v for v in t.param.vegetation.objects if v != t.vegetation]
     measure("Time series", t, "vegetation", [{"vegetation": others[0]}, {"vegetation": t.vegetation}])
     measure("Time series", t, "period", [{"period": "validation"}, {"period": "test"}])

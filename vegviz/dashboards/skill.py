@@ -9,8 +9,8 @@ dominant vegetation type for the trained models; the medians of
 included) as two tables that fit the page: overall, and NSE per vegetation type. The period is the result's own
 validation or test period (from its config). Scores are computed once per
 (result, period) and cached for the process: scoring the full basin takes seconds, so an
-experiment's saved ``scores_<period>.nc`` are read instead when current, and both periods
-are scored in a background thread as soon as a result is opened.
+experiment's saved ``scores_<period>.nc`` are read instead when current. (Not scored ahead in a
+background thread: reading NetCDF there while the process writes another file crashed HDF5.)
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def cached_scores(result: str, predictions: xr.Dataset, observations: xr.Dataset
             _SCORES.move_to_end(key)
             return _SCORES[key]
         busy = _COMPUTING.setdefault(key, threading.Lock())
-    with busy:  # one computation per key: a prefetch and a page asking at once share it
+    with busy:  # one computation per key: two sessions (pool threads) asking at once share it
         with _SCORES_LOCK:
             if key in _SCORES:
                 return _SCORES[key]
@@ -108,23 +108,6 @@ def _saved_scores(path, period_name: str, period, predictions: xr.Dataset) -> xr
         return None
 
 
-def prefetch_scores(result: str, predictions: xr.Dataset, observations: xr.Dataset, periods: dict,
-                    path: str | None) -> threading.Thread:
-    """Score the result's validation and test periods in a background thread (switching period is then instant)."""
-    def work():
-        for name in ("test", "validation"):
-            if name in periods:
-                try:
-                    cached_scores(result, predictions, observations, name, periods[name], path,
-                                  train_period=periods.get("train", "train"))
-                except Exception:  # the page scores again, and shows what went wrong
-                    pass
-
-    thread = threading.Thread(target=work, name=f"vegviz-scores-{result}", daemon=True)
-    thread.start()
-    return thread
-
-
 class Skill(ResultViewer):
     """Per-cell skill of a result's models: map and density (a), boxplots per vegetation type (b), medians.
 
@@ -159,8 +142,6 @@ class Skill(ResultViewer):
         if self.vegetation not in self.param.vegetation.objects:
             updates["vegetation"] = ALL_TYPES
         self.param.update(**updates)
-        path = self._results.get(self.result, {}).get("path")
-        self._prefetch = prefetch_scores(self.result, self.predictions, obs, self.periods, path)
 
     # --------------------------------------------------------------- data
     def period_dates(self) -> tuple[str, str] | list[int]:

@@ -58,7 +58,7 @@ class TimeSeries(ResultViewer):
     map_width = 260
     #: the cell's plots sit right of the map; with the legend outside them the row fits a 1280-pixel window
     cell_width = 590
-    _CACHE_KEEP = 32  # the prefetched periods and types, and what the page built
+    _CACHE_KEEP = 16
 
     def __init__(self, **params):
         self._veg_codes: dict[str, int] = {}
@@ -99,7 +99,6 @@ class TimeSeries(ResultViewer):
         with self._elements_lock:
             self._elements.clear()
         self.picker_pane.object = self.picker()
-        self._prefetch_thread = self._prefetch()
 
     def _largest_type(self) -> str:
         return max(self._veg_codes, key=lambda n: int((self._mask & (self._lc == self._veg_codes[n])).sum()))
@@ -127,7 +126,7 @@ class TimeSeries(ResultViewer):
 
     def _cached(self, key, build, period: str | None = None):
         key = (self.result, period or self.period, *key)
-        with self._elements_lock:  # the prefetch thread fills the same cache
+        with self._elements_lock:  # sessions of a served app may share a component's cache from pool threads
             if key in self._elements:
                 self._elements.move_to_end(key)
                 return self._elements[key]
@@ -137,30 +136,6 @@ class TimeSeries(ResultViewer):
             while len(self._elements) > self._CACHE_KEEP:
                 self._elements.popitem(last=False)
         return el
-
-    def _prefetch(self) -> threading.Thread:
-        """Build the region's and the cell's plots of the other periods, and the other vegetation types' series,
-        in a background thread, so that a first switch draws from the cache (on the full basin a type's series
-        takes most of a second to compute)."""
-        def work():
-            for vegetation in self._veg_codes:
-                if vegetation != self.vegetation:
-                    try:
-                        self.vegetation_element(vegetation=vegetation)
-                    except Exception:
-                        pass
-            for period in ("validation", "test", "train"):
-                if period == self.period or period not in self.periods:
-                    continue
-                for build in (self.vegetation_element, self.cell_element, self.forcing_element):
-                    try:
-                        build(period=period)
-                    except Exception:  # the page builds it again, and shows what went wrong
-                        pass
-
-        thread = threading.Thread(target=work, name=f"vegviz-timeseries-{self.result}", daemon=True)
-        thread.start()
-        return thread
 
     def vegetation_element(self, period: str | None = None, vegetation: str | None = None):
         """Panel (d): the models and satellite LAI averaged over a vegetation type's cells (default the chosen
