@@ -20,7 +20,7 @@ import pandas as pd
 
 from .basemap import LAT_TICKS, LON_TICKS, degrees
 
-__all__ = ["FORMATS", "figure_bytes", "for_matplotlib", "save_figure"]
+__all__ = ["FORMATS", "bokeh_options", "figure_bytes", "for_matplotlib", "save_figure"]
 
 FORMATS = ("png", "svg")
 #: pixels of a Bokeh frame per inch of the matplotlib figure (so fonts keep their size relative to the plot)
@@ -67,7 +67,8 @@ def _value(bokeh_key: str, value):
     return value
 
 
-def _bokeh_options(obj) -> dict:
+def bokeh_options(obj) -> dict:
+    """The Bokeh options (plot and style) set on ``obj`` itself, without HoloViews' defaults."""
     out = {}
     for group in ("plot", "style"):
         try:
@@ -83,7 +84,7 @@ def _translate(obj):
     if plot_class is None:
         return obj
     known = set(getattr(plot_class, "style_opts", [])) | set(plot_class.param)
-    bokeh = _bokeh_options(obj)
+    bokeh = bokeh_options(obj)
     mpl = {}
     for key, value in bokeh.items():
         target = _SAME.get(key)
@@ -171,7 +172,7 @@ def _stacked(layout: hv.Layout, renderer):
     import matplotlib.pyplot as plt
 
     panels = list(layout)
-    sizes = [_frame_size(_bokeh_options(p)) for p in panels]
+    sizes = [_frame_size(bokeh_options(p)) for p in panels]
     width = max(w for w, _ in sizes) / _PX_PER_INCH
     height = sum(h for _, h in sizes) / _PX_PER_INCH * 1.25  # room for the titles and the last axis
     fig, axes = plt.subplots(len(panels), 1, figsize=(width, height), sharex=True,

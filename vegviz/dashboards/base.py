@@ -21,10 +21,11 @@ import xarray as xr
 
 from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
 from ..contract import IGBP_CLASSES, IGBP_COLORS
+from ..figure_files import bokeh_options
 from . import sources
 
-__all__ = ["ResultViewer", "basemap_overlay", "stacked_panes", "composite_counts", "dominant_vegetation", "in_server",
-           "landcover_outlines", "result_periods"]
+__all__ = ["ResultViewer", "basemap_overlay", "composite_counts", "dominant_vegetation", "in_server",
+           "landcover_outlines", "result_periods", "stacked_panes"]
 
 #: the result selector's width: its labels name the result, its model(s), data set and date (sources.result_label)
 RESULT_WIDTH = 330
@@ -136,14 +137,6 @@ def _lines(rows: list[dict], vdim: str, label: str, **opts) -> hv.Contours:
     return el.opts(backend="bokeh", **{"show_legend": False, **opts})
 
 
-def _bokeh_opts(el) -> dict:
-    """The bokeh options set on ``el`` itself (style and plot), to carry over to another element."""
-    out = {}
-    for group in ("style", "plot"):
-        out.update(el.opts.get(group, backend="bokeh", defaults=False).kwargs)
-    return out
-
-
 def _join_layer(el):
     """A Path layer (many geometries) as one NaN-separated row named after the layer, same options."""
     if not isinstance(el, hv.Path) or isinstance(el, hv.Contours) or not len(el.data):
@@ -154,7 +147,7 @@ def _join_layer(el):
     # hover shows the geometries' common name (the basin outline: its domain's title), else the layer's
     names = set(el.dimension_values(vdim)) if el.vdims else set()
     value = str(names.pop()) if len(names) == 1 else (el.label or vdim)
-    return _lines([{**merged, vdim: value}], vdim, el.label, **_bokeh_opts(el))
+    return _lines([{**merged, vdim: value}], vdim, el.label, **bokeh_options(el))
 
 
 def basemap_overlay(observations: xr.Dataset):

@@ -70,6 +70,7 @@ class Compare(pn.viewable.Viewer):
 
     def __init__(self, **params):
         self._results: dict[str, dict] = {}
+        self._histories: dict = {}
         super().__init__(**params)
         self._refresh_button = pn.widgets.Button(label="Refresh", width=90)
         self._refresh_button.on_click(lambda _e: self.refresh())
@@ -87,8 +88,7 @@ class Compare(pn.viewable.Viewer):
         names = list(self._results)
         self.param.a.objects = options
         self.param.b.objects = options
-        histories = sources.list_histories()
-        self._histories = histories
+        self._histories = histories = sources.list_histories()
         self.param.runs.objects = {self._run_label(n): n for n in histories}
         updates = {}
         if self.a not in names:
@@ -198,21 +198,14 @@ class Compare(pn.viewable.Viewer):
         import holoviews as hv
 
         from ..basemap import map_axes
-        from ..evaluation.panels import DIFF_CMAP, METRIC_STYLE
+        from ..evaluation.panels import BELOW_COLOR, DIFF_CMAP, METRIC_STYLE, metric_range
         from ..evaluation.skill import metric_label
         from .maps import TOOLBAR_HEIGHT, map_size
 
         f = self.skill_fields()
-        values = np.concatenate([np.ravel(f["a"].values), np.ravel(f["b"].values)])
-        values = values[np.isfinite(values)]
-        floor_hi, cmap = METRIC_STYLE.get(self.metric, (None, "viridis"))
-        if floor_hi is not None:
-            lo = max(floor_hi[0], min(0.0, float(np.floor(values.min() * 10) / 10))) if values.size else 0.0
-            clim = (lo, floor_hi[1])
-        else:
-            clim = (0.0, float(np.percentile(values, 98)) if values.size else 1.0)
+        clim = metric_range(np.concatenate([np.ravel(f["a"].values), np.ravel(f["b"].values)]), self.metric)
+        cmap = METRIC_STYLE.get(self.metric, (None, "viridis"))[1]
         label = metric_label(self.metric)
-        start, end = f["dates"] if isinstance(f["dates"], tuple) else (f["dates"][0], f["dates"][-1])
         out = []
         for key, title in (("a", "A " + self._label("a")), ("b", "B " + self._label("b")), ("diff", "B - A")):
             da = f[key]
@@ -235,7 +228,7 @@ class Compare(pn.viewable.Viewer):
             img = hv.Image((lon, lat, np.asarray(da.transpose("lat", "lon").values, dtype=float)), kdims=["lon", "lat"],
                            vdims=[vlabel]).opts(cmap=cm, clim=lim, colorbar=True, tools=["hover"], width=width,
                                                 height=height + TOOLBAR_HEIGHT, toolbar="above", title=title,
-                                                clipping_colors={"min": "#000000"},
+                                                clipping_colors={"min": BELOW_COLOR},
                                                 **map_axes(lat, aspect=False, value=vlabel))
             out.append(img * basemap_overlay(f["obs"]))  # built once per data set, one row per layer
         return out
@@ -243,7 +236,7 @@ class Compare(pn.viewable.Viewer):
     # --------------------------------------------------------------- curves
     def history(self, name: str) -> pd.DataFrame:
         """A run's per-epoch history (``history.csv``)."""
-        folder = self._histories.get(name) if hasattr(self, "_histories") else None
+        folder = self._histories.get(name)
         if folder is None:
             raise ValueError(f"no run named {name!r} with a history. Existing: {', '.join(self._histories) or 'none'}")
         return pd.read_csv(folder / "history.csv")

@@ -19,13 +19,26 @@ import pandas as pd
 import panel as pn
 import xarray as xr
 
-__all__ = ["csv_file", "download", "figure_downloads", "file_name", "netcdf_file", "predictions_subset"]
+__all__ = ["cell_file_name", "csv_file", "download", "download_row", "figure_downloads", "file_name", "netcdf_file",
+           "predictions_subset"]
 
 
 def file_name(*parts) -> str:
     """Parts joined by underscores, each reduced to letters, digits, '-' and '.' (a safe file name)."""
     words = [re.sub(r"[^A-Za-z0-9.-]+", "-", str(p)).strip("-") for p in parts if p not in (None, "")]
     return "_".join(w for w in words if w)
+
+
+def cell_file_name(result: str, lat: float, lon: float, period: str) -> str:
+    """A clicked cell's file name: "tiny_cell_39.0625-N_108.5625-W_test"."""
+    from ..basemap import degrees
+
+    return file_name(result, "cell", degrees(lat, "lat"), degrees(lon, "lon"), period)
+
+
+def download_row(buttons: list, *more) -> pn.Row:
+    """A tab's row of download buttons (and ``more`` widgets after them)."""
+    return pn.Row(pn.pane.Markdown("Download:", margin=(8, 5, 0, 10)), *buttons, *more)
 
 
 def csv_file(df: pd.DataFrame, *, index: bool = True) -> io.BytesIO:

@@ -525,8 +525,7 @@ class LaiMaps(ResultViewer):
 
     def downloads(self) -> list:
         """Buttons for the view's predictions (NetCDF), the clicked cell's series (CSV) and the maps (PNG, SVG)."""
-        from ..basemap import degrees
-        from .exports import csv_file, download, figure_downloads, file_name, netcdf_file
+        from .exports import cell_file_name, csv_file, download, figure_downloads, file_name, netcdf_file
 
         def span():
             start, end = self.series_period()
@@ -535,7 +534,7 @@ class LaiMaps(ResultViewer):
         def cell_name():
             if self.cell is None:
                 raise ValueError("no cell chosen. Fix: click a cell on a map")
-            return file_name(self.result, "cell", degrees(self.cell[0], "lat"), degrees(self.cell[1], "lon"), span())
+            return cell_file_name(self.result, *self.cell, span())
 
         return [
             download("View NetCDF", lambda: (file_name(self.result, "predictions", span()) + ".nc",
@@ -545,9 +544,10 @@ class LaiMaps(ResultViewer):
         ]
 
     def _content(self):
-        exports = pn.Row(pn.pane.Markdown("Download:", margin=(8, 5, 0, 10)), *self.downloads(),
-                         pn.widgets.MultiChoice.from_param(self.param.export_models, name="", width=260,
-                                                           placeholder="models in the NetCDF (default: the shown)"))
+        from .exports import download_row
+
+        exports = download_row(self.downloads(), pn.widgets.MultiChoice.from_param(
+            self.param.export_models, name="", width=260, placeholder="models in the NetCDF (default: the shown)"))
         widgets = pn.Row(
             self.date_slider, self.player,
             pn.Column(pn.widgets.Checkbox.from_param(self.param.composites_only, label="composite dates only"),

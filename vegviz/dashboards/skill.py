@@ -164,9 +164,9 @@ class Skill(ResultViewer):
             return None
         if self.vegetation not in self._veg_codes:
             raise ValueError(f"unknown vegetation type {self.vegetation!r}; choose one of {list(self._veg_codes)}")
-        lc = np.asarray(self.observations["landcover"].transpose("lat", "lon").values)
-        mask = np.asarray(self.observations["mask"].transpose("lat", "lon").values) == 1
-        return mask & (lc == self._veg_codes[self.vegetation])
+        from ..evaluation.regions import region_cells
+
+        return region_cells(self.observations, vegetation=self._veg_codes[self.vegetation])
 
     def shown_scores(self) -> xr.Dataset:
         """The scores restricted to the chosen vegetation type (all cells for 'all types')."""
@@ -297,8 +297,10 @@ class Skill(ResultViewer):
         ]
 
     def _content(self):
+        from .exports import download_row
+
         return pn.Column(
-            pn.Row(pn.pane.Markdown("Download:", margin=(8, 5, 0, 10)), *self.downloads()),
+            download_row(self.downloads()),
             pn.panel(self.view_map, loading_indicator=True),
             pn.panel(self.view_boxplots, loading_indicator=True),
             pn.panel(self.view_table, loading_indicator=True),

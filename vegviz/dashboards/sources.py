@@ -18,8 +18,8 @@ import xarray as xr
 from .. import paths  # the only vegviz import here: finding the two folders must not import torch
 
 __all__ = ["PathOutsideRoots", "allowed_roots", "data_choices", "data_domain", "domain_of", "list_histories",
-           "list_projections", "list_results", "list_scenarios", "result_label", "result_options", "observations_for", "open_observations", "open_projection",
-           "open_result", "result_models", "safe_path"]
+           "list_projections", "list_results", "list_scenarios", "observations_for", "open_observations",
+           "open_projection", "open_result", "result_label", "result_models", "result_options", "safe_path"]
 
 
 class PathOutsideRoots(PermissionError):

@@ -12,7 +12,6 @@ linked time axis (:func:`~vegviz.evaluation.panels.cell_forcing`).
 """
 from __future__ import annotations
 
-import threading
 from collections import OrderedDict
 from functools import partial
 
@@ -67,7 +66,6 @@ class TimeSeries(ResultViewer):
         self.box_stream: hv.streams.BoundsXY | None = None
         self.poly_stream: hv.streams.PolyDraw | None = None
         self.picker_pane = pn.pane.HoloViews(None)
-        self._elements_lock = threading.Lock()
         self._cell_alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         self._last_cell: dict[int, object] = {}
         super().__init__(**params)
@@ -96,8 +94,7 @@ class TimeSeries(ResultViewer):
         if not self._inside(self.lat, self.lon):
             updates["lat"], updates["lon"] = self._central_cell(self._veg_codes[veg])
         self.param.update(**updates)
-        with self._elements_lock:
-            self._elements.clear()
+        self._elements.clear()
         self.picker_pane.object = self.picker()
 
     def _largest_type(self) -> str:
@@ -117,47 +114,42 @@ class TimeSeries(ResultViewer):
         return float(self._lat[ii[k]]), float(self._lon[jj[k]])
 
     # --------------------------------------------------------------- data
-    def period_dates(self, period: str | None = None) -> tuple[str, str] | list[int]:
-        """The dates of ``period`` (default the chosen one) in the result's config."""
-        period = period or self.period
-        if period not in self.periods:
-            raise ValueError(f"the result has no {period!r} period; it has {sorted(self.periods)}")
-        return self.periods[period]
+    def period_dates(self) -> tuple[str, str] | list[int]:
+        if self.period not in self.periods:
+            raise ValueError(f"the result has no {self.period!r} period; it has {sorted(self.periods)}")
+        return self.periods[self.period]
 
-    def _cached(self, key, build, period: str | None = None):
-        key = (self.result, period or self.period, *key)
-        with self._elements_lock:  # sessions of a served app may share a component's cache from pool threads
-            if key in self._elements:
-                self._elements.move_to_end(key)
-                return self._elements[key]
+    def _cached(self, key, build):
+        key = (self.result, self.period, *key)
+        if key in self._elements:
+            self._elements.move_to_end(key)
+            return self._elements[key]
         el = build()
-        with self._elements_lock:
-            self._elements[key] = el
-            while len(self._elements) > self._CACHE_KEEP:
-                self._elements.popitem(last=False)
+        self._elements[key] = el
+        while len(self._elements) > self._CACHE_KEEP:
+            self._elements.popitem(last=False)
         return el
 
-    def vegetation_element(self, period: str | None = None, vegetation: str | None = None):
-        """Panel (d): the models and satellite LAI averaged over a vegetation type's cells (default the chosen
-        type, over the chosen period)."""
+    def _vegetation_code(self) -> int:
+        if self.vegetation not in self._veg_codes:
+            raise ValueError(f"unknown vegetation type {self.vegetation!r}; choose one of {list(self._veg_codes)}")
+        return self._veg_codes[self.vegetation]
+
+    def vegetation_element(self):
+        """Panel (d): the models and satellite LAI averaged over the chosen vegetation type's cells."""
         from ..evaluation.panels import vegetation_timeseries
 
-        vegetation = vegetation or self.vegetation
-        if vegetation not in self._veg_codes:
-            raise ValueError(f"unknown vegetation type {vegetation!r}; choose one of {list(self._veg_codes)}")
-        code = self._veg_codes[vegetation]
+        code = self._vegetation_code()
         return self._cached(("vegetation", code), lambda: vegetation_timeseries(
-            self.predictions, self.observations, code, period=self.period_dates(period),
-            period_name=period or self.period, width=900, height=300), period)
+            self.predictions, self.observations, code, period=self.period_dates(), period_name=self.period,
+            width=900, height=300))
 
     def region_cells(self) -> np.ndarray:
         """(lat, lon) selection of the chosen region's basin cells."""
         from ..evaluation.regions import region_cells
 
         if self.region == VEGETATION:
-            if self.vegetation not in self._veg_codes:
-                raise ValueError(f"unknown vegetation type {self.vegetation!r}; choose one of {list(self._veg_codes)}")
-            return region_cells(self.observations, vegetation=self._veg_codes[self.vegetation])
+            return region_cells(self.observations, vegetation=self._vegetation_code())
         if self.region == ELEVATION:
             return region_cells(self.observations, elevation=self.elevation)
         if self.region == SUBBASIN:
@@ -236,24 +228,24 @@ class TimeSeries(ResultViewer):
 
         return self._cached(("skill", *self._region_key()), build)
 
-    def cell_element(self, period: str | None = None):
+    def cell_element(self):
         """The models and satellite LAI at the chosen cell (``lat``, ``lon``)."""
         from ..evaluation.panels import cell_timeseries
 
         if self.lat is None or self.lon is None:
             raise ValueError("no cell chosen. Fix: click a cell on the map, or set lat and lon")
         return self._cached(("cell", round(self.lat, 6), round(self.lon, 6)), lambda: cell_timeseries(
-            self.predictions, self.observations, self.lat, self.lon, period=self.period_dates(period),
-            period_name=period or self.period, width=self.cell_width, height=260), period)
+            self.predictions, self.observations, self.lat, self.lon, period=self.period_dates(),
+            period_name=self.period, width=self.cell_width, height=260))
 
-    def forcing_element(self, period: str | None = None):
+    def forcing_element(self):
         """The forcing at the chosen cell (precipitation, temperature, VPD, radiation), one panel each."""
         from ..evaluation.panels import cell_forcing
 
         if self.lat is None or self.lon is None:
             raise ValueError("no cell chosen. Fix: click a cell on the map, or set lat and lon")
         return self._cached(("forcing", round(self.lat, 6), round(self.lon, 6)), lambda: cell_forcing(
-            self.observations, self.lat, self.lon, period=self.period_dates(period), width=self.cell_width), period)
+            self.observations, self.lat, self.lon, period=self.period_dates(), width=self.cell_width))
 
     # --------------------------------------------------------------- the cell picker
     def _picker_frame(self, lat=None, lon=None, **_region):
@@ -370,12 +362,11 @@ class TimeSeries(ResultViewer):
 
     def downloads(self) -> list:
         """Buttons for the cell's series (CSV), the region's predictions (NetCDF) and the figures (PNG, SVG)."""
-        from .exports import csv_file, download, figure_downloads, file_name, netcdf_file, predictions_subset
+        from .exports import (cell_file_name, csv_file, download, figure_downloads, file_name, netcdf_file,
+                              predictions_subset)
 
         def cell_name():
-            from ..basemap import degrees
-
-            return file_name(self.result, "cell", degrees(self.lat, "lat"), degrees(self.lon, "lon"), self.period)
+            return cell_file_name(self.result, self.lat, self.lon, self.period)
 
         def region_name():
             return file_name(self.result, self.region_name(), self.period)
@@ -394,8 +385,10 @@ class TimeSeries(ResultViewer):
         ]
 
     def _content(self):
+        from .exports import download_row
+
         return pn.Column(
-            pn.Row(pn.pane.Markdown("Download:", margin=(8, 5, 0, 10)), *self.downloads()),
+            download_row(self.downloads()),
             pn.panel(self.view_vegetation, loading_indicator=True),
             pn.panel(self.view_region_skill, loading_indicator=True),
             pn.Row(self.picker_pane, pn.panel(self.view_cell, loading_indicator=True)),

@@ -109,9 +109,14 @@ def _metric_clim(scores, metric, clim, models: Sequence[str] | None = None) -> t
     """
     if clim is not None:
         return float(clim[0]), float(clim[1])
-    default, _ = METRIC_STYLE.get(metric, (None, "viridis"))
     da = scores[metric] if models is None else scores[metric].sel(model=list(models))
-    v = np.asarray(da.values, dtype=float)
+    return metric_range(da.values, metric)
+
+
+def metric_range(values, metric: str) -> tuple[float, float]:
+    """The drawn range of ``metric`` for these values (NaN ignored); see :func:`_metric_clim`."""
+    default, _ = METRIC_STYLE.get(metric, (None, "viridis"))
+    v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     if default is not None:
         floor, hi = default
