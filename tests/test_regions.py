@@ -92,7 +92,7 @@ def test_a_box_or_polygon_drawn_on_the_map_becomes_the_region(runs_dir):
     t = TimeSeries()
     pn.panel(t).get_root()
     t.region = DRAWN
-    assert DRAW_HINT in t.view_vegetation().object  # says how to draw one
+    assert t._region_alert.visible and DRAW_HINT in t._region_alert.object  # says how to draw one
     lat, lon = t._lat, t._lon
     t.box_stream.event(bounds=(float(lon[10]), float(lat[5]), float(lon[30]), float(lat[20])))
     assert t.region == DRAWN and t.drawn == {"box": (float(lon[10]), float(lat[5]), float(lon[30]), float(lat[20]))}
@@ -107,7 +107,7 @@ def test_a_box_or_polygon_drawn_on_the_map_becomes_the_region(runs_dir):
     assert outline.get(0).label == "drawn polygon (3 vertices)"
     # a box outside the basin: the view says so, and the page stays usable
     t.box_stream.event(bounds=(-130.0, 10.0, -129.0, 11.0))
-    assert "holds no basin cell" in t.view_vegetation().object
+    assert t._region_alert.visible and "holds no basin cell" in t._region_alert.object
     scores = restrict(t.region_scores(), t.region_cells())
     assert not np.isfinite(scores["nse"].values).any()
 

@@ -20,7 +20,10 @@ Layout of an experiment folder (under :func:`vegviz.training.runs_root` by defau
                            (seed + k; vegviz.training.ensemble)
       predictions.nc       the models' predictions combined (one variable per model; for an ensemble
                            <model> is the member mean and <model>_spread the std across members)
-      scores_<period>.nc   per-cell NSE/KGE/RMSE of models and references
+      scores_<period>.nc   per-cell NSE/KGE/RMSE of models and references (validation, test, and train
+                           for the dashboards' Time series tab)
+      series.zarr          the basin cells' daily series, cell-major, for the dashboards
+                           (vegviz.evaluation.series_store; rebuilt when predictions.nc changes)
       comparison.md/.csv   the comparison table (test period), with the noise ceiling
       ensemble.md/.csv     ensembles only: skill of the ensemble mean and of each member (test period)
       figures/*.html|png|svg   the study's panels a-d (HTML to explore; PNG and SVG for papers)
@@ -737,6 +740,7 @@ def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods
     if formats := figure_formats(figures):
         write_figures(exp, obs, scored[main][0], formats)
     log(period_report(scored[main][0], table))
+    prepare_dashboards(exp, obs, done=set(periods), log=log)
     if exp.n_members > 1:
         ens = ensemble_table(exp, obs, main)
         write_atomic(exp.path / "ensemble.csv", ens.to_csv().encode())
@@ -745,6 +749,22 @@ def evaluate_experiment(path, observations: xr.Dataset | None = None, *, periods
         write_atomic(exp.path / "ensemble.md", text.encode())
         log(f"\nensemble mean vs members ({main} period):\n" + markdown_table(ens))
     return table
+
+
+def prepare_dashboards(exp: Experiment, observations: xr.Dataset, *, done=(), log=print) -> None:
+    """What the dashboards would otherwise compute when first shown, made now: the scores of every
+    period of the config not in ``done`` (the Time series tab offers the training period too: ~20 s
+    to score on the full basin) and the series store (a cell's or region's series of any period in
+    well under a second)."""
+    from .evaluation.series_store import open_series_store
+
+    t0 = time.perf_counter()
+    for period in ("train", "validation", "test"):
+        if period not in done and getattr(exp.config.periods, period, None) is not None:
+            score_period(exp.predictions, observations, exp.config, period, exp.path)
+    store = open_series_store(exp.predictions, observations)
+    if store is not None:
+        log(f"prepared the dashboards' scores and series store ({time.perf_counter() - t0:.0f} s)")
 
 
 def ensemble_table(exp: Experiment, observations: xr.Dataset, period: str = "test") -> pd.DataFrame:

@@ -10,9 +10,11 @@ import errno
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
-__all__ = ["NetCDFGridWriter", "disk_full", "write_atomic", "write_netcdf_atomic"]
+__all__ = ["NetCDFGridWriter", "building_path", "disk_full", "remove_abandoned_builds", "replace_directory",
+           "write_atomic", "write_netcdf_atomic"]
 
 
 def _umask() -> int:
@@ -180,3 +182,48 @@ class NetCDFGridWriter:
         except BaseException as e:
             _discard(self._tmp, self.path, e)
             raise
+
+
+# ----------------------------------------------------------------------------- whole directories
+# A store or a result folder is built under a temporary name beside its place and renamed into it,
+# so a reader sees the old one or the new one, never half of either.
+
+def building_path(path) -> Path:
+    """The temporary directory beside ``path`` to build it in (named after this process, for
+    :func:`remove_abandoned_builds`)."""
+    path = Path(path)
+    return path.parent / f".{path.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def replace_directory(tmp, path) -> None:
+    """Move the finished directory ``tmp`` to ``path``; an old one is moved aside first, then deleted."""
+    tmp, path = Path(tmp), Path(path)
+    old = None
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(path, old)
+    os.rename(tmp, path)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_abandoned_builds(path) -> None:
+    """Delete the temporary directories of earlier builds of ``path`` whose process is gone."""
+    path = Path(path)
+    for p in path.parent.glob(f".{path.name}.*-*"):
+        kind, _, rest = p.name[len(path.name) + 2:].partition("-")
+        pid = rest.split("-")[0]
+        if kind == "old" or (kind == "building" and pid.isdigit() and not _alive(int(pid))):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

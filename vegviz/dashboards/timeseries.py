@@ -30,8 +30,14 @@ __all__ = ["TimeSeries"]
 STUDY_VEGETATION = "Open shrublands"  # the study's panel (d)
 VEGETATION, ELEVATION, DRAWN, SUBBASIN = ("vegetation type", "elevation band", "drawn on the map",
                                           "sub-basin above the cell")
+#: what the region's plots follow
+REGION_PARAMS = ("region", "vegetation", "elevation", "drawn", "outlet", "period")
 DRAW_HINT = ("Draw a region on the land-cover map: a box with the box-select tool, or a polygon with the "
              "polygon tool (click its corners, double-click the last).")
+
+
+class _Hint(ValueError):
+    """Not an error: what to do before a view can be drawn."""
 
 
 class TimeSeries(ResultViewer):
@@ -67,7 +73,9 @@ class TimeSeries(ResultViewer):
         self.poly_stream: hv.streams.PolyDraw | None = None
         self.picker_pane = pn.pane.HoloViews(None)
         self._cell_alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
-        self._last_cell: dict[int, object] = {}
+        self._region_alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
+        self._last_drawn: dict[tuple, object] = {}
+        self._store = None
         super().__init__(**params)
         self.param.watch(self._on_outlet, ["lat", "lon", "region"])
         self._on_outlet()
@@ -95,7 +103,22 @@ class TimeSeries(ResultViewer):
             updates["lat"], updates["lon"] = self._central_cell(self._veg_codes[veg])
         self.param.update(**updates)
         self._elements.clear()
+        self._store = self._series_store()
         self.picker_pane.object = self.picker()
+
+    def _series_store(self):
+        """The result's series store (:mod:`vegviz.evaluation.series_store`): built on first use (seconds),
+        then every period's series read fast. None when it cannot be (the grid is read instead)."""
+        from ..evaluation.series_store import open_series_store
+
+        try:
+            return open_series_store(self.predictions, self.observations)
+        except Exception as e:  # e.g. a read-only cache: slower, not broken
+            import logging
+
+            logging.getLogger(__name__).warning("no series store for %s (%s: %s); reading the grid",
+                                                self.result, type(e).__name__, e)
+            return None
 
     def _largest_type(self) -> str:
         return max(self._veg_codes, key=lambda n: int((self._mask & (self._lc == self._veg_codes[n])).sum()))
@@ -142,7 +165,7 @@ class TimeSeries(ResultViewer):
         code = self._vegetation_code()
         return self._cached(("vegetation", code), lambda: vegetation_timeseries(
             self.predictions, self.observations, code, period=self.period_dates(), period_name=self.period,
-            width=900, height=300))
+            width=900, height=300, store=self._store))
 
     def region_cells(self) -> np.ndarray:
         """(lat, lon) selection of the chosen region's basin cells."""
@@ -206,7 +229,7 @@ class TimeSeries(ResultViewer):
         cells = self.region_cells()
         return self._cached(("region", *self._region_key()), lambda: region_timeseries(
             self.predictions, self.observations, cells, self.region_name(), period=self.period_dates(),
-            period_name=self.period, width=900, height=300))
+            period_name=self.period, width=900, height=300, store=self._store))
 
     def region_scores(self):
         """Per-cell scores of the models and references over the period, inside the region only."""
@@ -236,7 +259,7 @@ class TimeSeries(ResultViewer):
             raise ValueError("no cell chosen. Fix: click a cell on the map, or set lat and lon")
         return self._cached(("cell", round(self.lat, 6), round(self.lon, 6)), lambda: cell_timeseries(
             self.predictions, self.observations, self.lat, self.lon, period=self.period_dates(),
-            period_name=self.period, width=self.cell_width, height=260))
+            period_name=self.period, width=self.cell_width, height=260, store=self._store))
 
     def forcing_element(self):
         """The forcing at the chosen cell (precipitation, temperature, VPD, radiation), one panel each."""
@@ -245,7 +268,8 @@ class TimeSeries(ResultViewer):
         if self.lat is None or self.lon is None:
             raise ValueError("no cell chosen. Fix: click a cell on the map, or set lat and lon")
         return self._cached(("forcing", round(self.lat, 6), round(self.lon, 6)), lambda: cell_forcing(
-            self.observations, self.lat, self.lon, period=self.period_dates(), width=self.cell_width))
+            self.observations, self.lat, self.lon, period=self.period_dates(), width=self.cell_width,
+            store=self._store))
 
     # --------------------------------------------------------------- the cell picker
     def _picker_frame(self, lat=None, lon=None, **_region):
@@ -307,18 +331,20 @@ class TimeSeries(ResultViewer):
             return pn.pane.Alert(f"Could not draw {what}: {type(e).__name__}: {e}", alert_type="warning",
                                  sizing_mode="stretch_width")
 
-    @param.depends("_loaded", "region", "vegetation", "elevation", "drawn", "outlet", "period")
+    @param.depends("_loaded")
     def view_vegetation(self):
-        if self.region == DRAWN and not self.drawn and self.ready:
-            return pn.pane.Alert(DRAW_HINT, alert_type="info", margin=(5, 10))
-        return self._safe(lambda: pn.pane.HoloViews(self.region_element()), "the region's series")
+        """The region's mean series and its NSE density. Built once per result: a new region or period
+        updates the drawn plots in place (DynamicMaps), as the cell's do."""
+        def build():
+            self._region_alert.visible = False
+            self._last_drawn = {k: v for k, v in self._last_drawn.items() if k[0] == "cell"}
+            stream = hv.streams.Params(self, list(REGION_PARAMS))
+            series = hv.DynamicMap(partial(self._panel, ("region", 0), self._region_alert), streams=[stream])
+            skill = hv.DynamicMap(partial(self._panel, ("region", 1), self._region_alert), streams=[stream])
+            return pn.Column(self._region_alert, pn.pane.HoloViews(series.opts(framewise=True)),
+                             pn.pane.HoloViews(skill.opts(framewise=True), linked_axes=False))
 
-    @param.depends("_loaded", "region", "vegetation", "elevation", "drawn", "outlet", "period")
-    def view_region_skill(self):
-        if self.region == DRAWN and not self.drawn:
-            return pn.pane.Markdown("")
-        return self._safe(lambda: pn.pane.HoloViews(self.region_skill_element(), linked_axes=False),
-                          "the region's skill")
+        return self._safe(build, "the region's series")
 
     @param.depends("_loaded")
     def view_cell(self):
@@ -327,26 +353,37 @@ class TimeSeries(ResultViewer):
         def build():
             n = 1 + len(self.forcing_element())
             self._cell_alert.visible = False
-            self._last_cell = {}
+            self._last_drawn = {k: v for k, v in self._last_drawn.items() if k[0] != "cell"}
             stream = hv.streams.Params(self, ["lat", "lon", "period"])
-            maps = [hv.DynamicMap(partial(self._cell_panel, k), streams=[stream]).opts(framewise=True)
-                    for k in range(n)]
+            maps = [hv.DynamicMap(partial(self._panel, ("cell", k), self._cell_alert), streams=[stream]).opts(
+                framewise=True) for k in range(n)]
             return pn.Column(self._cell_alert, stacked_panes(*maps))
 
         return self._safe(build, "the cell's series")
 
-    def _cell_panel(self, k: int, **_):
-        """Panel ``k`` of the cell's stack (0: LAI, then the forcing); on an error the last drawn one stays,
-        under an alert naming the error."""
+    def _element(self, key: tuple):
+        """The element of a dynamic panel: ("region", 0) series, ("region", 1) skill, ("cell", k) the cell's
+        stack (0: LAI, then the forcing)."""
+        if key[0] == "cell":
+            return [self.cell_element(), *self.forcing_element()][key[1]]
+        if self.region == DRAWN and not self.drawn:
+            raise _Hint(DRAW_HINT)
+        return self.region_element() if key[1] == 0 else self.region_skill_element()
+
+    def _panel(self, key: tuple, alert: pn.pane.Alert, **_):
+        """A dynamic panel's element; on an error (or while a region is still to be drawn) the last drawn
+        one stays, under an alert that names the error (or says how to draw)."""
         try:
-            el = [self.cell_element(), *self.forcing_element()][k]
+            el = self._element(key)
         except Exception as e:
-            self._cell_alert.param.update(object=f"Could not draw the cell's series: {type(e).__name__}: {e}",
-                                          visible=True)
-            return self._last_cell.get(k, hv.Overlay([hv.Curve([])]))
-        if k == 0:
-            self._cell_alert.visible = False
-        self._last_cell[k] = el
+            hint = isinstance(e, _Hint)
+            what = "the region" if key[0] == "region" else "the cell's series"
+            alert.param.update(object=str(e) if hint else f"Could not draw {what}: {type(e).__name__}: {e}",
+                               alert_type="info" if hint else "warning", visible=True)
+            return self._last_drawn.get(key, hv.Overlay([hv.Curve([])]))
+        if key[1] == 0:
+            alert.visible = False
+        self._last_drawn[key] = el
         return el
 
     def cell_layout(self):
@@ -358,7 +395,7 @@ class TimeSeries(ResultViewer):
         from ..evaluation.series import cell_series, series_frame
 
         return series_frame(cell_series(self.predictions, self.observations, self.lat, self.lon,
-                                        period=self.period_dates()))
+                                        period=self.period_dates(), store=self._store))
 
     def downloads(self) -> list:
         """Buttons for the cell's series (CSV), the region's predictions (NetCDF) and the figures (PNG, SVG)."""
@@ -390,7 +427,6 @@ class TimeSeries(ResultViewer):
         return pn.Column(
             download_row(self.downloads()),
             pn.panel(self.view_vegetation, loading_indicator=True),
-            pn.panel(self.view_region_skill, loading_indicator=True),
             pn.Row(self.picker_pane, pn.panel(self.view_cell, loading_indicator=True)),
             sizing_mode="stretch_width",
         )

@@ -25,7 +25,7 @@ import xarray as xr
 from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per session)
 from ..basemap import degrees, map_axes
 from ..contract import IGBP_CLASSES
-from .periods import period_label, select_period
+from .periods import period_label
 from .scoring import PROCESS, is_synthetic, model_variables
 from .series import CELL_FORCINGS, SATELLITE, cell_series
 from .skill import metric_label
@@ -360,30 +360,11 @@ def vegetation_code(vegetation_type) -> int:
     return code
 
 
-def _cells(da: xr.DataArray, flat_index: np.ndarray) -> xr.DataArray:
-    """(time, cell) values of the chosen cells; lazy for dask input."""
-    stacked = da.transpose("time", "lat", "lon").stack(cell=("lat", "lon")).isel(cell=flat_index)
-    return stacked.chunk({"cell": -1}) if stacked.chunks is not None else stacked
-
-
-def _series(predictions, observations, period, models, references):
-    """The (label, kind, daily DataArray over the period) to draw, models first."""
-    models = model_variables(predictions) if models is None else list(models)
-    for m in models:
-        _check_prediction(predictions, m)
-    out = [(m, "model", select_period(predictions[m], period, "the predictions")) for m in models]
-    if PROCESS in references and "lai_process" in observations:
-        out.append((PROCESS, "reference", select_period(observations["lai_process"], period, "the observations")))
-    if "truth" in references and "lai_true" in observations:
-        out.append(("truth", "reference", select_period(observations["lai_true"], period, "the observations")))
-    return out
-
-
 def vegetation_timeseries(predictions: xr.Dataset, observations: xr.Dataset,
                           vegetation_type=OPEN_SHRUBLANDS, period="test", *,
                           models: Sequence[str] | None = None, spread=(25, 75),
                           references: Sequence[str] = (PROCESS,), period_name: str | None = None,
-                          width: int = 820, height: int = 320):
+                          width: int = 820, height: int = 320, store=None):
     """Panel (d): mean LAI over the mask cells of one vegetation type, models vs satellite.
 
     :func:`region_timeseries` over the type's cells (see there).
@@ -397,13 +378,13 @@ def vegetation_timeseries(predictions: xr.Dataset, observations: xr.Dataset,
         raise ValueError(f"no mask cell is {IGBP_CLASSES[code]!r}; the mask holds {present}")
     return region_timeseries(predictions, observations, sel, IGBP_CLASSES[code], period, models=models,
                              spread=spread, references=references, period_name=period_name, width=width,
-                             height=height)
+                             height=height, store=store)
 
 
 def region_timeseries(predictions: xr.Dataset, observations: xr.Dataset, cells, name: str, period="test", *,
                       models: Sequence[str] | None = None, spread=(25, 75),
                       references: Sequence[str] = (PROCESS,), period_name: str | None = None,
-                      width: int = 820, height: int = 320):
+                      width: int = 820, height: int = 320, store=None):
     """Mean LAI over a region's cells (a (lat, lon) selection, :mod:`vegviz.evaluation.regions`), models
     vs satellite.
 
@@ -411,38 +392,32 @@ def region_timeseries(predictions: xr.Dataset, observations: xr.Dataset, cells, 
     noiseless ``"truth"`` where present) is a daily curve of the mean over the
     cells, with a band between the ``spread`` percentiles across cells. The
     satellite composites are points: the mean over the cells observed that day.
+    The numbers are :func:`~vegviz.evaluation.regions.region_statistics`' (``store``: its series store).
     ``period_name`` names a (start, end) ``period`` in the title (e.g. "test 2009-2016").
     The legend sits right of the plot, so no season hides behind it.
     """
-    if not (len(spread) == 2 and 0 <= spread[0] < spread[1] <= 100):
-        raise ValueError(f"spread must be two percentiles 0 <= low < high <= 100, got {spread!r}")
-    sel = np.asarray(cells, bool)
-    if not sel.any():
+    from .regions import region_statistics
+
+    if not np.asarray(cells, bool).any():
         raise ValueError(f"the region {name!r} holds no basin cell. Fix: choose a larger region")
-    idx = np.flatnonzero(sel.ravel())
-    q = [p / 100 for p in spread]
+    stats = region_statistics(predictions, observations, cells, period, models=models, references=references,
+                              spread=spread, store=store)
+    drawn = [v for v in stats.data_vars if stats[v].attrs["kind"] != "observed"]
     elements = []
-    series = _series(predictions, observations, period, models, references)
-    names = [s[0] for s in series]
-    for label, kind, da in series:
-        picked = _cells(da, idx)
-        stats = xr.Dataset({
-            "mean": picked.mean("cell"),
-            "lo": picked.quantile(q[0], "cell").drop_vars("quantile"),
-            "hi": picked.quantile(q[1], "cell").drop_vars("quantile"),
-        }).compute().to_dataframe().reset_index()
-        color = model_color(label, names)
+    for label in drawn:
+        kind = stats[label].attrs["kind"]
+        frame = stats[label].to_pandas().T.reset_index()
+        color = model_color(label, drawn)
         dash = "solid" if kind == "model" else "dashed"
         band = [hv.Dimension("lo", label=f"LAI p{spread[0]}"), hv.Dimension("hi", label=f"LAI p{spread[1]}")]
-        elements.append(hv.Area(stats, "time", band, label=f"{label} {spread[0]}-{spread[1]}%").opts(
+        elements.append(hv.Area(frame, "time", band, label=f"{label} {spread[0]}-{spread[1]}%").opts(
             color=color, alpha=0.15, line_alpha=0))
-        elements.append(hv.Curve(stats.rename(columns={"mean": "LAI"}), "time", "LAI", label=label).opts(
+        elements.append(hv.Curve(frame.rename(columns={"mean": "LAI"}), "time", "LAI", label=label).opts(
             color=color, line_width=2 if kind == "model" else 1.5, line_dash=dash))
-    sat = _cells(select_period(observations["lai"], period, "the observations"), idx)
-    sat_mean = sat.mean("cell").compute().dropna("time").to_dataframe(name="LAI").reset_index()
-    elements.append(hv.Scatter(sat_mean, "time", "LAI", label="satellite composites").opts(
+    sat_mean = stats[SATELLITE].sel(statistic="mean").dropna("time").to_dataframe(name="LAI").reset_index()
+    elements.append(hv.Scatter(sat_mean[["time", "LAI"]], "time", "LAI", label="satellite composites").opts(
         color=MODEL_COLORS["satellite"], size=5))
-    title = (f"{name} ({int(sel.sum())} cells): mean LAI, "
+    title = (f"{name} ({stats.attrs['n_cells']} cells): mean LAI, "
              f"{_period_title(period, period_name)}{_tag(observations, predictions)}")
     return hv.Overlay(elements).opts(
         title=title, frame_width=width, frame_height=height, ylabel="LAI (m2 m-2)", xlabel="date",
@@ -453,13 +428,14 @@ def region_timeseries(predictions: xr.Dataset, observations: xr.Dataset, cells, 
 def cell_timeseries(predictions: xr.Dataset, observations: xr.Dataset, lat: float, lon: float,
                     period="test", *, models: Sequence[str] | None = None,
                     references: Sequence[str] = (PROCESS, "truth"), period_name: str | None = None,
-                    width: int = 820, height: int = 300):
+                    width: int = 820, height: int = 300, store=None):
     """Daily LAI of the models at the cell containing (lat, lon), with the satellite composites.
 
     ``period_name`` names a (start, end) ``period`` in the title; the legend sits right of the plot.
-    The data are :func:`vegviz.evaluation.series.cell_series`'s.
+    The data are :func:`vegviz.evaluation.series.cell_series`'s (``store``: its series store).
     """
-    s = cell_series(predictions, observations, lat, lon, period, models=models, references=references, forcings=())
+    s = cell_series(predictions, observations, lat, lon, period, models=models, references=references, forcings=(),
+                    store=store)
     names = [v for v in s.data_vars if s[v].attrs["kind"] in ("model", "reference")]
     elements = []
     for name in names:
@@ -495,7 +471,7 @@ _FORCING_STYLE = {"precip": ("precipitation", "P", "daily total", "#1f78b4"),
 
 
 def cell_forcing(observations: xr.Dataset, lat: float, lon: float, period="test", *,
-                 forcings: Sequence[str] = CELL_FORCINGS, width: int = 820, height: int = 100):
+                 forcings: Sequence[str] = CELL_FORCINGS, width: int = 820, height: int = 100, store=None):
     """The forcing at the cell containing (lat, lon), one small panel each, to stack under its LAI.
 
     Precipitation (P) as daily steps; mean and minimum air temperature (T) together; vapour
@@ -505,7 +481,8 @@ def cell_forcing(observations: xr.Dataset, lat: float, lon: float, period="test"
     one column whose time axis is ``time``, like :func:`cell_timeseries`': HoloViews links
     their x ranges, so zooming one zooms them all.
     """
-    s = cell_series(xr.Dataset(), observations, lat, lon, period, models=[], references=(), forcings=forcings)
+    s = cell_series(xr.Dataset(), observations, lat, lon, period, models=[], references=(), forcings=forcings,
+                    store=store)
     panels: dict[str, list] = {}
     units: dict[str, str] = {}
     for f in (v for v in s.data_vars if s[v].attrs["kind"] == "forcing"):

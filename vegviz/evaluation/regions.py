@@ -3,11 +3,14 @@
     cells = region_cells(observations, polygon=[(-109, 38), (-107, 38), (-108, 40)])
     cells = region_cells(observations, elevation=(2500, 3500))
     region_mask(observations, cells)          # the same, as a labelled (lat, lon) DataArray
+    region_statistics(predictions, observations, cells, "test")   # its daily mean and spread per series
 
 A selection is a (lat, lon) boolean array of basin (mask) cells; criteria given together
-are combined (a box AND a band). The dashboards draw a region's mean series with
-:func:`vegviz.evaluation.panels.region_timeseries` and its skill distribution with
-:func:`~vegviz.evaluation.panels.nse_density` on :func:`restrict` -ed scores.
+are combined (a box AND a band). The dashboards draw a region's mean series
+(:func:`region_statistics`) with :func:`vegviz.evaluation.panels.region_timeseries` and its skill
+distribution with :func:`~vegviz.evaluation.panels.nse_density` on :func:`restrict` -ed scores.
+Given a :mod:`~vegviz.evaluation.series_store`, the statistics read the cell-major copy (a
+vegetation type's are stored ready), not the map-major grid.
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-__all__ = ["describe_region", "region_cells", "region_mask", "restrict"]
+__all__ = ["describe_region", "region_cells", "region_mask", "region_statistics", "restrict"]
+
+STATISTICS = ("mean", "lo", "hi")
 
 
 def _centres(observations: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
@@ -90,3 +95,76 @@ def describe_region(*, box=None, polygon=None, elevation=None, vegetation: str |
         lo, hi = sorted(elevation)
         parts.append(f"elevation {lo:.0f}-{hi:.0f} m")
     return ", ".join(parts) or "the whole basin"
+
+
+def _vegetation_of(observations: xr.Dataset, sel: np.ndarray) -> int | None:
+    """The IGBP code when ``sel`` is exactly the basin cells of one vegetation type, else None."""
+    if "landcover" not in observations:
+        return None
+    lc = np.asarray(observations["landcover"].transpose("lat", "lon").values)
+    codes = np.unique(lc[sel])
+    if codes.size != 1:
+        return None
+    return int(codes[0]) if np.array_equal(sel, region_cells(observations, vegetation=int(codes[0]))) else None
+
+
+def region_statistics(predictions: xr.Dataset, observations: xr.Dataset, cells, period="test", *,
+                      models: Sequence[str] | None = None, references: Sequence[str] = ("process",),
+                      spread: Sequence[float] = (25, 75), store=None) -> xr.Dataset:
+    """Daily statistics of the region's cells (a (lat, lon) selection) over ``period``, per series.
+
+    One variable per series, dims (``statistic``, ``time``) with ``statistic`` = mean, lo, hi (the
+    ``spread`` percentiles across cells, linear interpolation; NaN skipped); attribute ``kind``:
+    each model ("model"), the process model ``"process"`` and the noiseless ``"truth"`` from
+    ``references`` where present ("reference"), then the satellite composites ``"satellite"``
+    ("observed": the mean over the cells observed that day, NaN between composites; no spread).
+    ``store``: a :class:`~vegviz.evaluation.series_store.SeriesStore` of these data, read instead
+    of the grid (the same values, much faster for long periods).
+    """
+    from .periods import select_period
+    from .scoring import model_variables
+    from .series_store import SPREAD, cell_statistics, day_statistics
+
+    if not (len(spread) == 2 and 0 <= spread[0] < spread[1] <= 100):
+        raise ValueError(f"spread must be two percentiles 0 <= low < high <= 100, got {spread!r}")
+    sel = np.asarray(cells, bool)
+    if not sel.any():
+        raise ValueError("the region holds no basin cell. Fix: choose a larger region")
+    have = model_variables(predictions)
+    models = have if models is None else list(models)
+    for m in models:
+        if m not in have:
+            raise ValueError(f"model {m!r} is not in the predictions; they hold {have}")
+    entries = [(m, "model", m, predictions) for m in models]
+    for label, var in (("process", "lai_process"), ("truth", "lai_true")):
+        if label in references and var in observations:
+            entries.append((label, "reference", var, observations))
+    entries.append(("satellite", "observed", "lai", observations))
+
+    flat = np.flatnonzero(sel.ravel())
+    index = store.cells(observations, sel) if store is not None else None
+    code = _vegetation_of(observations, sel) if index is not None and tuple(spread) == SPREAD else None
+    out = {}
+    for label, kind, var, source in entries:
+        what = "the predictions" if source is predictions else "the observations"
+        da = select_period(source[var], period, what)
+        times = da["time"].values
+        wanted = None if kind == "observed" else spread
+        stats = None
+        days = store.days(times) if index is not None and var in store else None
+        if days is not None:
+            if code is not None and code in store.vegetation["vegetation"].values:
+                veg = store.vegetation.sel(vegetation=code).isel(time=days)
+                stats = {s: veg[f"{var}_{s}"].values for s in STATISTICS if f"{var}_{s}" in veg}
+            else:
+                stats = cell_statistics(store, var, index, days, wanted)
+        if stats is None:
+            x = da.transpose("time", "lat", "lon").values.reshape(times.size, -1)[:, flat]
+            stats = day_statistics(x, wanted)
+        nan = np.full(times.size, np.nan, np.float32)
+        values = np.stack([np.asarray(stats.get(s, nan), np.float32) for s in STATISTICS])
+        out[label] = xr.DataArray(values, dims=("statistic", "time"), coords={"statistic": list(STATISTICS),
+                                  "time": times}, attrs={"kind": kind, "units": "m2 m-2", "source": var})
+    ds = xr.Dataset(out)
+    ds.attrs.update(n_cells=int(sel.sum()), spread=list(spread))
+    return ds

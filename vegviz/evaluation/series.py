@@ -49,32 +49,43 @@ def _forcings(observations: xr.Dataset, forcings: Sequence[str]) -> list[str]:
 
 def cell_series(predictions: xr.Dataset, observations: xr.Dataset, lat: float, lon: float, period="test", *,
                 models: Sequence[str] | None = None, references: Sequence[str] = (PROCESS, TRUTH),
-                forcings: Sequence[str] = CELL_FORCINGS) -> xr.Dataset:
+                forcings: Sequence[str] = CELL_FORCINGS, store=None) -> xr.Dataset:
     """Daily series at the cell holding (lat, lon) over ``period``: one variable per model, per reference
     (the process model ``"process"``, the noiseless ``"truth"`` where the data have one), the satellite
     composites (``"satellite"``, NaN between composites) and each forcing of ``forcings`` present.
 
     Variables carry ``units``, ``long_name`` and ``kind`` ("model", "reference", "observed", "forcing");
     the Dataset's attrs name the cell (``lat``, ``lon``, ``landcover``, ``inside_mask``).
+    ``store``: a :class:`~vegviz.evaluation.series_store.SeriesStore` of these data; a basin cell's
+    series are read from it (one chunk per variable) instead of the map-major grid.
     """
     at = cell_at(observations, lat, lon)
     models = model_variables(predictions) if models is None else list(models)
     missing = [m for m in models if m not in predictions]
     if missing:
         raise ValueError(f"the predictions have no {missing}; they have {model_variables(predictions)}")
+    k = store.cell(observations, at) if store is not None else None
+
+    def read(source: xr.Dataset, var: str, what: str) -> xr.DataArray:
+        da = select_period(source[var], period, what)
+        days = store.days(da["time"].values) if k is not None and var in store else None
+        if days is None:
+            return da.sel(at)
+        return xr.DataArray(store.read(var, k, days), dims="time", coords={"time": da["time"]}, attrs=da.attrs)
+
     lai = {"units": VARIABLES["lai"].units}
     out = {}
     for m in models:
-        out[m] = select_period(predictions[m], period, "the predictions").sel(at).assign_attrs(
-            lai, long_name=f"LAI simulated by {m}", kind="model")
+        out[m] = read(predictions, m, "the predictions").assign_attrs(lai, long_name=f"LAI simulated by {m}",
+                                                                      kind="model")
     for name, var in ((PROCESS, "lai_process"), (TRUTH, "lai_true")):
         if name in references and var in observations:
-            out[name] = select_period(observations[var], period, "the observations").sel(at).assign_attrs(
+            out[name] = read(observations, var, "the observations").assign_attrs(
                 lai, long_name=VARIABLES[var].long_name, kind="reference")
-    out[SATELLITE] = select_period(observations["lai"], period, "the observations").sel(at).assign_attrs(
+    out[SATELLITE] = read(observations, "lai", "the observations").assign_attrs(
         lai, long_name=VARIABLES["lai"].long_name, kind="observed")
     for f in _forcings(observations, forcings):
-        out[f] = select_period(observations[f], period, "the observations").sel(at).assign_attrs(
+        out[f] = read(observations, f, "the observations").assign_attrs(
             units=VARIABLES[f].units, long_name=VARIABLES[f].long_name, kind="forcing")
     ds = xr.Dataset({k: v.drop_vars(["lat", "lon"], errors="ignore") for k, v in out.items()}).compute()
     lc = int(observations["landcover"].sel(at)) if "landcover" in observations else None

@@ -37,7 +37,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -496,11 +495,11 @@ def _write(folder: Path, proj: xr.Dataset, summary: pd.DataFrame, skill, runs, t
            baseline_key: dict) -> None:
     import yaml
 
-    from ..io import write_netcdf_atomic
+    from ..io import building_path, replace_directory, write_netcdf_atomic
     from ..training.checkpoint import file_sha256
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = building_path(folder)
     tmp.mkdir()
     try:
         t0 = time.perf_counter()
@@ -521,16 +520,10 @@ def _write(folder: Path, proj: xr.Dataset, summary: pd.DataFrame, skill, runs, t
                 "seconds": {k: round(v, 1) for k, v in times.items()},
                 "created": proj.attrs["created"], "vegviz_version": proj.attrs["vegviz_version"]}
         (tmp / "provenance.yaml").write_text(yaml.safe_dump(prov, sort_keys=False))
-        old = None
-        if folder.exists():
-            if not overwrite:
-                raise FileExistsError(f"projection {folder.name!r} appeared at {folder} meanwhile. Fix: pass "
-                                      "overwrite=True or rerun")
-            old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            folder.rename(old)
-        tmp.rename(folder)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if folder.exists() and not overwrite:
+            raise FileExistsError(f"projection {folder.name!r} appeared at {folder} meanwhile. Fix: pass "
+                                  "overwrite=True or rerun")
+        replace_directory(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

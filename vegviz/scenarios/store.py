@@ -25,10 +25,8 @@ their ``*_sha256``, ``baseline`` (catalog entry or absolute path), ``baseline_st
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import uuid
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,6 +37,7 @@ import pandas as pd
 import xarray as xr
 
 from ..contract import FORCINGS, SCENARIO_REQUIRED, ContractError, check_variables, validate
+from ..io import building_path, replace_directory
 from ..paths import cache_dir
 from .delta import ScenarioError
 
@@ -158,7 +157,7 @@ def build_scenario(name: str, data, period, change, *, data_dir=None, overwrite:
     bounds = calibrate_lai_range(base, cal, params=params)
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = building_path(path)
     try:
         attrs = _attrs(name, base, data, t0, t1, change, bounds, spin)
         spinup = _write_forcing(tmp, scen, spin, dynamic, base[static].load(), attrs)
@@ -173,9 +172,7 @@ def build_scenario(name: str, data, period, change, *, data_dir=None, overwrite:
         if path.exists() and not overwrite:  # made meanwhile by someone else
             raise ScenarioError(f"scenario {name!r} appeared at {path} during the build. Fix: pass overwrite=True "
                                 "or choose another name")
-        from ..data.virtual.store import _replace
-
-        _replace(tmp, path)
+        replace_directory(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

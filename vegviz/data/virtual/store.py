@@ -14,10 +14,8 @@ a store without the marker (or from another generator version) is rebuilt, not o
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
-import uuid
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -31,6 +29,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from ...contract import cf_attrs, validate
+from ...io import building_path, remove_abandoned_builds, replace_directory
 from .chain import (
     DYNAMIC,
     GENERATOR_NAME,
@@ -80,8 +79,8 @@ def build_store(path, start, end, *, seed: int = 42, static: xr.Dataset | None =
                               "Fix: choose a new path (the store is created there) or remove it")
     basin = VirtualBasin(static, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_builds(path)
-    tmp = path.parent / f".{path.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    remove_abandoned_builds(path)
+    tmp = building_path(path)
     started = time.perf_counter()
     try:
         _write_dynamic(tmp, basin, t0, t1)
@@ -100,7 +99,7 @@ def build_store(path, start, end, *, seed: int = 42, static: xr.Dataset | None =
             "built": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}",
             "build_seconds": round(time.perf_counter() - started, 1),
         })
-        _replace(tmp, path)
+        replace_directory(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -280,38 +279,6 @@ def read_marker(store) -> dict | None:
         return json.loads((Path(store) / MARKER).read_text())
     except (OSError, ValueError):
         return None
-
-
-def _replace(tmp: Path, path: Path) -> None:
-    """Move the finished store into place; an old one is moved aside first, then deleted."""
-    old = None
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-        os.rename(path, old)
-    os.rename(tmp, path)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _remove_abandoned_builds(path: Path) -> None:
-    """Delete temporary directories of earlier builds of ``path`` whose process is gone."""
-    for p in path.parent.glob(f".{path.name}.*-*"):
-        kind, _, rest = p.name[len(path.name) + 2:].partition("-")
-        pid = rest.split("-")[0]
-        if kind == "old" or (kind == "building" and pid.isdigit() and not _alive(int(pid))):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ----------------------------------------------------------------------------- the cache
