@@ -13,9 +13,11 @@
 (c) Slider moves while a model trains in the background (TrainingDashboard on the small
     basin, events drained between moves as the server's periodic callback does). Target < 1 s.
 (d) Switches: the server-side time from a changed control (metric, period, vegetation, model
-    of the Skill tab; vegetation, period, clicked cell, region of the Time series tab; model B
-    of the Compare tab) to the drawn Bokeh models of every view it redraws; the first and
-    the repeated switch. And the data tour's forcing change (notebook 01: two daily maps of
+    of the Skill tab; vegetation, period (also to the 21-year training period, and with an
+    elevation band as the region), clicked cell, region of the Time series tab; model B of the
+    Compare tab) to the drawn Bokeh models of every view it redraws; the first and the repeated
+    switch. An experiment's series store and training-period scores exist (made at its end;
+    ``vegviz.experiment.prepare_dashboards`` makes them for an older one). And the data tour's forcing change (notebook 01: two daily maps of
     the virtual basin, ``--tour-variant``). Targets: a switch <= 1 s, the tour <= 2 s.
     Reference: drawing one 365-point curve, the least any redraw costs.
 
@@ -368,11 +370,15 @@ def bench_switches(result: str | None, variant: str) -> None:
     others = [v for v in t.param.vegetation.objects if v != t.vegetation]
     measure("Time series", t, "vegetation", [{"vegetation": others[0]}, {"vegetation": t.vegetation}])
     measure("Time series", t, "period", [{"period": "validation"}, {"period": "test"}])
+    measure("Time series", t, "to train", [{"period": "train"}, {"period": "test"}, {"period": "train"}])
+    t.period = "test"
     lat, lon = t._lat, t._lon
     ii, jj = np.nonzero(t._mask)
     cells = [{"lat": float(lat[ii[k]]), "lon": float(lon[jj[k]])} for k in (len(ii) // 3, len(ii) // 2)]
     measure("Time series", t, "clicked cell", cells)
     measure("Time series", t, "region", [{"region": "elevation band"}, {"region": "vegetation type"}])
+    t.region = "elevation band"
+    measure("Time series", t, "band period", [{"period": "validation"}, {"period": "train"}, {"period": "test"}])
     c = Compare(a=result)
     pn.panel(c).get_root(Document())
     cm = c.param.model_b.objects

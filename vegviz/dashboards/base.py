@@ -207,6 +207,22 @@ def _as_date(value) -> dt.date:
     return pd.Timestamp(value).date()
 
 
+def series_store(predictions: xr.Dataset, observations: xr.Dataset, *, build: bool = True):
+    """The result's :mod:`series store <vegviz.evaluation.series_store>` (built first if ``build``: seconds,
+    once per result), or None when there is none or it cannot be made (the grid is read instead: slower,
+    not broken)."""
+    from ..evaluation.series_store import open_series_store
+
+    try:
+        return open_series_store(predictions, observations, build=build)
+    except Exception as e:  # e.g. a read-only folder and cache
+        import logging
+
+        logging.getLogger(__name__).warning("no series store (%s: %s); the series are read from the grid",
+                                            type(e).__name__, e)
+        return None
+
+
 def stacked_panes(*elements) -> pn.Column:
     """HoloViews elements (or layouts, flattened) as a column of panes, one per plot, their time axes linked.
 

@@ -31,7 +31,7 @@ import xarray as xr
 
 from ..basemap import map_axes
 from .base import (ResultViewer, _as_date, _round_up, basemap_overlay, composite_counts, dominant_vegetation,
-                   in_server, landcover_outlines, result_periods, stacked_panes)
+                   in_server, landcover_outlines, result_periods, series_store, stacked_panes)
 
 __all__ = ["LaiMaps", "ResultViewer", "basemap_overlay", "composite_counts", "dominant_vegetation",
            "landcover_outlines", "result_periods"]
@@ -124,6 +124,7 @@ class LaiMaps(ResultViewer):
         self._titles: dict[str, str] = {}
         self._sat = self._sim = None
         self._sims: dict[str, _Blocks] = {}
+        self._store = None
         self._days = np.array([], dtype="datetime64[D]")
         self._counts = np.array([], dtype=int)
         self._composites = np.array([], dtype="datetime64[D]")
@@ -163,6 +164,7 @@ class LaiMaps(ResultViewer):
         self._sat = _Blocks(obs["lai"])
         self._sims = {m: _Blocks(pred[m]) for m in self.models}
         self._plots = {}  # the old result's views are replaced
+        self._store = series_store(pred, obs, build=False)  # the Time series tab builds it; used here if made
         first, last = self._days[0].astype(object), self._days[-1].astype(object)
         day = self.date if self.date is not None and first <= self.date <= last else self._default_date()
         self._preparing = True  # the watchers wait until the result is set up
@@ -465,7 +467,7 @@ class LaiMaps(ResultViewer):
 
         lat, lon = self.cell
         curves = cell_timeseries(self.predictions, self.observations, lat, lon, period=self.series_period(),
-                                 width=900, height=260)
+                                 width=900, height=260, store=self._store)
         line = hv.VLine(pd.Timestamp(self.date)).opts(color="black", line_dash="dotted", line_width=1,
                                                       hooks=[self._hook("dateline")])
         return (curves * line).opts(**curves.opts.get().kwargs)  # keep the panel's size, title and legend
@@ -476,7 +478,8 @@ class LaiMaps(ResultViewer):
             return None
         from ..evaluation.panels import cell_forcing
 
-        return cell_forcing(self.observations, *self.cell, period=self.series_period(), width=900)
+        return cell_forcing(self.observations, *self.cell, period=self.series_period(), width=900,
+                            store=self._store)
 
     def _draw_series(self):
         if not self.ready:
@@ -515,7 +518,8 @@ class LaiMaps(ResultViewer):
 
         if self.cell is None:
             raise ValueError("no cell chosen. Fix: click a cell on a map")
-        return series_frame(cell_series(self.predictions, self.observations, *self.cell, period=self.series_period()))
+        return series_frame(cell_series(self.predictions, self.observations, *self.cell, period=self.series_period(),
+                                        store=self._store))
 
     def date_figure(self):
         """The study's panel (c) for the shown date and model: simulated and satellite LAI and their difference."""

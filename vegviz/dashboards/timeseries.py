@@ -23,7 +23,7 @@ import xarray as xr
 
 from ..basemap import map_axes
 from ..contract import IGBP_CLASSES, IGBP_COLORS
-from .base import ResultViewer, basemap_overlay, dominant_vegetation, stacked_panes
+from .base import ResultViewer, basemap_overlay, dominant_vegetation, series_store, stacked_panes
 
 __all__ = ["TimeSeries"]
 
@@ -103,22 +103,8 @@ class TimeSeries(ResultViewer):
             updates["lat"], updates["lon"] = self._central_cell(self._veg_codes[veg])
         self.param.update(**updates)
         self._elements.clear()
-        self._store = self._series_store()
+        self._store = series_store(self.predictions, self.observations)  # built once per result: seconds
         self.picker_pane.object = self.picker()
-
-    def _series_store(self):
-        """The result's series store (:mod:`vegviz.evaluation.series_store`): built on first use (seconds),
-        then every period's series read fast. None when it cannot be (the grid is read instead)."""
-        from ..evaluation.series_store import open_series_store
-
-        try:
-            return open_series_store(self.predictions, self.observations)
-        except Exception as e:  # e.g. a read-only cache: slower, not broken
-            import logging
-
-            logging.getLogger(__name__).warning("no series store for %s (%s: %s); reading the grid",
-                                                self.result, type(e).__name__, e)
-            return None
 
     def _largest_type(self) -> str:
         return max(self._veg_codes, key=lambda n: int((self._mask & (self._lc == self._veg_codes[n])).sum()))

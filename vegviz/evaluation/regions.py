@@ -144,8 +144,9 @@ def region_statistics(predictions: xr.Dataset, observations: xr.Dataset, cells, 
     flat = np.flatnonzero(sel.ravel())
     index = store.cells(observations, sel) if store is not None else None
     code = _vegetation_of(observations, sel) if index is not None and tuple(spread) == SPREAD else None
-    out = {}
-    for label, kind, var, source in entries:
+
+    def one(entry) -> xr.DataArray:
+        label, kind, var, source = entry
         what = "the predictions" if source is predictions else "the observations"
         da = select_period(source[var], period, what)
         times = da["time"].values
@@ -163,8 +164,18 @@ def region_statistics(predictions: xr.Dataset, observations: xr.Dataset, cells, 
             stats = day_statistics(x, wanted)
         nan = np.full(times.size, np.nan, np.float32)
         values = np.stack([np.asarray(stats.get(s, nan), np.float32) for s in STATISTICS])
-        out[label] = xr.DataArray(values, dims=("statistic", "time"), coords={"statistic": list(STATISTICS),
-                                  "time": times}, attrs={"kind": kind, "units": "m2 m-2", "source": var})
+        return xr.DataArray(values, dims=("statistic", "time"), coords={"statistic": list(STATISTICS),
+                            "time": times}, attrs={"kind": kind, "units": "m2 m-2", "source": var})
+
+    if index is not None and code is None:
+        # reading one series (zarr decodes outside the GIL) while the numbers of another are worked out
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2, thread_name_prefix="vegviz-region") as pool:
+            arrays = list(pool.map(one, entries))
+    else:  # the grid is read through HDF5, one reader at a time; the stored statistics need no work
+        arrays = [one(e) for e in entries]
+    out = {e[0]: a for e, a in zip(entries, arrays)}
     ds = xr.Dataset(out)
     ds.attrs.update(n_cells=int(sel.sum()), spread=list(spread))
     return ds

@@ -308,12 +308,15 @@ def day_statistics(x: np.ndarray, spread=None) -> dict[str, np.ndarray]:
     x = np.asarray(x)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # days with no value are NaN, as intended
-        out = {"mean": np.nanmean(x, axis=1, dtype=np.float64).astype(np.float32)}
+        nans = np.isnan(x).sum(axis=1)
+        full, part = nans == 0, (nans > 0) & (nans < x.shape[1])
+        mean = x.mean(axis=1, dtype=np.float64)  # NaN on a day with a gap: those days again, skipping it
+        if part.any():
+            mean[part] = np.nanmean(x[part], axis=1, dtype=np.float64)
+        out = {"mean": mean.astype(np.float32)}
         if spread is not None:
             q = [p / 100 for p in spread]
             lo, hi = (np.full(x.shape[0], np.nan, np.float32) for _ in range(2))
-            nans = np.isnan(x).sum(axis=1)
-            full, part = nans == 0, (nans > 0) & (nans < x.shape[1])
             # rows without a gap (nearly all) by np.quantile, many times faster than nanquantile
             for rows, fn in ((full, np.quantile), (part, np.nanquantile)):
                 if rows.any():
