@@ -138,3 +138,46 @@ def test_the_sub_basin_above_the_chosen_cell(runs_dir):
     t.region = ELEVATION
     t.param.update(lat=gj[0], lon=gj[1])
     assert t.outlet == up
+
+
+def test_pfafstetter_sub_basins_follow_the_rivers(obs):
+    """Level-1 Pfafstetter units on the data's own elevation (real ETOPO5 under the virtual basin): checked
+    against where well-known towns drain."""
+    from vegviz.evaluation import subbasin_names, subbasins
+
+    units = subbasins(obs)
+    u, mask = units.values, obs["mask"].values == 1
+    assert not (u[~mask] > 0).any() and set(np.unique(u)) <= set(range(10))
+    assert (u > 0).sum() > 0.95 * mask.sum()  # nearly every basin cell drains to the gauge on the 1/8 degree grid
+    assert abs(units.attrs["outlet_lat"] - 36.865) < 0.3 and abs(units.attrs["outlet_lon"] + 111.588) < 0.3
+
+    def unit(lat, lon):
+        return int(units.sel(lat=lat, lon=lon, method="nearest"))
+
+    # the main stem follows the larger branch: the Green above its Colorado confluence, so
+    assert unit(42.87, -109.86) == 9  # Pinedale, WY, upper Green: the headwaters of the main stem
+    assert unit(36.73, -108.21) == unit(37.27, -107.88) == 2  # Farmington, Durango: the San Juan, joining lowest
+    assert unit(39.06, -108.56) == unit(38.54, -106.93) == 4  # Grand Junction, Gunnison: the Colorado
+    assert unit(40.04, -107.91) in (6, 8)  # Meeker: the White, joining the Green higher up
+    names = subbasin_names(units)
+    assert names[9] == "9: headwaters of the main stem" and names[4].startswith("4: tributary joining at ")
+    np.testing.assert_array_equal(region_cells(obs, subbasin=4), u == 4)
+    with pytest.raises(ValueError, match="1-9"):
+        region_cells(obs, subbasin=12)
+
+
+def test_a_pfafstetter_sub_basin_is_a_region_of_the_time_series_tab(runs_dir):
+    from vegviz.dashboards.timeseries import PFAFSTETTER
+
+    t = TimeSeries()
+    pn.panel(t).get_root()
+    four = next(n for n in t.param.subbasin.objects if n.startswith("4:"))
+    t.param.update(region=PFAFSTETTER, subbasin=four)
+    cells = t.region_cells()
+    assert cells.sum() > 100 and not t._region_alert.visible
+    assert t.region_element().opts.get().kwargs["title"].startswith(f"sub-basin {four} ({int(cells.sum())} cells)")
+    scores = t.region_scores()
+    assert not np.isfinite(scores["nse"].values[:, ~cells]).any()
+    b = {x.label: x for x in t.downloads()}["Region NetCDF"]
+    b.callback()
+    assert b.filename.startswith("tiny_sub-basin-4-tributary-joining-at-") and b.filename.endswith(f"_{t.period}.nc")

@@ -28,10 +28,10 @@ from .base import ResultViewer, basemap_overlay, dominant_vegetation, series_sto
 __all__ = ["TimeSeries"]
 
 STUDY_VEGETATION = "Open shrublands"  # the study's panel (d)
-VEGETATION, ELEVATION, DRAWN, SUBBASIN = ("vegetation type", "elevation band", "drawn on the map",
-                                          "sub-basin above the cell")
+VEGETATION, ELEVATION, PFAFSTETTER, DRAWN, SUBBASIN = ("vegetation type", "elevation band", "sub-basin",
+                                                       "drawn on the map", "sub-basin above the cell")
 #: what the region's plots follow
-REGION_PARAMS = ("region", "vegetation", "elevation", "drawn", "outlet", "period")
+REGION_PARAMS = ("region", "vegetation", "elevation", "subbasin", "drawn", "outlet", "period")
 DRAW_HINT = ("Draw a region on the land-cover map: a box with the box-select tool, or a polygon with the "
              "polygon tool (click its corners, double-click the last).")
 
@@ -47,10 +47,15 @@ class TimeSeries(ResultViewer):
                                 doc="dominant vegetation type (at least 5 basin cells)")
     period = param.Selector(default="test", objects=["test", "validation", "train"],
                             doc="the result's own period (from its config)")
-    region = param.Selector(default=VEGETATION, objects=[VEGETATION, ELEVATION, DRAWN, SUBBASIN],
+    region = param.Selector(default=VEGETATION, objects=[VEGETATION, ELEVATION, PFAFSTETTER, DRAWN, SUBBASIN],
                             doc="the region whose mean series and skill are shown: the chosen vegetation type's cells, "
-                                "an elevation band, a box or polygon drawn on the land-cover map, or the sub-basin "
-                                "that drains through the chosen cell (D8 routing on the data's elevation)")
+                                "an elevation band, one of the basin's nine Pfafstetter sub-basins, a box or polygon "
+                                "drawn on the land-cover map, or the sub-basin that drains through the chosen cell "
+                                "(D8 routing on the data's elevation)")
+    subbasin = param.Selector(default=None, objects=[], allow_None=True, check_on_set=False,
+                              doc="the Pfafstetter sub-basin (level 1): the four largest tributaries of the main stem "
+                                  "(2, 4, 6, 8, from the outlet up) and the main stem's areas between them (1, 3, 5, "
+                                  "7; 9 the headwaters)")
     outlet = param.Tuple(default=None, allow_None=True, length=2, precedence=-1,
                          doc="(lat, lon) of the sub-basin's outlet: the chosen cell while that region is shown")
     elevation = param.Range(default=(0.0, 5000.0), doc="the elevation band (m) of the region")
@@ -67,6 +72,8 @@ class TimeSeries(ResultViewer):
 
     def __init__(self, **params):
         self._veg_codes: dict[str, int] = {}
+        self._unit_names: dict[str, int] = {}
+        self._units = None
         self._elements: OrderedDict[tuple, object] = OrderedDict()
         self.tap_stream: hv.streams.Tap | None = None
         self.box_stream: hv.streams.BoundsXY | None = None
@@ -98,7 +105,15 @@ class TimeSeries(ResultViewer):
         lo, hi = self.elevation
         band = (max(lo, zmin), min(hi, zmax)) if lo < zmax and hi > zmin and (lo, hi) != (0.0, 5000.0) else \
             (float(np.round(np.nanpercentile(z, 75), -1)), zmax)  # default: the highest quarter of the basin
-        updates = {"vegetation": veg, "elevation": band, "drawn": None}
+        from ..evaluation.regions import subbasin_names, subbasins
+
+        units = subbasins(obs)
+        self._units = units.values
+        self._unit_names = {name: u for u, name in subbasin_names(units).items()}
+        self.param.subbasin.objects = list(self._unit_names)
+        largest = max(self._unit_names, key=lambda n: int((self._units == self._unit_names[n]).sum()), default=None)
+        updates = {"vegetation": veg, "elevation": band, "drawn": None,
+                   "subbasin": self.subbasin if self.subbasin in self._unit_names else largest}
         if not self._inside(self.lat, self.lon):
             updates["lat"], updates["lon"] = self._central_cell(self._veg_codes[veg])
         self.param.update(**updates)
@@ -163,6 +178,10 @@ class TimeSeries(ResultViewer):
             return region_cells(self.observations, elevation=self.elevation)
         if self.region == SUBBASIN:
             return self._subbasin()[0]
+        if self.region == PFAFSTETTER:
+            if self.subbasin not in self._unit_names:
+                raise ValueError(f"unknown sub-basin {self.subbasin!r}; choose one of {list(self._unit_names)}")
+            return self._mask & (self._units == self._unit_names[self.subbasin])
         if not self.drawn:
             raise ValueError(f"no region drawn yet. {DRAW_HINT}")
         return region_cells(self.observations, **self.drawn)
@@ -195,6 +214,8 @@ class TimeSeries(ResultViewer):
             return f"sub-basin above {degrees(lat, 'lat')}, {degrees(lon, 'lon')}"
         if self.region == ELEVATION:
             return describe_region(elevation=self.elevation)
+        if self.region == PFAFSTETTER:
+            return f"sub-basin {self.subbasin}"
         return describe_region(**(self.drawn or {}))
 
     def _region_key(self) -> tuple:
@@ -204,6 +225,8 @@ class TimeSeries(ResultViewer):
             return ("elevation", tuple(self.elevation))
         if self.region == SUBBASIN:
             return ("subbasin", self.outlet)
+        if self.region == PFAFSTETTER:
+            return ("pfafstetter", self.subbasin)
         return ("drawn", repr(self.drawn))
 
     def region_element(self):
@@ -281,7 +304,7 @@ class TimeSeries(ResultViewer):
             cmap=cmap, clim=(-0.5, 16.5), color_levels=17, tools=["hover", "tap", "box_select"],
             frame_width=self.map_width, title="land cover: click a cell, draw a region", alpha=0.8,
             **map_axes(self._lat, value="land cover", names=IGBP_CLASSES))
-        watched = ["region", "vegetation", "elevation", "drawn", "outlet", "lat", "lon"]
+        watched = [p for p in REGION_PARAMS if p != "period"] + ["lat", "lon"]
         dyn = hv.DynamicMap(self._picker_frame, streams=[hv.streams.Params(self, watched)])
         self.tap_stream = hv.streams.Tap(source=lc, x=None, y=None)
         self.tap_stream.add_subscriber(self._on_tap)
@@ -418,17 +441,19 @@ class TimeSeries(ResultViewer):
         )
 
     def _region_widgets(self) -> list:
-        """The vegetation type and the elevation band, each shown only while its region is chosen."""
+        """The vegetation type, the elevation band and the sub-basin, each shown only while its region is chosen."""
         veg = pn.widgets.Select.from_param(self.param.vegetation, label="vegetation", width=200)
         band = pn.widgets.EditableRangeSlider.from_param(self.param.elevation, name="elevation band (m)", width=220,
                                                          step=50)
+        unit = pn.widgets.Select.from_param(self.param.subbasin, label="sub-basin (Pfafstetter)", width=260)
 
         def show(*_):
             veg.visible, band.visible = self.region == VEGETATION, self.region == ELEVATION
+            unit.visible = self.region == PFAFSTETTER
 
         show()
         self.param.watch(show, "region")
-        return [veg, band]
+        return [veg, band, unit]
 
     def _controls(self):
         return [

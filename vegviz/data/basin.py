@@ -292,13 +292,9 @@ def flow_accumulation(receivers: np.ndarray, weights=None) -> np.ndarray:
 def catchment(receivers: np.ndarray, outlet: tuple[int, int]) -> np.ndarray:
     """Boolean raster of the cells that drain through ``outlet`` (row, column)."""
     nr, nc = receivers.shape
-    r = receivers.reshape(-1)
     start = outlet[0] * nc + outlet[1]
-    # Donor lists in CSR form, then a breadth-first walk upstream.
-    has = np.flatnonzero(r >= 0)
-    order = has[np.argsort(r[has], kind="stable")]
-    ptr = np.searchsorted(r[order], np.arange(r.size + 1))
-    inside = np.zeros(r.size, bool)
+    order, ptr = _donors(receivers)  # then a breadth-first walk upstream
+    inside = np.zeros(receivers.size, bool)
     inside[start] = True
     queue = deque([start])
     while queue:
@@ -358,6 +354,91 @@ def snap_outlet(upstream_area: np.ndarray, lat, lon, point: tuple[float, float],
     return int(rows[di]), int(cols[dj])
 
 
+def _route(dem: xr.DataArray, breach: bool = True):
+    """(lat, lon, filled DEM, D8 receivers, upstream area km2, cell area km2) of a regular lat/lon DEM."""
+    lat = dem["lat"].values.astype(float)
+    lon = dem["lon"].values.astype(float)
+    for name, c in (("lat", lat), ("lon", lon)):
+        step = np.diff(c)
+        if c.size < 3 or not np.allclose(step, step[0], rtol=1e-3) or step[0] <= 0:
+            raise ValueError(f"the DEM's {name} must be regular and ascending; use dem_window() to prepare it")
+    dlat, dlon = np.deg2rad(np.diff(lat).mean()), np.deg2rad(np.diff(lon).mean())
+    r2 = _grid.EARTH_RADIUS_M**2
+    coslat = np.cos(np.deg2rad(lat))
+    area_km2 = np.repeat((r2 * dlat * dlon * coslat / 1e6)[:, None], lon.size, axis=1)
+    z = dem.transpose("lat", "lon").values.astype(float)
+    filled = fill_depressions(breach_depressions(z) if breach else z, epsilon=True)
+    recv = d8_receivers(filled, dy=dlat, dx=dlon * coslat)
+    return lat, lon, filled, recv, flow_accumulation(recv, area_km2), area_km2
+
+
+def _donors(receivers: np.ndarray):
+    """Each cell's upstream neighbours in CSR form: ``order[ptr[c]:ptr[c + 1]]`` drain into flat cell c."""
+    r = receivers.reshape(-1)
+    has = np.flatnonzero(r >= 0)
+    order = has[np.argsort(r[has], kind="stable")]
+    return order, np.searchsorted(r[order], np.arange(r.size + 1))
+
+
+def pfafstetter_units(dem: xr.DataArray, mask=None, outlet: tuple[float, float] | None = None,
+                      breach: bool = True) -> xr.Dataset:
+    """The nine level-1 Pfafstetter units of the basin above ``outlet`` (lat, lon), on the DEM's grid.
+
+    Pfafstetter coding (Verdin & Verdin 1999, doi:10.1016/S0022-1694(99)00011-6): the main stem
+    runs up from the outlet along the larger upstream area at every confluence; the four largest
+    tributaries that join it are units 2, 4, 6 and 8, numbered from the outlet upstream; the
+    main stem's own areas between them are the interbasins 1, 3, 5 and 7, and 9 is the headwater
+    above tributary 8. Routing is :func:`delineate`'s (D8 after breaching and filling). Without
+    ``outlet``, it is the cell of ``mask`` (a boolean (lat, lon) array) with the largest upstream
+    area. Returns ``unit`` (int8: 1-9, 0 outside the basin), ``upstream_area`` (km2) and the
+    attributes ``outlet_lat``, ``outlet_lon`` and, per unit, ``junction_lat_<u>``/``junction_lon_<u>``
+    (where a tributary joins the main stem) and ``area_km2_<u>``.
+    """
+    lat, lon, _, recv, acc, area_km2 = _route(dem, breach)
+    if outlet is not None:
+        oi, oj = snap_outlet(acc, lat, lon, outlet)
+    else:
+        if mask is None:
+            raise ValueError("pfafstetter_units needs an outlet (lat, lon) or a basin mask to find it in")
+        m = np.asarray(mask, bool)
+        if m.shape != acc.shape or not m.any():
+            raise ValueError(f"the mask must be a non-empty boolean array of the DEM's shape {acc.shape}")
+        oi, oj = np.unravel_index(int(np.argmax(np.where(m, acc, -np.inf))), acc.shape)
+    nc = lon.size
+    inside = catchment(recv, (oi, oj)).reshape(-1)
+    order, ptr = _donors(recv)
+    a = acc.reshape(-1)
+    stem = [int(oi) * nc + int(oj)]
+    while ptr[stem[-1] + 1] > ptr[stem[-1]]:
+        donors = order[ptr[stem[-1]]:ptr[stem[-1] + 1]]
+        stem.append(int(donors[np.argmax(a[donors])]))
+    position = np.full(a.size, -1)
+    position[stem] = np.arange(len(stem))
+    mouths = [(a[d], k, int(d)) for k, c in enumerate(stem) for d in order[ptr[c]:ptr[c + 1]] if position[d] < 0]
+    largest = sorted(sorted(mouths, key=lambda t: -t[0])[:4], key=lambda t: t[1])  # then from the outlet up
+    junctions = [k for _, k, _ in largest]
+    unit = np.zeros(a.size, np.int8)
+    tributary = {d: 2 * (i + 1) for i, (_, _, d) in enumerate(largest)}
+    r = recv.reshape(-1)
+    for c in _topological_order(recv)[::-1]:  # every receiver before the cells draining into it
+        if not inside[c]:
+            continue
+        if position[c] >= 0:  # on the main stem: the interbasin of its reach
+            unit[c] = 1 + 2 * int(np.searchsorted(junctions, position[c], side="left"))
+        else:
+            unit[c] = tributary.get(int(c), unit[r[c]])
+    attrs = {"outlet_lat": float(lat[oi]), "outlet_lon": float(lon[oj])}
+    for i, (_, k, _) in enumerate(largest):
+        ji, jj = divmod(stem[k], nc)
+        attrs[f"junction_lat_{2 * (i + 1)}"], attrs[f"junction_lon_{2 * (i + 1)}"] = float(lat[ji]), float(lon[jj])
+    for u in range(1, 10):
+        attrs[f"area_km2_{u}"] = float(area_km2.reshape(-1)[unit == u].sum())
+    coords = {"lat": dem["lat"], "lon": dem["lon"]}
+    return xr.Dataset({"unit": (("lat", "lon"), unit.reshape(acc.shape), {"long_name": "Pfafstetter unit (level 1)"}),
+                       "upstream_area": (("lat", "lon"), acc, {"units": "km2", "long_name": "D8 upstream area"})},
+                      coords=coords, attrs=attrs)
+
+
 def delineate(
     dem: xr.DataArray,
     outlet: tuple[float, float] = LEES_FERRY,
@@ -371,22 +452,9 @@ def delineate(
     (the snapped outlet cell) and ``catchment_area_km2``. ``breach=False`` skips
     :func:`breach_depressions` (fill only).
     """
-    lat = dem["lat"].values.astype(float)
-    lon = dem["lon"].values.astype(float)
-    for name, c in (("lat", lat), ("lon", lon)):
-        step = np.diff(c)
-        if c.size < 3 or not np.allclose(step, step[0], rtol=1e-3) or step[0] <= 0:
-            raise ValueError(f"the DEM's {name} must be regular and ascending; use dem_window() to prepare it")
-    dlat, dlon = np.deg2rad(np.diff(lat).mean()), np.deg2rad(np.diff(lon).mean())
+    lat, lon, filled, recv, acc, area_km2 = _route(dem, breach)
     if not (lat.min() <= outlet[0] <= lat.max() and lon.min() <= outlet[1] <= lon.max()):
         raise ValueError(f"outlet {outlet} lies outside the DEM window; widen the window")
-    r2 = _grid.EARTH_RADIUS_M**2
-    coslat = np.cos(np.deg2rad(lat))
-    area_km2 = np.repeat((r2 * dlat * dlon * coslat / 1e6)[:, None], lon.size, axis=1)
-    z = dem.transpose("lat", "lon").values.astype(float)
-    filled = fill_depressions(breach_depressions(z) if breach else z, epsilon=True)
-    recv = d8_receivers(filled, dy=dlat, dx=dlon * coslat)
-    acc = flow_accumulation(recv, area_km2)
     oi, oj = snap_outlet(acc, lat, lon, outlet, snap_cells)
     inside = catchment(recv, (oi, oj))
     coords = {"lat": dem["lat"], "lon": dem["lon"]}

@@ -11,7 +11,7 @@ The panels import HoloViews on first use only, so metrics and tables stay light.
 from .aridity import aridity_class, aridity_index, by_aridity
 from .baselines import climatology_baseline, noise_ceiling, noleap_dayofyear
 from .periods import PERIODS, period_label, resolve_period, select_period
-from .regions import describe_region, region_cells, region_mask, restrict
+from .regions import describe_region, region_cells, region_mask, region_statistics, restrict, subbasin_names, subbasins
 from .series import cell_series, series_frame
 from .scoring import CLIMATOLOGY, NOISE_CEILING, PROCESS, REFERENCES, is_synthetic, model_variables, score
 from .skill import METRICS, MIN_OBS, REASONS, explain, kge, metrics, nse, rmse
@@ -35,7 +35,8 @@ def __getattr__(name):
 
 __all__ = [
     "CLIMATOLOGY", "METRICS", "MIN_OBS", "NOISE_CEILING", "PERIODS", "PROCESS", "REASONS", "REFERENCES",
-    "aridity_class", "aridity_index", "cell_series", "describe_region", "region_cells", "region_mask", "restrict",
+    "aridity_class", "aridity_index", "cell_series", "describe_region", "region_cells", "region_mask",
+    "region_statistics", "restrict", "subbasin_names", "subbasins",
     "series_frame", "baseline_warning", "below_baseline", "by_aridity", "by_vegetation",
     "climatology_baseline", "comparison_table",
     "explain", "fluctuation", "is_synthetic", "kge", "stability_table",

@@ -1,7 +1,8 @@
-"""Regions of a basin as cell selections: a box, a polygon, an elevation band, a vegetation type.
+"""Regions of a basin as cell selections: a box, a polygon, an elevation band, a vegetation type, a sub-basin.
 
     cells = region_cells(observations, polygon=[(-109, 38), (-107, 38), (-108, 40)])
     cells = region_cells(observations, elevation=(2500, 3500))
+    cells = region_cells(observations, subbasin=4)   # Pfafstetter unit 4: the second-largest tributary
     region_mask(observations, cells)          # the same, as a labelled (lat, lon) DataArray
     region_statistics(predictions, observations, cells, "test")   # its daily mean and spread per series
 
@@ -19,7 +20,8 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-__all__ = ["describe_region", "region_cells", "region_mask", "region_statistics", "restrict"]
+__all__ = ["describe_region", "region_cells", "region_mask", "region_statistics", "restrict", "subbasin_names",
+           "subbasins"]
 
 STATISTICS = ("mean", "lo", "hi")
 
@@ -29,14 +31,54 @@ def _centres(observations: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
     return lon, lat
 
 
+def subbasins(observations: xr.Dataset, outlet: tuple[float, float] | None = None) -> xr.DataArray:
+    """The level-1 Pfafstetter units of the basin (:func:`vegviz.data.basin.pfafstetter_units`), routed on
+    the data's own elevation (1/8 degree: a junction can sit a few cells from the mapped confluence)
+    above ``outlet`` (default: the domain's gauge, e.g. Lees Ferry for the UCRB; for a domain without
+    one, the basin cell of largest upstream area): int8 (lat, lon), 1-9 on basin cells, 0 elsewhere;
+    the attributes name each unit's area and junction."""
+    from ..data.basin import pfafstetter_units
+    from ..domains import of_dataset
+
+    mask = np.asarray(observations["mask"].transpose("lat", "lon").values) == 1
+    if outlet is None:
+        basin = of_dataset(observations).basin
+        outlet = basin.outlet if basin.kind == "outlet" else None
+    units = pfafstetter_units(observations["elevation"].transpose("lat", "lon").load(), mask=mask, outlet=outlet)
+    out = units["unit"].where(mask, 0).astype(np.int8)
+    out.attrs.update(units.attrs)
+    return out
+
+
+def subbasin_names(units: xr.DataArray) -> dict[int, str]:
+    """{unit: readable name} of the units with basin cells, e.g. ``"4: tributary joining at 38.94°N,
+    110.19°W"``, ``"9: headwaters of the main stem"``."""
+    from ..basemap import degrees
+
+    values = units.values
+    names = {}
+    for u in range(1, 10):
+        if not (values == u).any():
+            continue
+        if u % 2 == 0:
+            lat, lon = units.attrs[f"junction_lat_{u}"], units.attrs[f"junction_lon_{u}"]
+            text = f"tributary joining at {degrees(lat, 'lat')}, {degrees(lon, 'lon')}"
+        else:
+            text = {1: "main stem at the outlet", 9: "headwaters of the main stem"}.get(
+                u, f"main stem between {u - 1} and {u + 1}")
+        names[u] = f"{u}: {text}"
+    return names
+
+
 def region_cells(observations: xr.Dataset, *, box: Sequence[float] | None = None,
                  polygon: Sequence[Sequence[float]] | None = None, elevation: Sequence[float] | None = None,
-                 vegetation: int | None = None) -> np.ndarray:
+                 vegetation: int | None = None, subbasin: int | None = None) -> np.ndarray:
     """(lat, lon) selection of the basin cells inside every given criterion.
 
     ``box``: (west, south, east, north) in degrees; ``polygon``: its (lon, lat) vertices (a cell
     counts when its centre is inside); ``elevation``: (low, high) in m of the cells' mean
-    elevation; ``vegetation``: an IGBP code of the dominant land cover.
+    elevation; ``vegetation``: an IGBP code of the dominant land cover; ``subbasin``: a level-1
+    Pfafstetter unit 1-9 (:func:`subbasins`).
     """
     inside = np.asarray(observations["mask"].transpose("lat", "lon").values) == 1
     lon, lat = _centres(observations)
@@ -58,6 +100,10 @@ def region_cells(observations: xr.Dataset, *, box: Sequence[float] | None = None
         inside &= (z >= lo) & (z <= hi)
     if vegetation is not None:
         inside &= np.asarray(observations["landcover"].transpose("lat", "lon").values) == int(vegetation)
+    if subbasin is not None:
+        if int(subbasin) not in range(1, 10):
+            raise ValueError(f"a Pfafstetter unit is 1-9, got {subbasin!r}")
+        inside &= subbasins(observations).values == int(subbasin)
     return inside
 
 
@@ -78,13 +124,16 @@ def restrict(scores: xr.Dataset, cells: np.ndarray | xr.DataArray) -> xr.Dataset
     return out
 
 
-def describe_region(*, box=None, polygon=None, elevation=None, vegetation: str | None = None) -> str:
+def describe_region(*, box=None, polygon=None, elevation=None, vegetation: str | None = None,
+                    subbasin: int | None = None) -> str:
     """A region's name for titles and file names: "box 109.5°W-107°W, 38°N-40°N", "elevation 2500-3500 m"."""
     from ..basemap import degrees
 
     parts = []
     if vegetation:
         parts.append(str(vegetation))
+    if subbasin is not None:
+        parts.append(f"sub-basin {int(subbasin)}")
     if box is not None:
         w, s, e, n = box
         parts.append(f"box {degrees(min(w, e), 'lon')}-{degrees(max(w, e), 'lon')}, "
