@@ -36,6 +36,14 @@ DRAW_HINT = ("Draw a region on the land-cover map: a box with the box-select too
              "polygon tool (click its corners, double-click the last).")
 
 
+def _done(value):
+    from concurrent.futures import Future
+
+    fut = Future()
+    fut.set_result(value)
+    return fut
+
+
 class _Hint(ValueError):
     """Not an error: what to do before a view can be drawn."""
 
@@ -83,6 +91,8 @@ class TimeSeries(ResultViewer):
         self._region_alert = pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width")
         self._last_drawn: dict[tuple, object] = {}
         self._store = None
+        self._stats: OrderedDict[tuple, object] = OrderedDict()  # region statistics (futures) per region and period
+        self._prefetch = None
         super().__init__(**params)
         self.param.watch(self._on_outlet, ["lat", "lon", "region"])
         self._on_outlet()
@@ -118,6 +128,9 @@ class TimeSeries(ResultViewer):
             updates["lat"], updates["lon"] = self._central_cell(self._veg_codes[veg])
         self.param.update(**updates)
         self._elements.clear()
+        for fut in self._stats.values():
+            fut.cancel()
+        self._stats.clear()
         self._store = series_store(self.predictions, self.observations)  # built once per result: seconds
         self.picker_pane.object = self.picker()
 
@@ -238,7 +251,48 @@ class TimeSeries(ResultViewer):
         cells = self.region_cells()
         return self._cached(("region", *self._region_key()), lambda: region_timeseries(
             self.predictions, self.observations, cells, self.region_name(), period=self.period_dates(),
-            period_name=self.period, width=900, height=300, store=self._store))
+            period_name=self.period, width=900, height=300, statistics=self.region_statistics(cells)))
+
+    def region_statistics(self, cells: np.ndarray) -> xr.Dataset:
+        """The region's daily statistics over the period (:func:`vegviz.evaluation.regions.region_statistics`).
+
+        With a series store, the region's other periods are then worked out in a background thread
+        (reading Zarr only, never the HDF5 grid), so that switching the period redraws without reading;
+        a new region cancels the prefetches not yet started."""
+        from ..evaluation.regions import region_statistics
+
+        def compute(name: str, grid: bool = True):
+            return region_statistics(self.predictions, self.observations, cells, self.periods[name],
+                                     store=self._store, grid=grid)
+
+        region = (self.result, *self._region_key())
+        for key, fut in list(self._stats.items()):
+            if key[:-1] != region and fut.cancel():
+                del self._stats[key]
+        stats = None
+        fut = self._stats.pop((*region, self.period), None)
+        if fut is not None and not fut.cancelled():
+            try:
+                stats = fut.result()  # waits for a prefetch under way
+            except Exception:  # e.g. not all in the store: computed here, from the grid
+                stats = None
+        if stats is None:
+            stats = compute(self.period)
+        self._stats[(*region, self.period)] = _done(stats)
+        if self._store is not None:
+            for name in self.param.period.objects:
+                if (*region, name) not in self._stats and name in self.periods:
+                    self._stats[(*region, name)] = self._pool().submit(compute, name, False)
+        while len(self._stats) > self._CACHE_KEEP:
+            self._stats.pop(next(iter(self._stats))).cancel()
+        return stats
+
+    def _pool(self):
+        if self._prefetch is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._prefetch = ThreadPoolExecutor(1, thread_name_prefix="vegviz-region-prefetch")
+        return self._prefetch
 
     def region_scores(self):
         """Per-cell scores of the models and references over the period, inside the region only."""

@@ -384,7 +384,7 @@ def vegetation_timeseries(predictions: xr.Dataset, observations: xr.Dataset,
 def region_timeseries(predictions: xr.Dataset, observations: xr.Dataset, cells, name: str, period="test", *,
                       models: Sequence[str] | None = None, spread=(25, 75),
                       references: Sequence[str] = (PROCESS,), period_name: str | None = None,
-                      width: int = 820, height: int = 320, store=None):
+                      width: int = 820, height: int = 320, store=None, statistics: xr.Dataset | None = None):
     """Mean LAI over a region's cells (a (lat, lon) selection, :mod:`vegviz.evaluation.regions`), models
     vs satellite.
 
@@ -392,7 +392,8 @@ def region_timeseries(predictions: xr.Dataset, observations: xr.Dataset, cells, 
     noiseless ``"truth"`` where present) is a daily curve of the mean over the
     cells, with a band between the ``spread`` percentiles across cells. The
     satellite composites are points: the mean over the cells observed that day.
-    The numbers are :func:`~vegviz.evaluation.regions.region_statistics`' (``store``: its series store).
+    The numbers are :func:`~vegviz.evaluation.regions.region_statistics`' (``store``: its series store;
+    ``statistics``: those numbers, already computed for these arguments).
     ``period_name`` names a (start, end) ``period`` in the title (e.g. "test 2009-2016").
     The legend sits right of the plot, so no season hides behind it.
     """
@@ -400,8 +401,8 @@ def region_timeseries(predictions: xr.Dataset, observations: xr.Dataset, cells, 
 
     if not np.asarray(cells, bool).any():
         raise ValueError(f"the region {name!r} holds no basin cell. Fix: choose a larger region")
-    stats = region_statistics(predictions, observations, cells, period, models=models, references=references,
-                              spread=spread, store=store)
+    stats = statistics if statistics is not None else region_statistics(
+        predictions, observations, cells, period, models=models, references=references, spread=spread, store=store)
     drawn = [v for v in stats.data_vars if stats[v].attrs["kind"] != "observed"]
     elements = []
     for label in drawn:

@@ -159,7 +159,7 @@ def _vegetation_of(observations: xr.Dataset, sel: np.ndarray) -> int | None:
 
 def region_statistics(predictions: xr.Dataset, observations: xr.Dataset, cells, period="test", *,
                       models: Sequence[str] | None = None, references: Sequence[str] = ("process",),
-                      spread: Sequence[float] = (25, 75), store=None) -> xr.Dataset:
+                      spread: Sequence[float] = (25, 75), store=None, grid: bool = True) -> xr.Dataset:
     """Daily statistics of the region's cells (a (lat, lon) selection) over ``period``, per series.
 
     One variable per series, dims (``statistic``, ``time``) with ``statistic`` = mean, lo, hi (the
@@ -168,7 +168,8 @@ def region_statistics(predictions: xr.Dataset, observations: xr.Dataset, cells, 
     ``references`` where present ("reference"), then the satellite composites ``"satellite"``
     ("observed": the mean over the cells observed that day, NaN between composites; no spread).
     ``store``: a :class:`~vegviz.evaluation.series_store.SeriesStore` of these data, read instead
-    of the grid (the same values, much faster for long periods).
+    of the grid (the same values, much faster for long periods). ``grid=False``: a ValueError instead
+    of reading a series from the grid (a background thread must not: HDF5 is not thread-safe).
     """
     from .periods import select_period
     from .scoring import model_variables
@@ -192,7 +193,8 @@ def region_statistics(predictions: xr.Dataset, observations: xr.Dataset, cells, 
 
     flat = np.flatnonzero(sel.ravel())
     index = store.cells(observations, sel) if store is not None else None
-    code = _vegetation_of(observations, sel) if index is not None and tuple(spread) == SPREAD else None
+    # (not in a background thread: the land cover may be read from an HDF5 file)
+    code = _vegetation_of(observations, sel) if index is not None and tuple(spread) == SPREAD and grid else None
 
     def one(entry) -> xr.DataArray:
         label, kind, var, source = entry
@@ -209,6 +211,8 @@ def region_statistics(predictions: xr.Dataset, observations: xr.Dataset, cells, 
             else:
                 stats = cell_statistics(store, var, index, days, wanted)
         if stats is None:
+            if not grid:
+                raise ValueError(f"{var!r} of this region and period is not in the series store")
             x = da.transpose("time", "lat", "lon").values.reshape(times.size, -1)[:, flat]
             stats = day_statistics(x, wanted)
         nan = np.full(times.size, np.nan, np.float32)

@@ -42,7 +42,15 @@ CELL_CHUNK, CHUNK_DAYS = 128, 1461
 SPREAD = (25, 75)
 #: bytes of source data read at once while building (rows of the grid over every day)
 BLOCK_BYTES = 256 << 20
-FORMAT = 1
+FORMAT = 2
+
+
+def _compressor():
+    """Blosc LZ4 with byte shuffling: model LAI barely compresses (~1.3x with any codec), so the codec that
+    decodes fastest wins (3-4 GB/s here against Zstandard's 1.1 GB/s): a region's years are read in full."""
+    from zarr.codecs import BloscCodec
+
+    return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
@@ -209,7 +217,6 @@ def build_series_store(predictions: xr.Dataset, observations: xr.Dataset, path, 
     memory does not grow with the domain), writes the basin cells' series, then the vegetation types'
     daily statistics; all under a temporary name, renamed into place at the end.
     """
-    from ..data.virtual.store import COMPRESSOR
     from ..io import building_path, remove_abandoned_builds, replace_directory
 
     path = Path(path)
@@ -234,7 +241,7 @@ def build_series_store(predictions: xr.Dataset, observations: xr.Dataset, path, 
     template.attrs = {"title": f"daily series of the basin cells of {predictions.attrs.get('title', 'a result')}",
                       "source_key": key, "grid_lat": nlat, "grid_lon": nlon,
                       "synthetic": int(bool(int(observations.attrs.get("synthetic", 0) or 0)))}
-    encoding = {v: {"chunks": chunks, "_FillValue": np.float32(np.nan), "compressors": (COMPRESSOR,)} for v in names}
+    encoding = {v: {"chunks": chunks, "_FillValue": np.float32(np.nan), "compressors": (_compressor(),)} for v in names}
     encoding["time"] = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int32"}
 
     path.parent.mkdir(parents=True, exist_ok=True)
