@@ -280,13 +280,16 @@ def _vegetation_statistics(store: SeriesStore, observations: xr.Dataset, ii, jj,
     names = lai_variables(store.data)
     out = {f"{v}_{s}": np.full((codes.size, store.data.sizes["time"]), np.nan, np.float32)
            for v in names for s in ("mean", "lo", "hi")}
-    for k, code in enumerate(codes):
-        cells = np.flatnonzero(lc == code)
-        for v in names:
-            spread = SPREAD if store.data[v].attrs["series_kind"] != "observed" else None
-            st = cell_statistics(store, v, cells, slice(None), spread, block_bytes)
-            for s in st:
-                out[f"{v}_{s}"][k] = st[s]
+    nt = store.data.sizes["time"]
+    step = max(1, int(block_bytes // max(1, 4 * lc.size)))
+    for v in names:  # each variable read once, every cell, in blocks of days
+        spread = SPREAD if store.data[v].attrs["series_kind"] != "observed" else None
+        for d0 in range(0, nt, step):
+            days = slice(d0, min(nt, d0 + step))
+            x = store.read(v, slice(None), days).T  # (days, cells)
+            for k, code in enumerate(codes):
+                for stat, values in day_statistics(np.ascontiguousarray(x[:, lc == code]), spread).items():
+                    out[f"{v}_{stat}"][k, days] = values
     ds = xr.Dataset({name: (("vegetation", "time"), a) for name, a in out.items()},
                     coords={"vegetation": codes.astype(np.int16), "time": store.data["time"].values})
     ds.attrs["spread"] = list(SPREAD)
