@@ -181,3 +181,42 @@ def test_a_pfafstetter_sub_basin_is_a_region_of_the_time_series_tab(runs_dir):
     b = {x.label: x for x in t.downloads()}["Region NetCDF"]
     b.callback()
     assert b.filename.startswith("tiny_sub-basin-4-tributary-joining-at-") and b.filename.endswith(f"_{t.period}.nc")
+
+
+def test_the_redrawn_plots_take_the_new_datas_axis_ranges(runs_dir):
+    """The region's and the cell's plots are updated in place: their axes must follow each new frame."""
+    from bokeh.document import Document
+    from bokeh.models import Plot
+
+    t = TimeSeries()
+    root = pn.panel(t).get_root(Document())
+
+    def plot(prefix):
+        return next(p for p in root.select({"type": Plot}) if p.title and p.title.text.startswith(prefix))
+
+    def top(el):
+        return max(float(np.nanmax(c.dimension_values(d))) for c in el.traverse(lambda x: x, [hv.Curve, hv.Area])
+                   for d in c.vdims)
+
+    types = t.param.vegetation.objects
+    peaks = {}
+    for veg in types:  # the type whose series peaks highest, drawn after the first one
+        t.vegetation = veg
+        peaks[veg] = top(t.region_element())
+    high = max(peaks, key=peaks.get)
+    t.vegetation = min(peaks, key=peaks.get)
+    t.vegetation = high
+    y = plot(high).y_range
+    assert y.end >= peaks[high] > y.start  # the highest band and curve are inside the drawn range
+    ii, jj = np.nonzero(t._mask)
+    for k in (len(ii) // 5, len(ii) // 2):  # two cells; the second one's range, not the first's
+        t.param.update(lat=float(t._lat[ii[k]]), lon=float(t._lon[jj[k]]))
+    cell = t.cell_element()
+    lai = [c for c in cell.traverse(lambda x: x, [hv.Curve])]
+    lo = min(float(np.nanmin(c.dimension_values("LAI"))) for c in lai)
+    hi = max(float(np.nanmax(c.dimension_values("LAI"))) for c in lai)
+    y = plot("cell ").y_range
+    assert y.start <= lo and y.end >= hi and (y.end - y.start) < 2 * (hi - lo) + 0.5
+    t.period = "validation"  # the time axis follows the period
+    start = np.datetime64(t.period_dates()[0], "D")
+    assert abs(np.datetime64(plot("cell ").x_range.start, "D") - start) < np.timedelta64(40, "D")

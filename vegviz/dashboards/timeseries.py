@@ -409,8 +409,7 @@ class TimeSeries(ResultViewer):
             stream = hv.streams.Params(self, list(REGION_PARAMS))
             series = hv.DynamicMap(partial(self._panel, ("region", 0), self._region_alert), streams=[stream])
             skill = hv.DynamicMap(partial(self._panel, ("region", 1), self._region_alert), streams=[stream])
-            return pn.Column(self._region_alert, pn.pane.HoloViews(series.opts(framewise=True)),
-                             pn.pane.HoloViews(skill.opts(framewise=True), linked_axes=False))
+            return pn.Column(self._region_alert, pn.pane.HoloViews(series), pn.pane.HoloViews(skill, linked_axes=False))
 
         return self._safe(build, "the region's series")
 
@@ -423,8 +422,8 @@ class TimeSeries(ResultViewer):
             self._cell_alert.visible = False
             self._last_drawn = {k: v for k, v in self._last_drawn.items() if k[0] != "cell"}
             stream = hv.streams.Params(self, ["lat", "lon", "period"])
-            maps = [hv.DynamicMap(partial(self._panel, ("cell", k), self._cell_alert), streams=[stream]).opts(
-                framewise=True) for k in range(n)]
+            maps = [hv.DynamicMap(partial(self._panel, ("cell", k), self._cell_alert), streams=[stream])
+                    for k in range(n)]
             return pn.Column(self._cell_alert, stacked_panes(*maps))
 
         return self._safe(build, "the cell's series")
@@ -451,6 +450,9 @@ class TimeSeries(ResultViewer):
             return self._last_drawn.get(key, hv.Overlay([hv.Curve([])]))
         if key[1] == 0:
             alert.visible = False
+        # each frame sets its own axis ranges (a new cell, region or period has others); on the elements:
+        # an overlay's or a DynamicMap's framewise does not reach them
+        el.traverse(lambda e: e.opts(framewise=True), [hv.Element])
         self._last_drawn[key] = el
         return el
 
