@@ -323,9 +323,9 @@ def bench_during_training(result: str, n: int) -> None:
 def _settle(obj) -> None:
     """Wait for what a component works out in the background after a redraw (the Time series tab's
     prefetch of a region's other periods): a user reads a plot before the next click."""
-    from concurrent.futures import wait
-
-    wait([f for f in getattr(obj, "_stats", {}).values() if not f.cancelled()])
+    for job in list(getattr(obj, "_stats", {}).values()):
+        if job.future is not None:
+            job.future.result()
 
 
 def _switch(obj, **change) -> float:

@@ -103,8 +103,13 @@ def test_a_box_or_polygon_drawn_on_the_map_becomes_the_region(runs_dir):
     assert list(t.drawn) == ["polygon"] and 0 < t.region_cells().sum() < n_box
     assert t.region_name() == "drawn polygon (3 vertices)"
     # the picker outlines the region
-    outline = t._picker_frame(lat=t.lat, lon=t.lon)
-    assert outline.get(0).label == "drawn polygon (3 vertices)"
+    outline = t._picker_frame(lat=t.lat, lon=t.lon).get(0)
+    assert set(outline.dimension_values("region")) == {"drawn polygon (3 vertices)"}  # its name on hover
+    cells = t.region_cells()
+    lon_c, lat_c = np.meshgrid(t._lon, t._lat)
+    (x0, x1), (y0, y1) = outline.range("lon"), outline.range("lat")  # the outline runs along the cells' edges
+    assert np.isclose(x0, lon_c[cells].min() - 0.0625) and np.isclose(x1, lon_c[cells].max() + 0.0625)
+    assert np.isclose(y0, lat_c[cells].min() - 0.0625) and np.isclose(y1, lat_c[cells].max() + 0.0625)
     # a box outside the basin: the view says so, and the page stays usable
     t.box_stream.event(bounds=(-130.0, 10.0, -129.0, 11.0))
     assert t._region_alert.visible and "holds no basin cell" in t._region_alert.object

@@ -17,7 +17,9 @@ redraws in well under a second on the full 36-year basin.
 """
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
+from concurrent.futures import Future
 from functools import partial
 
 import holoviews as hv
@@ -41,12 +43,50 @@ DRAW_HINT = ("Draw a region on the land-cover map: a box with the box-select too
              "polygon tool (click its corners, double-click the last).")
 
 
-def _done(value):
-    from concurrent.futures import Future
+class _Prefetch:
+    """Work for a background thread that starts ``DELAY`` s after it was asked for, so that the switch
+    asking for it draws first (two cores: it would slow that switch). Claimed before it started, it
+    never runs and :meth:`result` is None (the caller computes); once started, :meth:`result` waits."""
 
-    fut = Future()
-    fut.set_result(value)
-    return fut
+    DELAY = 0.5
+
+    def __init__(self, pool, work):
+        self._lock, self._claimed, self._started = threading.Lock(), threading.Event(), False
+        self.future = pool.submit(self._run, work) if pool is not None else None
+
+    @classmethod
+    def done(cls, value):
+        job = cls(None, None)
+        job.future = Future()
+        job.future.set_result(value)
+        job._started = True
+        return job
+
+    def _run(self, work):
+        if self._claimed.wait(self.DELAY):
+            return None
+        with self._lock:
+            if self._claimed.is_set():
+                return None
+            self._started = True
+        return work()
+
+    def claim(self) -> bool:
+        """Stop it if it has not started (True); False when it runs or ran."""
+        with self._lock:
+            if self._started:
+                return False
+            self._claimed.set()
+            return True
+
+    def result(self):
+        """Its value; None when it never ran (claimed now if not started) or failed."""
+        if self.claim():
+            return None
+        try:
+            return self.future.result()
+        except Exception:  # e.g. a series not in the store: the caller computes it from the grid
+            return None
 
 
 class _Hint(ValueError):
@@ -133,8 +173,8 @@ class TimeSeries(ResultViewer):
             updates["lat"], updates["lon"] = self._central_cell(self._veg_codes[veg])
         self.param.update(**updates)
         self._elements.clear()
-        for fut in self._stats.values():
-            fut.cancel()
+        for job in self._stats.values():
+            job.claim()
         self._stats.clear()
         self._store = series_store(self.predictions, self.observations)  # built once per result: seconds
         self.picker_pane.object = self.picker()
@@ -263,7 +303,7 @@ class TimeSeries(ResultViewer):
 
         With a series store, the region's other periods are then worked out in a background thread
         (reading Zarr only, never the HDF5 grid), so that switching the period redraws without reading;
-        a new region cancels the prefetches not yet started."""
+        it starts once this switch has drawn, and a new region cancels what has not started."""
         from ..evaluation.regions import region_statistics
 
         def compute(name: str, grid: bool = True):
@@ -271,25 +311,20 @@ class TimeSeries(ResultViewer):
                                      store=self._store, grid=grid)
 
         region = (self.result, *self._region_key())
-        for key, fut in list(self._stats.items()):
-            if key[:-1] != region and fut.cancel():
+        for key, job in list(self._stats.items()):
+            if key[:-1] != region and job.claim():
                 del self._stats[key]
-        stats = None
-        fut = self._stats.pop((*region, self.period), None)
-        if fut is not None and not fut.cancelled():
-            try:
-                stats = fut.result()  # waits for a prefetch under way
-            except Exception:  # e.g. not all in the store: computed here, from the grid
-                stats = None
+        job = self._stats.pop((*region, self.period), None)
+        stats = job.result() if job is not None else None  # None: not started (then dropped) or failed
         if stats is None:
             stats = compute(self.period)
-        self._stats[(*region, self.period)] = _done(stats)
+        self._stats[(*region, self.period)] = _Prefetch.done(stats)
         if self._store is not None:
             for name in self.param.period.objects:
                 if (*region, name) not in self._stats and name in self.periods:
-                    self._stats[(*region, name)] = self._pool().submit(compute, name, False)
+                    self._stats[(*region, name)] = _Prefetch(self._pool(), partial(compute, name, False))
         while len(self._stats) > self._CACHE_KEEP:
-            self._stats.pop(next(iter(self._stats))).cancel()
+            self._stats.pop(next(iter(self._stats))).claim()
         return stats
 
     def _pool(self):
@@ -341,16 +376,22 @@ class TimeSeries(ResultViewer):
 
     # --------------------------------------------------------------- the cell picker
     def _picker_frame(self, lat=None, lon=None, **_region):
-        """The region's cells outlined, and a cross on the chosen cell."""
-        from ..basemap import basin_outline
+        """The region's cells outlined (its name on hover), and a cross on the chosen cell.
+
+        One NaN-separated line with a fixed label: a new label would make HoloViews build a new plot
+        for it, and a Path of many rings costs it ~0.4 s to split, at every region change."""
+        from ..basemap import mask_rings
+        from .base import _joined, _lines
 
         try:
             sel = self.region_cells()
             name = self.region_name()
         except ValueError:  # nothing drawn yet
             sel, name = np.zeros_like(self._mask), "no region"
-        static = xr.Dataset({"sel": (("lat", "lon"), sel.astype("int8"))}, coords={"lat": self._lat, "lon": self._lon})
-        outline = basin_outline(static, "sel", color="red", line_width=2).relabel(name)
+        rings = mask_rings(sel.astype("int8"), self._lat, self._lon)
+        merged = _joined([{"lon": r[:, 0], "lat": r[:, 1]} for r in rings])
+        outline = _lines([{**merged, "region": name}], "region", "region", color="red", line_width=2,
+                         tools=["hover"])
         pts = [] if lat is None or lon is None else [(lon, lat)]
         cross = hv.Points(pts, kdims=["lon", "lat"]).opts(marker="x", size=14, color="black", line_width=3)
         return outline * cross
