@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from functools import partial
 from pathlib import Path
+
+import holoviews as hv
 
 import numpy as np
 import pandas as pd
@@ -33,6 +36,8 @@ __all__ = ["ALL_TYPES", "Skill", "cached_scores"]
 ALL_TYPES = "all types"
 #: the name of the notice over the map that names the models below the climatology baseline
 BASELINE_ALERT = "below-climatology"
+#: what the map and the density follow (the boxplots all but the model)
+MAP_PARAMS = ("period", "metric", "model", "vegetation")
 _SCORES: OrderedDict[tuple, xr.Dataset] = OrderedDict()
 _SCORES_LOCK = threading.Lock()
 _SCORES_KEEP = 8
@@ -108,6 +113,21 @@ def _saved_scores(path, period_name: str, period, predictions: xr.Dataset) -> xr
         return None
 
 
+def _alerts() -> tuple[pn.pane.Alert, pn.pane.Alert]:
+    """The notice of models below the climatology baseline, and the alert of a plot that failed (both hidden)."""
+    return (pn.pane.Alert("", alert_type="info", name=BASELINE_ALERT, visible=False, sizing_mode="stretch_width",
+                          margin=(0, 10)),
+            pn.pane.Alert("", alert_type="warning", visible=False, sizing_mode="stretch_width"))
+
+
+def _colorbar_title(plot, element):
+    """Bokeh hook: the colour bar's title follows the frame's ``clabel`` (an updated plot keeps its first)."""
+    bar = plot.handles.get("colorbar")
+    label = plot.lookup_options(element, "plot").options.get("clabel")
+    if bar is not None and label:
+        bar.title = label
+
+
 class Skill(ResultViewer):
     """Per-cell skill of a result's models: map and density (a), boxplots per vegetation type (b), medians.
 
@@ -126,7 +146,11 @@ class Skill(ResultViewer):
     def __init__(self, **params):
         self._veg_codes: dict[str, int] = {}
         self._table: tuple[xr.Dataset, pd.DataFrame] | None = None
+        self._parts: tuple[tuple, list] | None = None  # the map and the density of one state
+        self._last_drawn: dict[str, object] = {}
+        self._baseline, self._plot_alert = _alerts()
         super().__init__(**params)
+        self.param.watch(self._update_baseline, "period")  # a new result: view_map builds its own
 
     def _prepare(self):
         obs = self.observations
@@ -231,30 +255,66 @@ class Skill(ResultViewer):
 
         return below_baseline(self.table())
 
-    def _baseline_alert(self):
-        """A warning naming the models below the climatology baseline (None when every model beats it)."""
+    def _update_baseline(self, *_):
+        """The notice naming the models below the climatology baseline over the chosen period (hidden when
+        every model beats it). "info", not "warning": a finding about the models, not a failure of the page."""
         from ..evaluation import baseline_warning
 
-        text = baseline_warning(self.table())
-        # "info", not "warning": a finding about the models, not a failure of the page (those are warnings)
-        return pn.pane.Alert(f"**{self.period.capitalize()} period.** {text}", alert_type="info", name=BASELINE_ALERT,
-                             sizing_mode="stretch_width", margin=(0, 10)) if text else None
+        try:
+            text = baseline_warning(self.table()) if self.ready else None
+        except Exception:  # the plots' alert names the error
+            text = None
+        self._baseline.param.update(object=f"**{self.period.capitalize()} period.** {text}" if text else "",
+                                    visible=bool(text))
 
-    @param.depends("_loaded", "period", "metric", "model", "vegetation")
+    def _frame(self, which: str, **_):
+        """One plot of the tab for the current controls: "map", "density" or "boxplots". On an error the
+        last drawn one stays, under an alert naming the error."""
+        try:
+            if which == "boxplots":
+                el = self.boxplots()
+            else:
+                key = (self.result, self.period, self.metric, self.model, self.vegetation)
+                if self._parts is None or self._parts[0] != key:  # one computation for the map and the density
+                    self._parts = (key, list(self.map_and_density()))
+                el = self._parts[1][0 if which == "map" else 1]
+        except Exception as e:
+            self._plot_alert.param.update(object=f"Could not draw the skill {which}: {type(e).__name__}: {e}",
+                                          visible=True)
+            return self._last_drawn.get(which, hv.Overlay([hv.Curve([])]))
+        if which == "map":
+            self._plot_alert.visible = False
+        # each frame its own axis and colour ranges: an overlay's framewise does not reach its elements
+        el.traverse(lambda e: e.opts(framewise=True), [hv.Element])
+        el.traverse(lambda e: e.opts(hooks=[_colorbar_title]), [hv.Image])
+        self._last_drawn[which] = el
+        return el
+
+    @param.depends("_loaded")
     def view_map(self):
-        # one pane per plot, not the hv.Layout: Bokeh collapses a grid of figures that
-        # shares a nested page with other plots. Unlinked: Panel would tie the density's
-        # NSE axis to the boxplots' NSE axis.
+        """The skill map and the density, updated in place when a control changes (DynamicMaps: redrawing
+        them anew cost most of a switch). One pane per plot, not the hv.Layout: Bokeh collapses a grid of
+        figures that shares a nested page with other plots. Unlinked: Panel would tie the density's NSE
+        axis to the boxplots' NSE axis."""
         def build():
-            row = pn.Row(*(pn.pane.HoloViews(el, linked_axes=False) for el in self.map_and_density()))
-            alert = self._baseline_alert()
-            return pn.Column(alert, row) if alert is not None else row
+            self._last_drawn, self._parts = {}, None
+            self._baseline, self._plot_alert = _alerts()  # new panes for a new page part
+            self._update_baseline()
+            stream = hv.streams.Params(self, list(MAP_PARAMS))
+            panes = [pn.pane.HoloViews(hv.DynamicMap(partial(self._frame, which), streams=[stream]),
+                                       linked_axes=False) for which in ("map", "density")]
+            return pn.Column(self._baseline, self._plot_alert, pn.Row(*panes))
 
         return self._safe(build, "the skill map")
 
-    @param.depends("_loaded", "period", "metric", "vegetation")
+    @param.depends("_loaded")
     def view_boxplots(self):
-        return self._safe(lambda: pn.pane.HoloViews(self.boxplots(), linked_axes=False), "the boxplots")
+        def build():
+            stream = hv.streams.Params(self, [p for p in MAP_PARAMS if p != "model"])
+            return pn.pane.HoloViews(hv.DynamicMap(partial(self._frame, "boxplots"), streams=[stream]),
+                                     linked_axes=False)
+
+        return self._safe(build, "the boxplots")
 
     @param.depends("_loaded", "period")
     def view_table(self):
