@@ -759,10 +759,11 @@ def prepare_dashboards(exp: Experiment, observations: xr.Dataset, *, done=(), lo
     from .evaluation.series_store import open_series_store
 
     t0 = time.perf_counter()
+    pred = exp.predictions
     for period in ("train", "validation", "test"):
         if period not in done and getattr(exp.config.periods, period, None) is not None:
-            score_period(exp.predictions, observations, exp.config, period, exp.path)
-    store = open_series_store(exp.predictions, observations)
+            score_period(pred, observations, exp.config, period, exp.path)
+    store = open_series_store(pred, observations)
     if store is not None:
         log(f"prepared the dashboards' scores and series store ({time.perf_counter() - t0:.0f} s)")
 

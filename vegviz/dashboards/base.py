@@ -223,6 +223,31 @@ def series_store(predictions: xr.Dataset, observations: xr.Dataset, *, build: bo
         return None
 
 
+class Hint(ValueError):
+    """Not an error: what to do before a view can be drawn (shown as an info alert, not a warning)."""
+
+
+def frame_or_last(build, key, drawn: dict, alert: pn.pane.Alert, what: str, *, clears_alert: bool = True):
+    """One frame of a plot that is updated in place (a DynamicMap's callback): ``build()``'s element, with
+    its own axis and colour ranges; on an error the last one drawn under ``key`` in ``drawn`` stays, under
+    ``alert`` naming the error (or, for a :class:`Hint`, saying what to do). ``clears_alert``: a frame
+    drawn without error hides the alert (the first plot of those sharing it)."""
+    try:
+        el = build()
+    except Exception as e:
+        hint = isinstance(e, Hint)
+        alert.param.update(object=str(e) if hint else f"Could not draw {what}: {type(e).__name__}: {e}",
+                           alert_type="info" if hint else "warning", visible=True)
+        return drawn.get(key, hv.Overlay([hv.Curve([])]))
+    if clears_alert:
+        alert.visible = False
+    # on the elements: an overlay's or a DynamicMap's framewise does not reach them, and a new cell,
+    # region, period or metric kept the first frame's ranges
+    el.traverse(lambda e: e.opts(framewise=True), [hv.Element])
+    drawn[key] = el
+    return el
+
+
 def stacked_panes(*elements) -> pn.Column:
     """HoloViews elements (or layouts, flattened) as a column of panes, one per plot, their time axes linked.
 

@@ -29,7 +29,7 @@ import xarray as xr
 from bokeh.models.widgets.tables import NumberFormatter
 
 from . import sources
-from .base import ResultViewer, _round_up, dominant_vegetation
+from .base import ResultViewer, _round_up, dominant_vegetation, frame_or_last
 
 __all__ = ["ALL_TYPES", "Skill", "cached_scores"]
 
@@ -270,25 +270,18 @@ class Skill(ResultViewer):
     def _frame(self, which: str, **_):
         """One plot of the tab for the current controls: "map", "density" or "boxplots". On an error the
         last drawn one stays, under an alert naming the error."""
-        try:
+        def build():
             if which == "boxplots":
-                el = self.boxplots()
-            else:
-                key = (self.result, self.period, self.metric, self.model, self.vegetation)
-                if self._parts is None or self._parts[0] != key:  # one computation for the map and the density
-                    self._parts = (key, list(self.map_and_density()))
-                el = self._parts[1][0 if which == "map" else 1]
-        except Exception as e:
-            self._plot_alert.param.update(object=f"Could not draw the skill {which}: {type(e).__name__}: {e}",
-                                          visible=True)
-            return self._last_drawn.get(which, hv.Overlay([hv.Curve([])]))
-        if which == "map":
-            self._plot_alert.visible = False
-        # each frame its own axis and colour ranges: an overlay's framewise does not reach its elements
-        el.traverse(lambda e: e.opts(framewise=True), [hv.Element])
-        el.traverse(lambda e: e.opts(hooks=[_colorbar_title]), [hv.Image])
-        self._last_drawn[which] = el
-        return el
+                return self.boxplots()
+            key = (self.result, self.period, self.metric, self.model, self.vegetation)
+            if self._parts is None or self._parts[0] != key:  # one computation for the map and the density
+                self._parts = (key, list(self.map_and_density()))
+            el = self._parts[1][0 if which == "map" else 1]
+            el.traverse(lambda e: e.opts(hooks=[_colorbar_title]), [hv.Image])
+            return el
+
+        return frame_or_last(build, which, self._last_drawn, self._plot_alert, f"the skill {which}",
+                             clears_alert=which == "map")
 
     @param.depends("_loaded")
     def view_map(self):

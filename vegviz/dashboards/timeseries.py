@@ -30,7 +30,8 @@ import xarray as xr
 
 from ..basemap import map_axes
 from ..contract import IGBP_CLASSES, IGBP_COLORS
-from .base import ResultViewer, basemap_overlay, dominant_vegetation, series_store, stacked_panes
+from .base import (Hint, ResultViewer, basemap_overlay, dominant_vegetation, frame_or_last, series_store,
+                   stacked_panes)
 
 __all__ = ["TimeSeries"]
 
@@ -87,10 +88,6 @@ class _Prefetch:
             return self.future.result()
         except Exception:  # e.g. a series not in the store: the caller computes it from the grid
             return None
-
-
-class _Hint(ValueError):
-    """Not an error: what to do before a view can be drawn."""
 
 
 class TimeSeries(ResultViewer):
@@ -475,27 +472,15 @@ class TimeSeries(ResultViewer):
         if key[0] == "cell":
             return [self.cell_element(), *self.forcing_element()][key[1]]
         if self.region == DRAWN and not self.drawn:
-            raise _Hint(DRAW_HINT)
+            raise Hint(DRAW_HINT)
         return self.region_element() if key[1] == 0 else self.region_skill_element()
 
     def _panel(self, key: tuple, alert: pn.pane.Alert, **_):
         """A dynamic panel's element; on an error (or while a region is still to be drawn) the last drawn
         one stays, under an alert that names the error (or says how to draw)."""
-        try:
-            el = self._element(key)
-        except Exception as e:
-            hint = isinstance(e, _Hint)
-            what = "the region" if key[0] == "region" else "the cell's series"
-            alert.param.update(object=str(e) if hint else f"Could not draw {what}: {type(e).__name__}: {e}",
-                               alert_type="info" if hint else "warning", visible=True)
-            return self._last_drawn.get(key, hv.Overlay([hv.Curve([])]))
-        if key[1] == 0:
-            alert.visible = False
-        # each frame sets its own axis ranges (a new cell, region or period has others); on the elements:
-        # an overlay's or a DynamicMap's framewise does not reach them
-        el.traverse(lambda e: e.opts(framewise=True), [hv.Element])
-        self._last_drawn[key] = el
-        return el
+        what = "the region" if key[0] == "region" else "the cell's series"
+        return frame_or_last(lambda: self._element(key), key, self._last_drawn, alert, what,
+                             clears_alert=key[1] == 0)
 
     def cell_layout(self):
         """The chosen cell's LAI with its forcing under it (one layout: linked time axes)."""

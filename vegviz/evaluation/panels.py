@@ -26,7 +26,7 @@ from .. import bokeh_setup  # noqa: F401  (frame-sized plots: no W-1005 per sess
 from ..basemap import degrees, map_axes
 from ..contract import IGBP_CLASSES
 from .periods import period_label
-from .scoring import PROCESS, is_synthetic, model_variables
+from .scoring import PROCESS, checked_models, is_synthetic
 from .series import CELL_FORCINGS, SATELLITE, cell_series
 from .skill import metric_label
 from .summary import _landcover, _models, vegetation_groups
@@ -306,10 +306,7 @@ def _round_up(x: float, step: float = 0.5) -> float:
 
 
 def _check_prediction(predictions: xr.Dataset, model: str) -> xr.DataArray:
-    have = model_variables(predictions)
-    if model not in have:
-        raise ValueError(f"model {model!r} is not in the predictions; they hold {have}")
-    return predictions[model]
+    return predictions[checked_models(predictions, [model])[0]]
 
 
 def lai_map_comparison(predictions: xr.Dataset, observations: xr.Dataset, date, model: str, *,

@@ -172,7 +172,8 @@ def region_statistics(predictions: xr.Dataset, observations: xr.Dataset, cells, 
     of reading a series from the grid (a background thread must not: HDF5 is not thread-safe).
     """
     from .periods import select_period
-    from .scoring import model_variables
+    from .scoring import checked_models
+    from .series import REFERENCE_VARIABLES
     from .series_store import SPREAD, cell_statistics, day_statistics
 
     if not (len(spread) == 2 and 0 <= spread[0] < spread[1] <= 100):
@@ -180,13 +181,8 @@ def region_statistics(predictions: xr.Dataset, observations: xr.Dataset, cells, 
     sel = np.asarray(cells, bool)
     if not sel.any():
         raise ValueError("the region holds no basin cell. Fix: choose a larger region")
-    have = model_variables(predictions)
-    models = have if models is None else list(models)
-    for m in models:
-        if m not in have:
-            raise ValueError(f"model {m!r} is not in the predictions; they hold {have}")
-    entries = [(m, "model", m, predictions) for m in models]
-    for label, var in (("process", "lai_process"), ("truth", "lai_true")):
+    entries = [(m, "model", m, predictions) for m in checked_models(predictions, models)]
+    for label, var in REFERENCE_VARIABLES.items():
         if label in references and var in observations:
             entries.append((label, "reference", var, observations))
     entries.append(("satellite", "observed", "lai", observations))

@@ -26,6 +26,17 @@ def model_variables(predictions: xr.Dataset) -> list[str]:
             if set(da.dims) == {"time", "lat", "lon"} and da.attrs.get("ensemble") != "spread"]
 
 
+def checked_models(predictions: xr.Dataset, models=None) -> list[str]:
+    """``models`` (default: every model of ``predictions``), each checked to be one of its
+    :func:`model_variables`; a ValueError names the one that is not and what the predictions hold."""
+    have = model_variables(predictions)
+    models = have if models is None else list(models)
+    for m in models:
+        if m not in have:
+            raise ValueError(f"model {m!r} is not in the predictions; they hold {have}")
+    return models
+
+
 def is_synthetic(ds) -> bool:
     """True when a Dataset is labelled synthetic (``attrs['synthetic']`` 1, '1' or True)."""
     value = getattr(ds, "attrs", {}).get("synthetic", 0)
@@ -151,4 +162,5 @@ def score(predictions: xr.Dataset, observations: xr.Dataset, period="test",
     return out
 
 
-__all__ = ["PERIODS", "score", "model_variables", "is_synthetic", "PROCESS", "NOISE_CEILING", "CLIMATOLOGY"]
+__all__ = ["PERIODS", "score", "model_variables", "checked_models", "is_synthetic", "PROCESS", "NOISE_CEILING",
+           "CLIMATOLOGY"]

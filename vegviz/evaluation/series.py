@@ -25,6 +25,8 @@ __all__ = ["CELL_FORCINGS", "cell_at", "cell_series", "series_frame"]
 CELL_FORCINGS = ("precip", "tair", "tmin", "vpd", "swdown")
 SATELLITE = "satellite"
 TRUTH = "truth"
+#: the references drawn beside the models, by label: the process model and the noiseless synthetic truth
+REFERENCE_VARIABLES = {PROCESS: "lai_process", TRUTH: "lai_true"}
 
 
 def cell_at(observations: xr.Dataset, lat: float, lon: float) -> dict[str, float]:
@@ -78,7 +80,7 @@ def cell_series(predictions: xr.Dataset, observations: xr.Dataset, lat: float, l
     for m in models:
         out[m] = read(predictions, m, "the predictions").assign_attrs(lai, long_name=f"LAI simulated by {m}",
                                                                       kind="model")
-    for name, var in ((PROCESS, "lai_process"), (TRUTH, "lai_true")):
+    for name, var in REFERENCE_VARIABLES.items():
         if name in references and var in observations:
             out[name] = read(observations, var, "the observations").assign_attrs(
                 lai, long_name=VARIABLES[var].long_name, kind="reference")

@@ -52,6 +52,7 @@ def _compressor():
 
     return BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")
 
+
 _LOCKS: dict[str, threading.Lock] = {}
 _LOCKS_LOCK = threading.Lock()
 _OPEN: dict[str, tuple[str, SeriesStore]] = {}
@@ -73,9 +74,9 @@ def series_store_path(predictions: xr.Dataset) -> Path | None:
 
 def series_variables(predictions: xr.Dataset, observations: xr.Dataset) -> list[str]:
     """What a store holds: the models, the references and satellite LAI, then the forcing of a cell's panels."""
-    from .series import CELL_FORCINGS, _forcings
+    from .series import CELL_FORCINGS, REFERENCE_VARIABLES, _forcings
 
-    refs = [v for v in ("lai_process", "lai_true", "lai") if v in observations]
+    refs = [v for v in (*REFERENCE_VARIABLES.values(), "lai") if v in observations]
     return [*model_variables(predictions), *refs, *_forcings(observations, CELL_FORCINGS)]
 
 
@@ -204,9 +205,13 @@ def _basin_cells(observations: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _kind(name: str, predictions: xr.Dataset) -> str:
+    from .series import REFERENCE_VARIABLES
+
     if name in predictions.data_vars:
         return "model"
-    return {"lai_process": "reference", "lai_true": "reference", "lai": "observed"}.get(name, "forcing")
+    if name in REFERENCE_VARIABLES.values():
+        return "reference"
+    return "observed" if name == "lai" else "forcing"
 
 
 def build_series_store(predictions: xr.Dataset, observations: xr.Dataset, path, *, key: str | None = None,
