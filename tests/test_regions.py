@@ -169,6 +169,10 @@ def test_pfafstetter_sub_basins_follow_the_rivers(obs):
     np.testing.assert_array_equal(region_cells(obs, subbasin=4), u == 4)
     with pytest.raises(ValueError, match="1-9"):
         region_cells(obs, subbasin=12)
+    from vegviz.data.basin import pfafstetter_units
+
+    with pytest.raises(ValueError, match="needs an outlet"):
+        pfafstetter_units(obs["elevation"])
 
 
 def test_a_pfafstetter_sub_basin_is_a_region_of_the_time_series_tab(runs_dir):

@@ -60,7 +60,8 @@ def test_a_cells_series_from_the_store_equals_the_grids(tiny_experiment, data):
             assert list(fast.data_vars) == list(slow.data_vars)
             for v in fast.data_vars:
                 np.testing.assert_array_equal(fast[v].values, slow[v].values)
-                assert fast[v].attrs["units"] == slow[v].attrs["units"] and fast[v].attrs["kind"] == slow[v].attrs["kind"]
+                for attr in ("units", "kind"):
+                    assert fast[v].attrs[attr] == slow[v].attrs[attr]
             np.testing.assert_array_equal(fast["time"].values, slow["time"].values)
 
 
@@ -79,6 +80,9 @@ def test_region_statistics_from_the_store_equal_the_grids(tiny_experiment, data)
                 # the same float32 values through the same reductions: equal but for the one float32
                 # rounding of a float64 mean (any summation order: 1 ulp)
                 np.testing.assert_allclose(fast[v].values, slow[v].values, rtol=EPS32, atol=0, err_msg=name)
+    # a background thread must not read the HDF5 grid: without the store it is refused, naming why
+    with pytest.raises(ValueError, match="not in the series store"):
+        region_statistics(pred, obs, regions["band (read)"], tiny_experiment.config.periods.test, grid=False)
     # the stored spread is that of the cells: a float64 reference
     cells = regions["shrublands (stored)"]
     veg = store.vegetation.sel(vegetation=7)
